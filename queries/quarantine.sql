@@ -1,0 +1,10 @@
+-- quarantine: TRACE lines kept aside, with file, line number and reason.
+-- Parameters: :path  substring of the file path (NULL = all)
+SELECT sf.path    AS path,
+       q.line_no  AS line,
+       q.reason   AS reason,
+       q.text     AS text
+FROM quarantine q
+JOIN source_file sf ON sf.id = q.source_file_id
+WHERE CAST(:path AS TEXT) IS NULL OR sf.path LIKE '%' || CAST(:path AS TEXT) || '%'
+ORDER BY sf.path, q.line_no

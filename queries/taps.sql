@@ -1,0 +1,20 @@
+-- taps: the taps of one run in trace order, one row per value component.
+-- Parameters: :run_id
+SELECT t.id          AS tap_id,
+       t.seq         AS seq,
+       t.line_no     AS line,
+       t.channel     AS channel,
+       t.name        AS name,
+       t.loop_key    AS loop_key,
+       t.occurrence  AS occurrence,
+       t.unit        AS unit,
+       t.shape       AS shape,
+       v.idx         AS idx,
+       v.label       AS label,
+       v.text        AS text,
+       v.num         AS num,
+       v.kind        AS kind
+FROM tap t
+JOIN value v ON v.tap_id = t.id
+WHERE t.run_id = :run_id
+ORDER BY t.seq, v.idx

@@ -1,0 +1,168 @@
+"""Opening a warehouse: URL, engine settings, schema version, reflected tables.
+
+The schema is made only by the Alembic migrations in ``migrations/``; this
+module runs them and reflects the result, so there is one definition of every
+table.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import MetaData, Table, create_engine, event, inspect
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from .errors import TracedbError
+
+DEFAULT_URL = "sqlite:///tracedb.sqlite"
+ENV_URL = "TRACEDB_URL"
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def resource_dir(name: str) -> Path:
+    """``migrations`` or ``queries``: inside the installed wheel, else the checkout."""
+    packaged = _PACKAGE / f"_{name}"
+    if packaged.is_dir():
+        return packaged
+    checkout = _PACKAGE.parent / name
+    if checkout.is_dir():
+        return checkout
+    raise TracedbError(f"tracedb installation is missing its {name}/ directory")
+
+
+def resolve_url(url: str | None) -> str:
+    return url or os.environ.get(ENV_URL) or DEFAULT_URL
+
+
+def mask_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout = 60000")
+    cur.execute("PRAGMA journal_mode = WAL")
+    cur.execute("PRAGMA synchronous = NORMAL")
+    cur.execute("PRAGMA foreign_keys = ON")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise TracedbError(f"not a database URL: {url!r} (e.g. sqlite:///tracedb.sqlite, "
+                           "postgresql+psycopg://user@host/db)") from None
+    kwargs: dict = {}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            parent = Path(database).parent
+            if not parent.is_dir():
+                raise TracedbError(f"cannot create warehouse {database}: directory "
+                                   f"{parent} does not exist")
+        kwargs["connect_args"] = {"timeout": 60}
+    try:
+        engine = create_engine(url, **kwargs)
+    except (NoSuchModuleError, ImportError) as exc:
+        hint = " (pip install 'tracedb[postgres]')" if "postgres" in url else ""
+        raise TracedbError(f"no driver for {mask_url(url)}: {exc}{hint}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # Let SQLAlchemy, not pysqlite, manage transactions so that BEGIN is
+        # emitted explicitly (BEGIN IMMEDIATE for writers, see Warehouse.write).
+        @event.listens_for(engine, "connect")
+        def _no_autobegin(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):
+            mode = conn.get_execution_options().get("sqlite_begin", "BEGIN")
+            conn.exec_driver_sql(mode)
+    return engine
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+def _alembic_config(connection):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resource_dir("migrations")))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+@cache
+def _script():
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resource_dir("migrations")))
+    return ScriptDirectory.from_config(cfg)
+
+
+def head_revision() -> str:
+    head = _script().get_current_head()
+    assert head is not None
+    return head
+
+
+def known_revisions() -> tuple[str, ...]:
+    return tuple(s.revision for s in _script().walk_revisions())
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Bring the warehouse to ``revision``; returns (before, after)."""
+    from alembic import command
+
+    before = current_revision(engine)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), revision)
+    return before, current_revision(engine) or ""
+
+
+def ensure_schema(engine: Engine, url: str) -> None:
+    """Create a new warehouse at head; refuse one at an older or unknown revision."""
+    try:
+        rev = current_revision(engine)
+    except OperationalError as exc:
+        raise TracedbError(f"cannot open warehouse {mask_url(url)}: "
+                           f"{str(exc.orig).strip().splitlines()[0]}") from None
+    head = head_revision()
+    if rev == head:
+        return
+    if rev is None:
+        tables = set(inspect(engine).get_table_names())
+        if tables & {"bundle", "tap", "run"}:
+            raise TracedbError(f"{mask_url(url)} has tracedb-like tables but no schema "
+                               "version; it was not made by tracedb")
+        upgrade(engine)
+        return
+    if rev in known_revisions():
+        raise TracedbError(f"warehouse {mask_url(url)} is at schema revision {rev}, older "
+                           f"than this tracedb ({head}); run `tracedb db upgrade`")
+    raise TracedbError(f"warehouse {mask_url(url)} is at schema revision {rev}, unknown to "
+                       f"this tracedb (head {head}); it was written by a newer tracedb")
+
+
+def reflect(engine: Engine) -> dict[str, Table]:
+    md = MetaData()
+    md.reflect(bind=engine)
+    return dict(md.tables)

@@ -1,0 +1,426 @@
+"""Pure parsing: trace text -> tap records.
+
+Nothing here touches the database or the file system. ``parse_line`` turns one
+line into zero or more :class:`Tap` records (or a pixel marker, or a reason for
+quarantine); ``parse_text`` does that for a whole file and keeps line numbers.
+
+A TRACE line is a line whose first non-blank characters are ``TRACE_``. The
+shapes seen in real nanoBragg traces are documented in PRODUCT.md; each has one
+small function below.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+PARSER_VERSION = "1"
+
+#: Lines longer than this are quarantined instead of parsed (a runaway print).
+MAX_LINE_CHARS = 65536
+
+TRACE_LINE = re.compile(r"^[ \t]*TRACE_")
+_PREFIX = re.compile(r"TRACE_[A-Za-z0-9_]+")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
+_KV_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)=(.*)\Z", re.S)
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\Z")
+_SPECIAL = {
+    "nan": "nan", "+nan": "nan", "-nan": "nan",
+    "inf": "inf", "+inf": "inf", "infinity": "inf", "+infinity": "inf",
+    "-inf": "-inf", "-infinity": "-inf",
+}
+_LABELLED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):(\S+)\Z")
+_SOURCE_INDEX = re.compile(r"(\d+)\s*:\s*(.*)\Z", re.S)
+_GRID = re.compile(r"\[([-+\d,\s]+)\]\s*=\s*(.*)\Z", re.S)
+_STAMP = re.compile(r"\d{8}T\d{6}Z")
+
+# "tracing pixel (spixel=236, fpixel=398)" (TRACE_CONFIG), the PyTorch CLI's
+# "Tracing pixel (slow=158, fast=147)", the trace script's "=== PyTorch Pixel
+# Trace for (1792, 2048) ===" and "Target pixel: (1792, 2048)" (plain stdout)
+# all name the traced pixel as (slow, fast).
+_PIXEL_SENTENCE = re.compile(
+    r"tracing\s+pixel\s*\(\s*(?:spixel|slow)\s*=\s*(\d+)\s*,\s*(?:fpixel|fast)\s*=\s*(\d+)\s*\)"
+    r"|(?:pixel\s+trace\s+for|target\s+pixel:?)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)",
+    re.I,
+)
+
+
+def _sentence_pixel(m: re.Match) -> tuple[int, int]:
+    g = m.groups()
+    return (int(g[0]), int(g[1])) if g[0] is not None else (int(g[2]), int(g[3]))
+
+#: Keys of key=value records that index a loop rather than name a quantity.
+INDEX_KEYS = frozenset({"phi_tic", "mos_tic", "source_tic", "thick_tic", "subpixel",
+                        "source", "mos", "phi", "thick", "tic"})
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """One component of a tap value, as written and as read."""
+
+    text: str
+    kind: str  # "num", "nan", "inf", "-inf" or "text"
+    num: float | None = None
+    label: str | None = None
+    digits: int | None = None  # significant digits as written (numbers only)
+    half_ulp: float | None = None  # half a unit in the last significant digit
+
+
+@dataclass(slots=True)
+class Tap:
+    side: str | None  # "c", "py" or None when the prefix does not say
+    channel: str  # prefix with TRACE_ and the side removed: "", "PHI", "TAP5" ...
+    name: str
+    loop_key: str  # "" or e.g. "phi_tic=3", "0", "[0,0,1]"
+    shape: str  # scalar, vector, labelled, matrix, list, tuple, text, free_text
+    components: list[Component]
+
+
+@dataclass(slots=True)
+class Line:
+    """What one TRACE line said."""
+
+    line_no: int
+    side: str | None = None
+    taps: list[Tap] = field(default_factory=list)
+    pixel: tuple[int, int] | None = None
+    quarantine: str | None = None
+
+
+@dataclass(slots=True)
+class ParsedText:
+    lines: list[Line]  # one per TRACE line, in file order
+    trace_lines: int
+    markers: list[tuple[int, tuple[int, int]]]  # pixel markers outside TRACE lines
+    warnings: list[str]  # "line N: message"
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def _precision(text: str) -> tuple[int | None, float | None]:
+    """Significant digits as written and half a unit in the last one.
+
+    A number is read as having at least 6 significant digits (C's %g drops
+    trailing zeros); an exact zero carries no precision (half_ulp 0).
+    """
+    try:
+        d = Decimal(text)
+    except InvalidOperation:
+        return None, None
+    if d.is_zero():
+        return 0, 0.0
+    t = d.as_tuple()
+    digits = len(t.digits)
+    return digits, 0.5 * 10.0 ** (d.adjusted() - (max(digits, 6) - 1))
+
+
+def number(text: str) -> Component | None:
+    """Read one numeric token, or None when it is not a number."""
+    special = _SPECIAL.get(text.lower())
+    if special is not None:
+        return Component(text=text, kind=special, num=None)
+    if _NUMBER.match(text):
+        value = float(text)
+        if value != value or value in (float("inf"), float("-inf")):  # overflow "1e999"
+            return Component(text=text, kind="inf" if value > 0 else "-inf")
+        digits, half_ulp = _precision(text)
+        return Component(text=text, kind="num", num=value, digits=digits, half_ulp=half_ulp)
+    return None
+
+
+def _labelled(label: str, comp: Component) -> Component:
+    return Component(text=comp.text, kind=comp.kind, num=comp.num, label=label,
+                     digits=comp.digits, half_ulp=comp.half_ulp)
+
+
+def parse_value(text: str) -> tuple[str, list[Component]] | None:
+    """Read the value part of a tap: numbers, labelled numbers, a matrix or a string."""
+    text = text.strip()
+    if not text:
+        return None
+    if (text[0], text[-1]) in (("[", "]"), ("(", ")")) and len(text) >= 2:
+        inner = text[1:-1]
+        parts = [p for p in re.split(r"[;,\s]+", inner) if p]
+        comps = [number(p) for p in parts]
+        if parts and all(c is not None for c in comps):
+            shape = "matrix" if ";" in inner else ("tuple" if text[0] == "(" else "list")
+            return shape, comps  # type: ignore[return-value]
+    tokens = text.split()
+    comps = [number(t) for t in tokens]
+    if all(c is not None for c in comps):
+        return ("scalar" if len(comps) == 1 else "vector"), comps  # type: ignore[return-value]
+    labelled = [_LABELLED.match(t) for t in tokens]
+    if all(m is not None for m in labelled):
+        out = []
+        for m in labelled:
+            c = number(m.group(2))  # type: ignore[union-attr]
+            if c is None:
+                break
+            out.append(_labelled(m.group(1), c))  # type: ignore[union-attr]
+        else:
+            return "labelled", out
+    return "text", [Component(text=text, kind="text")]
+
+
+# --------------------------------------------------------------------------- lines
+
+
+def split_prefix(prefix: str) -> tuple[str | None, str]:
+    """TRACE_C_PHI -> ("c", "PHI"); TRACE_PY -> ("py", ""); TRACE_CONFIG -> (None, "CONFIG")."""
+    rest = prefix[len("TRACE_"):]
+    head, _, tail = rest.partition("_")
+    side = {"C": "c", "PY": "py"}.get(head.upper())
+    if side is None:
+        return None, rest
+    return side, tail
+
+
+def _pixel_of(values: list[str]) -> tuple[int, int] | None:
+    if len(values) == 1 and values[0].startswith("(") and values[0].endswith(")"):
+        values = [v for v in re.split(r"[,\s]+", values[0][1:-1]) if v]
+    if len(values) == 2 and all(v.isdigit() for v in values):
+        return int(values[0]), int(values[1])
+    return None
+
+
+def _index_text(values: list[str]) -> str:
+    joined = " ".join(values)
+    if joined.startswith("(") and joined.endswith(")"):
+        joined = joined[1:-1]
+    return ",".join(p for p in re.split(r"[,\s]+", joined) if p)
+
+
+def _record(line: Line, side, channel, loop_key, groups) -> None:
+    """Several named quantities on one line (key=value or key value records)."""
+    index = []
+    for key, vals in groups:
+        if key == "pixel":
+            pix = _pixel_of(vals)
+            if pix is not None:
+                line.pixel = pix
+                continue
+        if key in INDEX_KEYS or key.endswith("_tic"):
+            index.append(f"{key}={_index_text(vals)}")
+    key_text = ";".join(([loop_key] if loop_key else []) + index)
+    for key, vals in groups:
+        if key == "pixel" and line.pixel is not None:
+            continue
+        if key in INDEX_KEYS or key.endswith("_tic"):
+            continue
+        parsed = parse_value(" ".join(vals))
+        if parsed is None:
+            line.quarantine = f"record key '{key}' has no value"
+            line.taps.clear()
+            return
+        line.taps.append(Tap(side, channel, key, key_text, parsed[0], parsed[1]))
+
+
+def _kv_groups(tokens: list[str]) -> list[tuple[str, list[str]]] | None:
+    groups: list[tuple[str, list[str]]] = []
+    for tok in tokens:
+        m = _KV_TOKEN.match(tok)
+        if m:
+            groups.append((m.group(1), [m.group(2)] if m.group(2) else []))
+        elif groups:
+            groups[-1][1].append(tok)
+        else:
+            return None
+    return groups
+
+
+def _spaced_groups(tokens: list[str]) -> list[tuple[str, list[str]]] | None:
+    """``pixel 2048 2048 subpixel 1 1 h -7.9`` -> [(pixel, [..]), (subpixel, [..]), (h, [..])].
+
+    Only when every word is followed by at least one number; otherwise None.
+    """
+    groups: list[tuple[str, list[str]]] = []
+    for tok in tokens:
+        if number(tok) is not None:
+            if not groups:
+                return None
+            groups[-1][1].append(tok)
+        elif _IDENT.match(tok):
+            groups.append((tok, []))
+        else:
+            return None
+    if len(groups) < 2 or any(not vals for _, vals in groups):
+        return None
+    return groups
+
+
+def parse_line(text: str, line_no: int = 0) -> Line:
+    """Parse one TRACE line (the caller has checked it starts with TRACE_)."""
+    line = Line(line_no=line_no)
+    if len(text) > MAX_LINE_CHARS:
+        line.quarantine = f"line longer than {MAX_LINE_CHARS} characters ({len(text)})"
+        return line
+    stripped = text.strip()
+    m = _PREFIX.match(stripped)
+    if m is None:
+        line.quarantine = "no TRACE_ prefix"
+        return line
+    side, channel = split_prefix(m.group(0))
+    line.side = side
+    rest = stripped[m.end():]
+    if rest.startswith("=") or (rest and rest[0] not in ": \t"):
+        line.quarantine = "shell environment assignment or malformed prefix, not a tap"
+        return line
+    body = rest.lstrip(": \t").strip()
+    if not body:
+        # A bare prefix (TRACE_PY_TRICUBIC_GRID_START) marks an event in the trace.
+        line.taps.append(Tap(side, channel, "event", "", "event",
+                             [Component(text=m.group(0), kind="text")]))
+        return line
+
+    sentence = _PIXEL_SENTENCE.search(body)
+    if sentence:
+        line.pixel = _sentence_pixel(sentence)
+        return line
+
+    loop_key = ""
+    src = _SOURCE_INDEX.match(body)
+    if src:  # TRACE_PY_SOURCE 0: wavelength_angstroms 0.97
+        loop_key, body = src.group(1), src.group(2).strip()
+        if not body:
+            line.quarantine = "indexed TRACE line without a tap"
+            return line
+
+    grid = _GRID.match(body)
+    if grid:  # TRACE_PY_TRICUBIC: [0,0,1]=147.1
+        parsed = parse_value(grid.group(2))
+        if parsed is None:
+            line.quarantine = "grid entry without a value"
+            return line
+        idx = "[" + ",".join(p.strip() for p in grid.group(1).split(",")) + "]"
+        key = ";".join(k for k in (loop_key, idx) if k)
+        line.taps.append(Tap(side, channel, (channel or "value").lower(), key, *parsed))
+        return line
+
+    tokens = body.split()
+    first = tokens[0]
+    kv = _KV_TOKEN.match(first)
+    if kv:
+        groups = _kv_groups(tokens)
+        if groups is not None and len(groups) > 1:
+            _record(line, side, channel, loop_key, groups)
+            return line
+        name = kv.group(1)
+        value_text = body[body.index("=") + 1:]
+        if name == "pixel" and _pixel_of(value_text.split()):
+            line.pixel = _pixel_of(value_text.split())
+            return line
+        parsed = parse_value(value_text)
+        if parsed is None:
+            line.quarantine = f"tap '{name}' has no value"
+            return line
+        line.taps.append(Tap(side, channel, name, loop_key, *parsed))
+        return line
+
+    if _IDENT.match(first):
+        values = tokens[1:]
+        if not values:
+            line.quarantine = f"tap '{first}' has no value"
+            return line
+        groups = _spaced_groups(tokens)
+        if groups is not None:
+            _record(line, side, channel, loop_key, groups)
+            return line
+        if first == "pixel" and _pixel_of(values):
+            line.pixel = _pixel_of(values)
+            return line
+        value_text = body[len(first):]
+        parsed = parse_value(value_text)
+        line.taps.append(Tap(side, channel, first, loop_key, *parsed))  # type: ignore[misc]
+        return line
+
+    # No name: a bare value (TRACE_PY_TRICUBIC_L_COORDS: [-1.0, 0.0]) or free text.
+    parsed = parse_value(body)
+    assert parsed is not None
+    if parsed[0] != "text":
+        line.taps.append(Tap(side, channel, (channel or "value").lower(), loop_key, *parsed))
+    else:
+        line.taps.append(Tap(side, channel, "text", loop_key, "free_text", parsed[1]))
+    return line
+
+
+def parse_text(text: str) -> ParsedText:
+    """Parse a whole file's text. Line numbers are 1-based, as editors show them."""
+    lines: list[Line] = []
+    markers: list[tuple[int, tuple[int, int]]] = []
+    warnings: list[str] = []
+    trace_lines = 0
+    for no, raw in enumerate(split_lines(text), start=1):
+        if TRACE_LINE.match(raw):
+            trace_lines += 1
+            parsed = parse_line(raw, no)
+            if parsed.quarantine and len(raw) > MAX_LINE_CHARS:
+                warnings.append(f"line {no}: {parsed.quarantine}; kept in quarantine")
+            lines.append(parsed)
+        elif "ixel" in raw:
+            m = _PIXEL_SENTENCE.search(raw)
+            if m:
+                markers.append((no, _sentence_pixel(m)))
+    return ParsedText(lines=lines, trace_lines=trace_lines, markers=markers, warnings=warnings)
+
+
+def split_lines(text: str) -> list[str]:
+    """Split on newlines only (CRLF tolerated), so numbers match what editors show."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+_ANY_TRACE = re.compile(r"^[ \t]*TRACE_", re.M)
+
+
+def is_trace_text(text: str) -> bool:
+    return _ANY_TRACE.search(text) is not None
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def stamp_in(text: str) -> str | None:
+    """The last YYYYMMDDTHHMMSSZ stamp in a path segment or string, if any."""
+    found = _STAMP.findall(text)
+    return found[-1] if found else None
+
+
+_ISO = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})[T ](\d{2}):?(\d{2}):?(\d{2})")
+
+
+def normalize_stamp(value: object) -> str | None:
+    """'20251010T055812Z' or '2025-10-08T06:22:40.75Z' -> 'YYYYMMDDTHHMMSSZ'."""
+    if not isinstance(value, str):
+        return None
+    m = _STAMP.search(value)
+    if m:
+        return m.group(0)
+    iso = _ISO.search(value)
+    if iso:
+        return "{}{}{}T{}{}{}Z".format(*iso.groups())
+    return None
+
+
+_PIXEL_NAME = re.compile(r"pixel_?(\d+)_(\d+)")
+
+
+def pixel_from_name(name: str) -> tuple[int, int] | None:
+    """pixel_1792_2048.log, c_trace_pixel_64_79.log -> (slow, fast)."""
+    m = _PIXEL_NAME.search(name)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def side_from_path(parts: list[str]) -> str | None:
+    """c_traces/..., py_traces/..., trace_py_*.log, c_trace.txt -> side, deepest part first."""
+    for part in reversed(parts):
+        low = part.lower()
+        tokens = re.split(r"[^a-z0-9]+", low)
+        has_c = "c" in tokens
+        has_py = "py" in tokens or "pytorch" in tokens or "torch" in tokens
+        if has_c != has_py:
+            return "c" if has_c else "py"
+    return None
