@@ -233,14 +233,22 @@ class Loader:
 
     @staticmethod
     def decode(data: bytes, display: str, notes: list[Note]) -> tuple[str, str]:
+        encoding = "utf-8"
         try:
-            return data.decode("utf-8"), "utf-8"
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = data[:exc.start].count(b"\n") + 1
             notes.append(Note(display, f"invalid UTF-8 at byte {exc.start}; undecodable "
                                        "bytes replaced (raw file kept)", line,
                               level="warning"))
-            return data.decode("utf-8", errors="replace"), "utf-8 (invalid bytes replaced)"
+            text, encoding = data.decode("utf-8", errors="replace"), \
+                "utf-8 (invalid bytes replaced)"
+        if "\0" in text:  # no SQL text type stores NUL; the raw file keeps it
+            line = text[:text.index("\0")].count("\n") + 1
+            notes.append(Note(display, "NUL character(s) replaced (raw file kept)", line,
+                              level="warning"))
+            text, encoding = text.replace("\0", "\ufffd"), encoding + ", NUL replaced"
+        return text, encoding
 
     # -- one bundle --------------------------------------------------------------
     def load_bundle(self, conn: Connection, plan: BundlePlan, stats: Stats,
