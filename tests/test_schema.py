@@ -68,8 +68,8 @@ def test_foreign_keys_are_enforced(url):
     wh = tracedb.connect(url)
     with pytest.raises(Exception), wh.engine.begin() as conn:  # noqa: B017, PT011
         conn.execute(text("INSERT INTO tap (run_id, seq, line_no, channel, name, loop_key, "
-                          "occurrence, shape, n_components) "
-                          "VALUES (424242, 1, 1, '', 'x', '', 1, 'scalar', 1)"))
+                          "occurrence, shape, n_components, value_text) "
+                          "VALUES (424242, 1, 1, '', 'x', '', 1, 'scalar', 1, '1')"))
 
 
 def test_wheel_in_fresh_virtualenv_creates_and_ingests(tmp_path):

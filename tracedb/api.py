@@ -225,6 +225,298 @@ class Warehouse:
     def quarantine(self, path: str | None = None):
         return self.query("quarantine", path=path)
 
+    # -- comparisons ---------------------------------------------------------------
+    def _comparison_set(self, pairs: list[tuple[int, int, int, int, str]], rtol: float,
+                        atol: float, description: str) -> int:
+        """Create (or reuse) the comparison set for (grp, ordinal, ref, cand, pairing) rows."""
+        import hashlib
+
+        from .load import insert_ignore
+
+        if rtol < 0 or atol < 0:
+            raise TracedbError("--rtol and --atol must be >= 0")
+        key = hashlib.sha256(json.dumps(
+            {"rtol": repr(float(rtol)), "atol": repr(float(atol)),
+             "pairs": [list(p[:4]) for p in pairs]}).encode()).hexdigest()
+        t_set, t_cmp = self.tables["comparison_set"], self.tables["comparison"]
+        with self.write() as conn, conn.begin():
+            existing = conn.execute(select(t_set.c.id).where(t_set.c.request_key == key)
+                                    ).scalar()
+            if existing is not None:
+                return existing
+            insert_ignore(conn, t_set, [dict(request_key=key, rtol=float(rtol),
+                                             atol=float(atol), description=description,
+                                             created_at=utcnow())])
+            set_id = conn.execute(select(t_set.c.id).where(t_set.c.request_key == key)
+                                  ).scalar_one()
+            if not conn.execute(select(t_cmp.c.id).where(t_cmp.c.set_id == set_id)).first():
+                conn.execute(t_cmp.insert(), [dict(
+                    set_id=set_id, grp=g, ordinal=o, ref_run_id=r, cand_run_id=c, pairing=how)
+                    for g, o, r, c, how in pairs])
+            return set_id
+
+    def _pixel_runs(self, pixels):
+        runs = self.runs()
+        if pixels:
+            wanted = {tuple(p) for p in pixels}
+            runs = runs[[p is not None and tuple(p) in wanted for p in runs["pixel"]]]
+            if runs.empty:
+                raise TracedbError("no runs for pixel(s) " + ", ".join(
+                    f"{s},{f}" for s, f in sorted(wanted)))
+        return runs
+
+    def pair_runs(self, ref: str | None = None, cand: str | None = None,
+                  pixels: list[tuple[int, int]] | None = None) -> list[tuple]:
+        """Which runs to compare: [(grp, ordinal, ref_run, cand_run, pairing)].
+
+        Default: per pixel, the newest C run against the newest PyTorch run.
+        Explicit selectors must name one run per pixel; two single runs pair even
+        when their pixel is unknown.
+        """
+        from . import select as sel
+
+        runs = self._pixel_runs(pixels)
+        rsel = sel.parse_selector(ref) if ref else None
+        csel = sel.parse_selector(cand) if cand else None
+        rdf = sel.apply(runs, rsel) if rsel else runs[runs["side"] == "c"]
+        cdf = sel.apply(runs, csel) if csel else runs[runs["side"] == "py"]
+        if rdf.empty or cdf.empty:
+            which = "reference (C)" if rdf.empty else "candidate (PyTorch)"
+            raise TracedbError(f"no {which} runs to compare; load some or pass --ref/--cand")
+        if rsel and csel and len(rdf) == 1 and len(cdf) == 1:
+            r, c = rdf.iloc[0], cdf.iloc[0]
+            return [(0, 1, int(r["id"]), int(c["id"]), f"{rsel.text} vs {csel.text}")]
+        rby = sel.one_per_pixel(rdf, rsel, "ref")
+        cby = sel.one_per_pixel(cdf, csel, "cand")
+        common = [p for p in rby if p is not None and p in cby]
+        if not common:
+            def pix(d):
+                return ", ".join(f"{p[0]},{p[1]}" for p in d if p is not None) or "none"
+            raise TracedbError("no pixel has both a reference and a candidate run "
+                               f"(reference pixels: {pix(rby)}; candidate pixels: {pix(cby)})")
+        how = (f"{rsel.text if rsel else 'newest C run'} vs "
+               f"{csel.text if csel else 'newest PyTorch run'} of each pixel")
+        return [(i, 1, int(rby[p]["id"]), int(cby[p]["id"]), how)
+                for i, p in enumerate(sorted(common))]
+
+    def _summaries(self, set_id: int, strict: bool):
+        df = self.query("divergence", set_id=set_id, strict=int(strict))
+        df["pixel"] = [_pixel(r.ref_slow, r.ref_fast) or _pixel(r.cand_slow, r.cand_fast)
+                       for r in df.itertuples()]
+        df["status"] = ["nothing compared" if c == 0 else "diverged" if d > 0 else "match"
+                        for c, d in zip(df["compared"], df["diverged"], strict=True)]
+        df["first_unit_hint"] = [
+            unit_hint_text(r.ref_side, r.cand_side, r.first_hint_ref_unit,
+                           r.first_hint_cand_unit)
+            for r in df.itertuples()]
+        return df
+
+    def diverge(self, ref: str | None = None, cand: str | None = None,
+                pixels: list[tuple[int, int]] | None = None, rtol: float = 1e-12,
+                atol: float = 0.0, strict: bool = False):
+        """First divergence per pixel pair; one row per pair (a pandas DataFrame)."""
+        pairs = self.pair_runs(ref, cand, pixels)
+        set_id = self._comparison_set(pairs, rtol, atol, "diverge")
+        df = self._summaries(set_id, strict)
+        df.attrs.update(set_id=set_id, rtol=rtol, atol=atol, strict=strict)
+        return df
+
+    def diff(self, set_id: int, strict: bool = False):
+        """Every tap of every comparison in a set, side by side, with statuses."""
+        df = self.query("tap_diff", set_id=set_id, strict=int(strict))
+        sides = self.query("divergence", set_id=set_id, strict=int(strict))[
+            ["comparison_id", "ref_side", "cand_side"]]
+        df = df.merge(sides, on="comparison_id", how="left")
+        df["unit_hint"] = [unit_hint_text(r.ref_side, r.cand_side, r.hint_ref_unit,
+                                          r.hint_cand_unit) for r in df.itertuples()]
+        return df
+
+    def diff_runs(self, run_a: int, run_b: int, rtol: float = 1e-12, atol: float = 0.0,
+                  strict: bool = False):
+        """Two runs side by side: every tap with its status (``taps RUN --diff RUN``)."""
+        self.run(run_a)
+        self.run(run_b)
+        set_id = self._comparison_set([(0, 1, run_a, run_b, "run vs run")], rtol, atol, "diff")
+        return self.diff(set_id, strict)
+
+    def timeline(self, pixel: tuple[int, int], ref: str | None = None,
+                 cand: str | None = None, rtol: float = 1e-12, atol: float = 0.0,
+                 strict: bool = False):
+        """A fixed reference run against each candidate run of one pixel, in stamp order.
+
+        Returns (summaries, changes): the first divergence and counts per candidate,
+        and the taps fixed or newly diverged since the previous candidate.
+        """
+        from . import select as sel
+
+        runs = self._pixel_runs([pixel])
+        rsel = sel.parse_selector(ref) if ref else None
+        rdf = sel.apply(runs, rsel) if rsel else runs[runs["side"] == "c"]
+        if rdf.empty:
+            raise TracedbError(f"no C run of pixel {pixel[0]},{pixel[1]}; pass --ref")
+        if rsel and len(rdf) > 1:
+            raise TracedbError(f"--ref {rsel.text!r} matches {len(rdf)} runs of pixel "
+                               f"{pixel[0]},{pixel[1]}; narrow it. Candidates: "
+                               f"{sel.candidates_text(rdf)}")
+        r = sel.newest(rdf)
+        other = "py" if r["side"] == "c" else "c"
+        csel = sel.parse_selector(cand) if cand else None
+        cdf = sel.apply(runs, csel) if csel else runs[runs["side"] == other]
+        cdf = cdf[cdf["id"] != r["id"]]
+        unstamped = cdf[cdf["stamp"].isna()]
+        cdf = cdf[cdf["stamp"].notna()]
+        if cdf.empty:
+            raise TracedbError(f"no candidate runs with a stamp for pixel {pixel[0]},{pixel[1]}"
+                               + (f" ({len(unstamped)} without a stamp)" if len(unstamped)
+                                  else ""))
+        cdf = cdf.sort_values(["stamp", "id"])
+        pairs = [(0, i, int(r["id"]), int(c), "timeline")
+                 for i, c in enumerate(cdf["id"], start=1)]
+        set_id = self._comparison_set(pairs, rtol, atol, "timeline")
+        summaries = self._summaries(set_id, strict)
+        changes = self.query("tap_changes", set_id=set_id, strict=int(strict))
+        summaries.attrs.update(set_id=set_id, rtol=rtol, atol=atol, strict=strict,
+                               unstamped=[int(i) for i in unstamped["id"]])
+        return summaries, changes
+
+    def regress(self, base: str, head: str, ref: str | None = None,
+                pixels: list[tuple[int, int]] | None = None, rtol: float = 1e-12,
+                atol: float = 0.0, strict: bool = False):
+        """Per pixel: taps that matched at base and diverge at head, and the reverse.
+
+        Returns (summaries, changes) like :meth:`timeline`; ordinal 1 is base, 2 head.
+        """
+        from . import select as sel
+
+        runs = self._pixel_runs(pixels)
+        rsel = sel.parse_selector(ref) if ref else None
+        rby = sel.one_per_pixel(sel.apply(runs, rsel) if rsel else runs[runs["side"] == "c"],
+                                rsel, "ref")
+        bsel, hsel = sel.parse_selector(base), sel.parse_selector(head)
+        bby = sel.one_per_pixel(sel.apply(runs, bsel), bsel, "base")
+        hby = sel.one_per_pixel(sel.apply(runs, hsel), hsel, "head")
+        common = sorted(p for p in rby if p is not None and p in bby and p in hby)
+        if not common:
+            raise TracedbError("no pixel has a reference, a base and a head run")
+        pairs = []
+        for g, p in enumerate(common):
+            pairs.append((g, 1, int(rby[p]["id"]), int(bby[p]["id"]), "base"))
+            pairs.append((g, 2, int(rby[p]["id"]), int(hby[p]["id"]), "head"))
+        set_id = self._comparison_set(pairs, rtol, atol, "regress")
+        summaries = self._summaries(set_id, strict)
+        changes = self.query("tap_changes", set_id=set_id, strict=int(strict))
+        summaries.attrs.update(set_id=set_id, rtol=rtol, atol=atol, strict=strict)
+        return summaries, changes
+
+    # -- user data: aliases and accepted divergences ------------------------------------
+    def add_alias(self, name: str, canonical: str, channel: str = "*",
+                  note: str | None = None) -> None:
+        """Pair taps named ``name`` with taps named ``canonical``."""
+        t = self.tables["tap_alias"]
+        with self.write() as conn, conn.begin():
+            conn.execute(t.delete().where((t.c.name == name) & (t.c.channel == channel)))
+            conn.execute(t.insert(), dict(name=name, canonical=canonical, channel=channel,
+                                          note=note))
+
+    def accept(self, name: str, reason: str, channel: str = "*",
+               loop_key: str | None = None, run_id: int | None = None) -> int:
+        """Record a known, accepted divergence of tap ``name`` (optionally for one run)."""
+        if not reason.strip():
+            raise TracedbError("an accepted divergence needs a reason")
+        if run_id is not None:
+            self.run(run_id)
+        t = self.tables["accepted_divergence"]
+        with self.write() as conn, conn.begin():
+            return conn.execute(t.insert().returning(t.c.id), dict(
+                name=name, reason=reason, channel=channel, loop_key=loop_key, run_id=run_id,
+                created_at=utcnow())).scalar_one()
+
+    # -- ad-hoc SQL --------------------------------------------------------------------
+    def sql(self, statement: str):
+        """Run one read-only statement; writes and extension loading are refused."""
+        import pandas as pd
+
+        stmt = _read_only_statement(statement)
+        conn = self.engine.connect()
+        try:
+            if self.engine.dialect.name == "sqlite":
+                raw = conn.connection.dbapi_connection
+                raw.set_authorizer(_sqlite_read_only_authorizer)
+                try:
+                    result = conn.exec_driver_sql(stmt)
+                    rows, cols = result.fetchall(), list(result.keys())
+                finally:
+                    raw.set_authorizer(None)
+                    conn.rollback()
+            else:
+                with conn.begin():
+                    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    result = conn.exec_driver_sql(stmt)
+                    rows, cols = (result.fetchall(), list(result.keys())) \
+                        if result.returns_rows else ([], [])
+                    conn.rollback()
+        except Exception as exc:
+            from sqlalchemy.exc import DBAPIError
+
+            if isinstance(exc, DBAPIError):
+                first = str(exc.orig).strip().splitlines()
+                raise TracedbError(f"sql refused or failed: {first[0] if first else exc}"
+                                   ) from None
+            raise
+        finally:
+            conn.close()
+        return pd.DataFrame(rows, columns=cols)
+
+
+SIDE_LABEL = {"c": "C", "py": "PyTorch"}
+
+
+def _pixel(slow, fast) -> list[int] | None:
+    if slow is None or slow != slow:
+        return None
+    return [int(slow), int(fast)]
+
+
+def unit_hint_text(ref_side, cand_side, ref_unit, cand_unit) -> str | None:
+    """'m^-1 vs A^-1 (C appears to use m^-1, PyTorch A^-1)' from a unit-hint row."""
+    if not isinstance(ref_unit, str) or not isinstance(cand_unit, str):
+        return None
+    rl = SIDE_LABEL.get(ref_side, "reference")
+    cl = SIDE_LABEL.get(cand_side, "candidate")
+    if rl == cl:
+        rl, cl = f"reference {rl}", f"candidate {cl}"
+    return f"{ref_unit} vs {cand_unit} ({rl} appears to use {ref_unit}, {cl} {cand_unit})"
+
+
+_READ_KEYWORDS = ("select", "with", "values", "explain", "table")
+
+
+def _read_only_statement(statement: str) -> str:
+    import re
+
+    stmt = statement.strip().rstrip(";").strip()
+    body = re.sub(r"--[^\n]*|/\*.*?\*/", " ", stmt, flags=re.S).strip().lower()
+    if not body:
+        raise TracedbError("empty SQL statement")
+    if ";" in body:
+        raise TracedbError("tracedb sql runs one statement at a time")
+    if body.split(None, 1)[0] not in _READ_KEYWORDS:
+        raise TracedbError("tracedb sql is read-only: only SELECT, WITH, VALUES, EXPLAIN "
+                           "and TABLE statements run")
+    return stmt
+
+
+def _sqlite_read_only_authorizer(action, arg1, arg2, dbname, source):
+    import sqlite3
+
+    allowed = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE}
+    if action in allowed:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_FUNCTION:
+        return sqlite3.SQLITE_DENY if arg2 and arg2.lower() == "load_extension" \
+            else sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
 
 def connect(url: str | None = None) -> Warehouse:
     """Open (creating at the current schema if new) the warehouse at ``url``.

@@ -38,6 +38,13 @@ class IngestFmt(StrEnum):
     json = "json"
 
 
+class ReportFmt(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    md = "md"
+
+
 class State:
     url: str | None = None
 
@@ -220,16 +227,45 @@ def runs(
 @app.command()
 def taps(
     run: Annotated[int, typer.Argument(help="run id (see `tracedb runs`)")],
+    diff: Annotated[int | None, typer.Option(
+        "--diff", metavar="RUN", help="show this run side by side with RUN, with statuses")
+    ] = None,
+    rtol: Annotated[float, typer.Option(help="relative tolerance (with --diff)")] = 1e-12,
+    atol: Annotated[float, typer.Option(help="absolute tolerance (with --diff)")] = 0.0,
+    strict: Annotated[bool, typer.Option(help="count print_precision as diverged")] = False,
     fmt: Annotated[Fmt, typer.Option("--format")] = Fmt.table,
 ) -> None:
-    """Show the taps of one run in trace order, values as written."""
+    """Show the taps of one run in trace order, values as written (or two runs, --diff)."""
     with _open() as wh:
+        if diff is not None:
+            df = wh.diff_runs(run, diff, rtol=rtol, atol=atol, strict=strict)
+            _emit_diff(df, fmt.value, f"run {run} (ref) vs run {diff} (cand), "
+                                      f"rtol={rtol:g} atol={atol:g}")
+            return
         df = wh.taps(run)
     cols = ["seq", "line", "channel", "name", "loop_key", "occurrence", "unit", "shape",
             "value"]
     if fmt == Fmt.json:
         cols = cols + ["components"]
     emit(df.to_dict("records"), cols, fmt.value)
+
+
+DIFF_COLUMNS = ["channel", "tap", "loop_key", "occurrence", "unit", "ref_line", "cand_line",
+                "ref_value", "cand_value", "status", "abs_delta", "rel_delta", "ratio",
+                "unit_hint", "accepted_reason"]
+
+
+def _emit_diff(df, fmt: str, title: str) -> None:
+    cols = DIFF_COLUMNS if fmt != "table" else ["tap", "loop_key", "ref_line", "cand_line",
+                                                 "ref_value", "cand_value", "status",
+                                                 "rel_delta", "ratio", "unit_hint"]
+    records = df.to_dict("records")
+    if fmt == "table":
+        for r in records:
+            for k in ("rel_delta", "ratio", "abs_delta"):
+                v = _jsonable(r.get(k))
+                r[k] = None if v is None else f"{v:.3g}"
+    emit(records, cols, "csv" if fmt == "md" else fmt, title=title)
 
 
 @app.command()
@@ -264,9 +300,330 @@ def demo(
     with _open() as wh:
         df = wh.runs(path=target.as_posix())
         typer.echo(f"warehouse: {wh.display_url}")
-    emit(df.to_dict("records"), ["id", "side", "stamp", "pixel", "taps", "path"], "table",
-         title="runs loaded from the example tree")
+        emit(df.to_dict("records"), ["id", "side", "stamp", "pixel", "taps", "path"],
+             "table", title="runs loaded from the example tree")
+        c_stamp = df[df["side"] == "c"]["stamp"].max()
+        py_stamp = df[df["side"] == "py"]["stamp"].max()
+        div = wh.diverge(ref=f"c@{c_stamp} path:{target.as_posix()}",
+                         cand=f"py@{py_stamp} path:{target.as_posix()}")
+    typer.echo("\nfirst divergences (the same as: tracedb diverge "
+               f"--ref 'c@{c_stamp}' --cand 'py@{py_stamp}'):")
+    _emit_divergences(div, "table")
     raise typer.Exit(code)
+
+
+# --------------------------------------------------------------------------- divergence
+
+RtolOpt = Annotated[float, typer.Option("--rtol", help="relative tolerance")]
+AtolOpt = Annotated[float, typer.Option("--atol", help="absolute tolerance")]
+StrictOpt = Annotated[bool, typer.Option("--strict",
+                                         help="count print_precision as diverged")]
+PixelOpt = Annotated[list[str] | None, typer.Option(
+    "--pixel", metavar="S,F", help="only this pixel (repeatable)")]
+
+
+def _pixels(values: list[str] | None) -> list[tuple[int, int]] | None:
+    return [p for p in (_pixel(v) for v in values) if p] if values else None
+
+
+def _fmt_num(v) -> str:
+    v = _jsonable(v)
+    return "" if v is None else f"{v:.6g}"
+
+
+def divergence_record(r: dict) -> dict:
+    """The documented JSON object for one compared pixel pair."""
+    first = None
+    if _jsonable(r.get("first_tap")) is not None:
+        first = {
+            "tap": r["first_tap"], "channel": r["first_channel"],
+            "loop_key": r["first_loop_key"], "occurrence": _jsonable(r["first_occurrence"]),
+            "unit": _jsonable(r["first_unit"]),
+            "ref_line": _jsonable(r["first_ref_line"]),
+            "cand_line": _jsonable(r["first_cand_line"]),
+            "ref_value": r["first_ref_value"], "cand_value": r["first_cand_value"],
+            "abs_delta": _jsonable(r["first_abs_delta"]),
+            "rel_delta": _jsonable(r["first_rel_delta"]),
+            "ratio": _jsonable(r["first_ratio"]),
+            "unit_hint": _jsonable(r["first_unit_hint"]),
+        }
+    out = {"pixel": r["pixel"], "status": r["status"]}
+    for k in ("ref_run", "cand_run", "ref_side", "cand_side", "ref_stamp", "cand_stamp",
+              "ref_path", "cand_path", "pairing", "rtol", "atol", "compared", "matched",
+              "diverged", "print_precision", "accepted", "missing_ref", "missing_cand"):
+        out[k] = _jsonable(r[k])
+    out["first"] = first
+    return out
+
+
+def _tolerance_line(df) -> str:
+    a = df.attrs
+    strict = ", strict (print_precision counts as diverged)" if a["strict"] else ""
+    return (f"tolerance: |a-b| <= atol + rtol*max(|a|,|b|), rtol={a['rtol']:g}, "
+            f"atol={a['atol']:g}{strict}")
+
+
+def _emit_divergences(df, fmt: str) -> None:
+    records = [divergence_record(r) for r in df.to_dict("records")]
+    if fmt == "json":
+        typer.echo(json.dumps(records, indent=2))
+        return
+    flat = []
+    for rec in records:
+        row = {k: v for k, v in rec.items() if k != "first"}
+        row["pixel"] = "?" if rec["pixel"] is None else f"{rec['pixel'][0]},{rec['pixel'][1]}"
+        f = rec["first"] or {}
+        for k in ("tap", "loop_key", "ref_line", "cand_line", "ref_value", "cand_value",
+                  "abs_delta", "rel_delta", "ratio", "unit_hint"):
+            row[f"first_{k}"] = f.get(k)
+        flat.append(row)
+    if fmt == "csv":
+        emit(flat, list(flat[0]) if flat else ["pixel"], "csv")
+        return
+    if fmt == "md":
+        typer.echo(f"{_tolerance_line(df)}\n")
+        typer.echo("| pixel | ref | cand | compared | diverged | print precision | missing "
+                   "(ref/cand) | first divergence | lines (ref/cand) | ref value | cand value "
+                   "| ratio | unit hint |")
+        typer.echo("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in flat:
+            first = r["first_tap"] or ("nothing compared" if r["compared"] == 0 else "none")
+            typer.echo(
+                f"| {r['pixel']} | run {r['ref_run']} {r['ref_side']}@{r['ref_stamp'] or '-'} "
+                f"| run {r['cand_run']} {r['cand_side']}@{r['cand_stamp'] or '-'} "
+                f"| {r['compared']} | {r['diverged']} | {r['print_precision']} "
+                f"| {r['missing_ref']}/{r['missing_cand']} | {first} "
+                f"| {r['first_ref_line'] or ''}/{r['first_cand_line'] or ''} "
+                f"| {r['first_ref_value'] or ''} | {r['first_cand_value'] or ''} "
+                f"| {_fmt_num(r['first_ratio'])} | {r['first_unit_hint'] or ''} |")
+        return
+    rows = []
+    for r in flat:
+        first = r["first_tap"] or ("NOTHING COMPARED" if r["compared"] == 0 else "-")
+        if r["first_loop_key"]:
+            first += f" [{r['first_loop_key']}]"
+        rows.append({
+            "pixel": r["pixel"], "ref": f"{r['ref_run']} {r['ref_side']}@{r['ref_stamp'] or '-'}",
+            "cand": f"{r['cand_run']} {r['cand_side']}@{r['cand_stamp'] or '-'}",
+            "compared": r["compared"], "diverged": r["diverged"],
+            "print prec.": r["print_precision"],
+            "missing r/c": f"{r['missing_ref']}/{r['missing_cand']}",
+            "first divergence": first,
+            "lines r/c": "" if not r["first_tap"] else
+            f"{r['first_ref_line']}/{r['first_cand_line']}",
+            "ratio": _fmt_num(r["first_ratio"]), "unit hint": r["first_unit_hint"] or "",
+        })
+    emit(rows, list(rows[0]) if rows else ["pixel"], "table", title=_tolerance_line(df))
+
+
+@app.command()
+def diverge(
+    ref: Annotated[str | None, typer.Option(help="reference run selector [default: newest C "
+                                                 "run of each pixel]")] = None,
+    cand: Annotated[str | None, typer.Option(help="candidate run selector [default: newest "
+                                                  "PyTorch run of each pixel]")] = None,
+    pixel: PixelOpt = None,
+    rtol: RtolOpt = 1e-12,
+    atol: AtolOpt = 0.0,
+    strict: StrictOpt = False,
+    fmt: Annotated[ReportFmt, typer.Option("--format")] = ReportFmt.table,
+    fail_on_divergence: Annotated[bool, typer.Option(
+        "--fail-on-divergence", help="exit 1 when any pixel diverges or nothing compared")
+    ] = False,
+) -> None:
+    """First divergence per pixel between reference and candidate runs.
+
+    Selectors: c, py, @STAMP (or a unique suffix), c@STAMP, path:SUBSTRING, run:ID,
+    combined with spaces or commas.
+    """
+    with _open() as wh:
+        df = wh.diverge(ref=ref, cand=cand, pixels=_pixels(pixel), rtol=rtol, atol=atol,
+                        strict=strict)
+    _emit_divergences(df, fmt.value)
+    if fail_on_divergence and any(s != "match" for s in df["status"]):
+        raise typer.Exit(1)
+
+
+def _emit_changes(changes, fmt: str, title: str) -> None:
+    cols = ["ordinal", "tap", "loop_key", "occurrence", "change", "before_status",
+            "after_status", "before_value", "after_value"]
+    emit(changes.to_dict("records"), cols, "csv" if fmt == "md" else fmt, title=title)
+
+
+@app.command()
+def timeline(
+    pixel: Annotated[str, typer.Option("--pixel", metavar="S,F", help="the pixel")],
+    ref: Annotated[str | None, typer.Option(help="reference run selector [default: newest C "
+                                                 "run of the pixel]")] = None,
+    cand: Annotated[str | None, typer.Option(help="candidate runs [default: every run of "
+                                                  "the other side]")] = None,
+    rtol: RtolOpt = 1e-12,
+    atol: AtolOpt = 0.0,
+    strict: StrictOpt = False,
+    fmt: Annotated[Fmt, typer.Option("--format")] = Fmt.table,
+) -> None:
+    """How one pixel's first divergence moved across candidate stamps (after each fix)."""
+    pix = _pixel(pixel)
+    assert pix is not None
+    with _open() as wh:
+        summaries, changes = wh.timeline(pix, ref=ref, cand=cand, rtol=rtol, atol=atol,
+                                         strict=strict)
+    fixed: dict = {}
+    broke: dict = {}
+    for c in changes.to_dict("records"):
+        (fixed if c["change"] == "fixed" else broke).setdefault(c["ordinal"], []).append(
+            c["tap"] + (f"[{c['loop_key']}]" if c["loop_key"] else ""))
+    records = []
+    for r in summaries.to_dict("records"):
+        rec = divergence_record(r)
+        rec["ordinal"] = int(r["ordinal"])
+        rec["fixed"] = fixed.get(r["ordinal"], [])
+        rec["newly_diverged"] = broke.get(r["ordinal"], [])
+        records.append(rec)
+    if fmt == Fmt.json:
+        typer.echo(json.dumps({"pixel": list(pix), "rtol": rtol, "atol": atol,
+                               "strict": strict, "unstamped_runs_left_out":
+                               summaries.attrs.get("unstamped", []), "timeline": records},
+                              indent=2))
+        return
+    rows = [{
+        "#": r["ordinal"], "cand": f"{r['cand_run']} {r['cand_side']}@{r['cand_stamp']}",
+        "path": r["cand_path"], "compared": r["compared"], "diverged": r["diverged"],
+        "first divergence": (r["first"] or {}).get("tap") or
+        ("NOTHING COMPARED" if r["compared"] == 0 else "-"),
+        "fixed since previous": ", ".join(r["fixed"]),
+        "newly diverged": ", ".join(r["newly_diverged"]),
+    } for r in records]
+    if fmt == Fmt.csv:
+        emit(rows, list(rows[0]), "csv")
+        return
+    ref_desc = (f"ref run {records[0]['ref_run']} {records[0]['ref_side']}@"
+                f"{records[0]['ref_stamp']}") if records else ""
+    emit(rows, list(rows[0]) if rows else ["#"], "table",
+         title=f"pixel {pix[0]},{pix[1]}: {ref_desc}; {_tolerance_line(summaries)}")
+    if summaries.attrs.get("unstamped"):
+        _err(f"note: {len(summaries.attrs['unstamped'])} candidate run(s) without a stamp left "
+             f"out: " + ", ".join(f"run:{i}" for i in summaries.attrs["unstamped"]))
+
+
+@app.command()
+def regress(
+    base: Annotated[str, typer.Option(help="candidate runs before (selector)")],
+    head: Annotated[str, typer.Option(help="candidate runs after (selector)")],
+    ref: Annotated[str | None, typer.Option(help="reference run selector [default: newest C "
+                                                 "run of each pixel]")] = None,
+    pixel: PixelOpt = None,
+    rtol: RtolOpt = 1e-12,
+    atol: AtolOpt = 0.0,
+    strict: StrictOpt = False,
+    fmt: Annotated[Fmt, typer.Option("--format")] = Fmt.table,
+) -> None:
+    """Taps that matched at BASE and diverge at HEAD (regressions), and the reverse (fixes)."""
+    with _open() as wh:
+        summaries, changes = wh.regress(base, head, ref=ref, pixels=_pixels(pixel),
+                                        rtol=rtol, atol=atol, strict=strict)
+    by_grp: dict = {}
+    for r in summaries.to_dict("records"):
+        by_grp.setdefault(r["grp"], {})[int(r["ordinal"])] = r
+    out = []
+    for grp, pair in sorted(by_grp.items()):
+        ch = changes[changes["grp"] == grp]
+        b, h = pair[1], pair[2]
+        out.append({
+            "pixel": b["pixel"], "ref_run": int(b["ref_run"]), "base_run": int(b["cand_run"]),
+            "head_run": int(h["cand_run"]), "base_stamp": _jsonable(b["cand_stamp"]),
+            "head_stamp": _jsonable(h["cand_stamp"]),
+            "base_first": _jsonable(b["first_tap"]), "head_first": _jsonable(h["first_tap"]),
+            "base_diverged": int(b["diverged"]), "head_diverged": int(h["diverged"]),
+            "regressions": [t for t, c in zip(ch["tap"], ch["change"], strict=True)
+                            if c == "broke"],
+            "fixes": [t for t, c in zip(ch["tap"], ch["change"], strict=True) if c == "fixed"],
+        })
+    if fmt == Fmt.json:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    rows = [{**o, "pixel": "?" if o["pixel"] is None else f"{o['pixel'][0]},{o['pixel'][1]}",
+             "regressions": ", ".join(o["regressions"]), "fixes": ", ".join(o["fixes"])}
+            for o in out]
+    emit(rows, list(rows[0]) if rows else ["pixel"], fmt.value,
+         title=_tolerance_line(summaries))
+
+
+def _param(value: str) -> tuple[str, object]:
+    key, sep, raw = value.partition("=")
+    if not sep or not key:
+        raise typer.BadParameter(f"expected k=v, got {value!r}")
+    v: object = raw
+    if raw == "":
+        v = None
+    else:
+        try:
+            v = int(raw)
+        except ValueError:
+            try:
+                v = float(raw)
+            except ValueError:
+                v = raw
+    return key, v
+
+
+@app.command()
+def query(
+    name: Annotated[str | None, typer.Argument(help="named query (queries/NAME.sql); "
+                                                    "omit to list them")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", metavar="K=V", help="bind a parameter (K= binds NULL)")] = None,
+    fmt: Annotated[Fmt, typer.Option("--format")] = Fmt.table,
+) -> None:
+    """Run a named query from queries/ with bound parameters."""
+    from .api import query_names
+
+    if name is None:
+        for n in query_names():
+            typer.echo(n)
+        return
+    params = dict(_param(p) for p in (param or []))
+    with _open() as wh:
+        df = wh.query(name, **params)
+    emit(df.to_dict("records"), list(df.columns), fmt.value)
+
+
+@app.command("sql")
+def sql_cmd(
+    statement: Annotated[str, typer.Argument(help="one read-only SQL statement")],
+    fmt: Annotated[Fmt, typer.Option("--format")] = Fmt.table,
+) -> None:
+    """Run read-only SQL against the warehouse (writes are refused)."""
+    with _open() as wh:
+        df = wh.sql(statement)
+    emit(df.to_dict("records"), list(df.columns), fmt.value)
+
+
+@app.command()
+def accept(
+    tap: Annotated[str, typer.Argument(help="tap name")],
+    reason: Annotated[str, typer.Option(help="why this divergence is accepted")],
+    channel: Annotated[str, typer.Option(help="channel (PHI, TAP5, ...); * = any")] = "*",
+    loop_key: Annotated[str | None, typer.Option(help="only this loop index")] = None,
+    run: Annotated[int | None, typer.Option(help="only comparisons involving this run")] = None,
+) -> None:
+    """Record a known, accepted divergence; reports show it apart from new ones."""
+    with _open() as wh:
+        aid = wh.accept(tap, reason, channel=channel, loop_key=loop_key, run_id=run)
+    typer.echo(f"accepted divergence {aid}: {tap} ({reason})")
+
+
+@app.command()
+def alias(
+    name: Annotated[str, typer.Argument(help="tap name as one side writes it")],
+    canonical: Annotated[str, typer.Argument(help="the name to pair it under")],
+    channel: Annotated[str, typer.Option(help="channel; * = any")] = "*",
+    note: Annotated[str | None, typer.Option(help="why")] = None,
+) -> None:
+    """Pair taps named NAME with taps named CANONICAL."""
+    with _open() as wh:
+        wh.add_alias(name, canonical, channel=channel, note=note)
+    typer.echo(f"alias: {name} -> {canonical} (channel {channel})")
 
 
 @db_app.command("upgrade")

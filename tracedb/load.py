@@ -386,7 +386,7 @@ class Loader:
             rows.append(dict(run_id=run_id, seq=seq, line_no=line_no, channel=tap.channel,
                              name=tap.name, loop_key=tap.loop_key, occurrence=seen[key],
                              unit=self.unit_of(tap.name), shape=tap.shape,
-                             n_components=len(tap.components)))
+                             n_components=len(tap.components), value_text=tap.raw))
         ids = conn.execute(
             t["tap"].insert().returning(t["tap"].c.id, sort_by_parameter_order=True),
             rows).scalars().all()

@@ -73,8 +73,9 @@ class Tap:
     channel: str  # prefix with TRACE_ and the side removed: "", "PHI", "TAP5" ...
     name: str
     loop_key: str  # "" or e.g. "phi_tic=3", "0", "[0,0,1]"
-    shape: str  # scalar, vector, labelled, matrix, list, tuple, text, free_text
+    shape: str  # scalar, vector, labelled, matrix, list, tuple, text, free_text, event
     components: list[Component]
+    raw: str = ""  # the value as written in the file
 
 
 @dataclass(slots=True)
@@ -214,7 +215,8 @@ def _record(line: Line, side, channel, loop_key, groups) -> None:
             line.quarantine = f"record key '{key}' has no value"
             line.taps.clear()
             return
-        line.taps.append(Tap(side, channel, key, key_text, parsed[0], parsed[1]))
+        line.taps.append(Tap(side, channel, key, key_text, parsed[0], parsed[1],
+                             raw=" ".join(vals)))
 
 
 def _kv_groups(tokens: list[str]) -> list[tuple[str, list[str]]] | None:
@@ -271,7 +273,7 @@ def parse_line(text: str, line_no: int = 0) -> Line:
     if not body:
         # A bare prefix (TRACE_PY_TRICUBIC_GRID_START) marks an event in the trace.
         line.taps.append(Tap(side, channel, "event", "", "event",
-                             [Component(text=m.group(0), kind="text")]))
+                             [Component(text=m.group(0), kind="text")], raw=m.group(0)))
         return line
 
     sentence = _PIXEL_SENTENCE.search(body)
@@ -295,7 +297,8 @@ def parse_line(text: str, line_no: int = 0) -> Line:
             return line
         idx = "[" + ",".join(p.strip() for p in grid.group(1).split(",")) + "]"
         key = ";".join(k for k in (loop_key, idx) if k)
-        line.taps.append(Tap(side, channel, (channel or "value").lower(), key, *parsed))
+        line.taps.append(Tap(side, channel, (channel or "value").lower(), key, *parsed,
+                             raw=grid.group(2).strip()))
         return line
 
     tokens = body.split()
@@ -315,7 +318,7 @@ def parse_line(text: str, line_no: int = 0) -> Line:
         if parsed is None:
             line.quarantine = f"tap '{name}' has no value"
             return line
-        line.taps.append(Tap(side, channel, name, loop_key, *parsed))
+        line.taps.append(Tap(side, channel, name, loop_key, *parsed, raw=value_text.strip()))
         return line
 
     if _IDENT.match(first):
@@ -332,16 +335,18 @@ def parse_line(text: str, line_no: int = 0) -> Line:
             return line
         value_text = body[len(first):]
         parsed = parse_value(value_text)
-        line.taps.append(Tap(side, channel, first, loop_key, *parsed))  # type: ignore[misc]
+        line.taps.append(Tap(side, channel, first, loop_key, *parsed,  # type: ignore[misc]
+                             raw=value_text.strip()))
         return line
 
     # No name: a bare value (TRACE_PY_TRICUBIC_L_COORDS: [-1.0, 0.0]) or free text.
     parsed = parse_value(body)
     assert parsed is not None
     if parsed[0] != "text":
-        line.taps.append(Tap(side, channel, (channel or "value").lower(), loop_key, *parsed))
+        line.taps.append(Tap(side, channel, (channel or "value").lower(), loop_key, *parsed,
+                             raw=body))
     else:
-        line.taps.append(Tap(side, channel, "text", loop_key, "free_text", parsed[1]))
+        line.taps.append(Tap(side, channel, "text", loop_key, "free_text", parsed[1], raw=body))
     return line
 
 

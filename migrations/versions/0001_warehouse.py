@@ -134,6 +134,7 @@ def upgrade() -> None:
         sa.Column("unit", sa.Text, sa.ForeignKey("unit.symbol")),
         sa.Column("shape", sa.Text, nullable=False),
         sa.Column("n_components", sa.Integer, nullable=False),
+        sa.Column("value_text", sa.Text, nullable=False),  # the value as written
         sa.UniqueConstraint("run_id", "channel", "name", "loop_key", "occurrence",
                             name="uq_tap_key"),
     )
@@ -162,7 +163,7 @@ def upgrade() -> None:
     op.create_table(
         "tap_alias",
         _id(),
-        sa.Column("channel", sa.Text, nullable=False, server_default=""),
+        sa.Column("channel", sa.Text, nullable=False, server_default="*"),  # * = any
         sa.Column("name", sa.Text, nullable=False),
         sa.Column("canonical", sa.Text, nullable=False),
         sa.Column("note", sa.Text),
@@ -171,7 +172,7 @@ def upgrade() -> None:
     op.create_table(
         "accepted_divergence",
         _id(),
-        sa.Column("channel", sa.Text, nullable=False, server_default=""),
+        sa.Column("channel", sa.Text, nullable=False, server_default="*"),  # * = any
         sa.Column("name", sa.Text, nullable=False),
         sa.Column("loop_key", sa.Text),  # NULL: every loop index
         sa.Column("run_id", REF, sa.ForeignKey("run.id")),  # NULL: every run

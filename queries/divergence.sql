@@ -1,0 +1,59 @@
+-- divergence: one row per comparison of a comparison set: counts by status and
+-- the first divergence (first tap, in the reference trace's order, whose status
+-- is 'diverged'; 'accepted' taps never count).
+-- Parameters:
+--   set_id   comparison_set.id (tracedb diverge creates it)
+--   strict   1 to count print_precision as diverged, else 0
+WITH st AS (
+  SELECT ts.*,
+         CASE WHEN CAST(:strict AS INTEGER) = 1 AND ts.status = 'print_precision'
+              THEN 'diverged' ELSE ts.status END AS eff
+  FROM tap_status ts
+  WHERE ts.set_id = CAST(:set_id AS INTEGER)
+),
+counts AS (
+  SELECT comparison_id,
+         SUM(CASE WHEN eff IN ('missing_ref', 'missing_cand') THEN 0 ELSE 1 END) AS compared,
+         SUM(CASE WHEN eff = 'match' THEN 1 ELSE 0 END) AS matched,
+         SUM(CASE WHEN eff = 'diverged' THEN 1 ELSE 0 END) AS diverged,
+         SUM(CASE WHEN eff = 'print_precision' THEN 1 ELSE 0 END) AS print_precision,
+         SUM(CASE WHEN eff = 'accepted' THEN 1 ELSE 0 END) AS accepted,
+         SUM(CASE WHEN eff = 'missing_ref' THEN 1 ELSE 0 END) AS missing_ref,
+         SUM(CASE WHEN eff = 'missing_cand' THEN 1 ELSE 0 END) AS missing_cand,
+         MIN(CASE WHEN eff = 'diverged' THEN ref_seq END) AS first_seq
+  FROM st
+  GROUP BY comparison_id
+)
+SELECT c.id AS comparison_id, c.grp AS grp, c.ordinal AS ordinal, c.pairing AS pairing,
+       c.ref_run_id AS ref_run, c.cand_run_id AS cand_run,
+       rr.side AS ref_side, cr.side AS cand_side,
+       rr.stamp AS ref_stamp, cr.stamp AS cand_stamp,
+       rf.path AS ref_path, cf.path AS cand_path,
+       rp.slow AS ref_slow, rp.fast AS ref_fast, cp.slow AS cand_slow, cp.fast AS cand_fast,
+       s.rtol AS rtol, s.atol AS atol,
+       COALESCE(n.compared, 0) AS compared, COALESCE(n.matched, 0) AS matched,
+       COALESCE(n.diverged, 0) AS diverged, COALESCE(n.print_precision, 0) AS print_precision,
+       COALESCE(n.accepted, 0) AS accepted,
+       COALESCE(n.missing_ref, 0) AS missing_ref, COALESCE(n.missing_cand, 0) AS missing_cand,
+       f.channel AS first_channel, f.key_name AS first_tap, f.loop_key AS first_loop_key,
+       f.occurrence AS first_occurrence,
+       f.ref_line AS first_ref_line, f.cand_line AS first_cand_line,
+       f.ref_value AS first_ref_value, f.cand_value AS first_cand_value,
+       f.max_abs_delta AS first_abs_delta, f.max_rel_delta AS first_rel_delta,
+       CASE WHEN f.n_ratio > 0 AND ABS(f.max_ratio / f.min_ratio - 1) <= 1e-6
+            THEN f.min_ratio END AS first_ratio,
+       f.unit AS first_unit,
+       h.ref_unit AS first_hint_ref_unit, h.cand_unit AS first_hint_cand_unit
+FROM comparison c
+JOIN comparison_set s ON s.id = c.set_id
+JOIN run rr ON rr.id = c.ref_run_id
+JOIN run cr ON cr.id = c.cand_run_id
+JOIN source_file rf ON rf.id = rr.source_file_id
+JOIN source_file cf ON cf.id = cr.source_file_id
+LEFT JOIN pixel rp ON rp.id = rr.pixel_id
+LEFT JOIN pixel cp ON cp.id = cr.pixel_id
+LEFT JOIN counts n ON n.comparison_id = c.id
+LEFT JOIN st f ON f.comparison_id = c.id AND f.ref_seq = n.first_seq
+LEFT JOIN tap_unit_hint h ON h.comparison_id = c.id AND h.ref_tap_id = f.ref_tap_id
+WHERE c.set_id = CAST(:set_id AS INTEGER)
+ORDER BY c.grp, c.ordinal, c.id

@@ -1,0 +1,124 @@
+"""Run selectors, shared by every command that picks runs.
+
+A selector is one or more terms separated by spaces or commas; all must hold:
+
+    c  py                  side
+    @064547Z               stamp: full, or a suffix that names one stamp
+    c@20251010T053711Z     side and stamp together
+    path:phase_d           substring of the run's trace file path
+    run:42                 one run id
+
+Selection works on the DataFrame of ``Warehouse.runs()``; it decides which runs
+to compare, never how they compare (that is SQL's job).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import TracedbError
+
+_TERM = re.compile(r"^(?:(c|py))?(?:@([0-9A-Za-z_]+))?$")
+
+
+@dataclass(frozen=True)
+class Selector:
+    text: str
+    side: str | None = None
+    stamp: str | None = None
+    path: str | None = None
+    run_id: int | None = None
+
+
+def parse_selector(text: str) -> Selector:
+    side = stamp = path = None
+    run_id = None
+    terms = [t for t in re.split(r"[,\s]+", text.strip()) if t]
+    if not terms:
+        raise TracedbError("empty run selector; use e.g. c, py, @064547Z, path:phase_d, run:42")
+    for term in terms:
+        if term.startswith("path:"):
+            path = term[5:]
+            if not path:
+                raise TracedbError(f"selector {text!r}: path: needs a substring")
+            continue
+        if term.startswith("run:"):
+            if not term[4:].isdigit():
+                raise TracedbError(f"selector {text!r}: run: needs a numeric run id")
+            run_id = int(term[4:])
+            continue
+        m = _TERM.match(term)
+        if not m or not (m.group(1) or m.group(2)):
+            raise TracedbError(f"cannot read selector term {term!r} in {text!r}; use c, py, "
+                               "@STAMP, c@STAMP, path:SUBSTRING or run:ID")
+        side = m.group(1) or side
+        stamp = m.group(2) or stamp
+    return Selector(text=text, side=side, stamp=stamp, path=path, run_id=run_id)
+
+
+def _describe(row) -> str:
+    pix = "?" if row["pixel"] is None else f"{row['pixel'][0]},{row['pixel'][1]}"
+    return (f"run:{row['id']} {row['side'] or '?'}@{row['stamp'] or '-'} pixel {pix} "
+            f"{row['path']}")
+
+
+def candidates_text(df, limit: int = 8) -> str:
+    rows = [_describe(r) for r in df.to_dict("records")[:limit]]
+    more = f"; ... {len(df) - limit} more" if len(df) > limit else ""
+    return "; ".join(rows) + more
+
+
+def apply(df, sel: Selector):
+    """Rows of ``df`` (runs) matched by ``sel``; a stamp suffix must name one stamp."""
+    out = df
+    if sel.side:
+        out = out[out["side"] == sel.side]
+    if sel.run_id is not None:
+        out = out[out["id"] == sel.run_id]
+    if sel.path:
+        out = out[out["path"].str.contains(sel.path, regex=False)]
+    if sel.stamp:
+        stamps = sorted({s for s in out["stamp"].dropna() if str(s).endswith(sel.stamp)})
+        if len(stamps) > 1:
+            raise TracedbError(f"selector {sel.text!r}: stamp suffix {sel.stamp!r} matches "
+                               f"{len(stamps)} stamps: {', '.join(stamps)}")
+        out = out[out["stamp"] == (stamps[0] if stamps else None)] if stamps else out.iloc[0:0]
+    if out.empty:
+        raise TracedbError(f"selector {sel.text!r} matches no run; list runs with "
+                           "`tracedb runs`")
+    return out
+
+
+def pixel_key(pixel) -> tuple[int, int] | None:
+    return None if pixel is None else (int(pixel[0]), int(pixel[1]))
+
+
+def newest(df):
+    """The newest run: latest stamp (runs without a stamp are oldest), then highest id."""
+    ordered = df.assign(_s=df["stamp"].fillna("")).sort_values(["_s", "id"])
+    return ordered.iloc[-1]
+
+
+def one_per_pixel(df, sel: Selector | None, role: str) -> dict:
+    """{pixel: run row}; with an explicit selector a pixel may match only one run."""
+    out = {}
+    for pix, group in _by_pixel(df):
+        if sel is not None and len(group) > 1:
+            raise TracedbError(
+                f"--{role} {sel.text!r} matches {len(group)} runs of pixel "
+                f"{'?' if pix is None else f'{pix[0]},{pix[1]}'}; narrow it (e.g. add @STAMP "
+                f"or path:...). Candidates: {candidates_text(group)}")
+        out[pix] = newest(group)
+    return out
+
+
+def _by_pixel(df):
+    keys = [pixel_key(p) for p in df["pixel"]]
+    groups: dict = {}
+    for key, (_, row) in zip(keys, df.iterrows(), strict=True):
+        groups.setdefault(key, []).append(row)
+    import pandas as pd
+
+    for key in sorted(groups, key=lambda k: (k is None, k or (0, 0))):
+        yield key, pd.DataFrame(groups[key])
