@@ -40,25 +40,39 @@ def pg_reason() -> str | None:
     return _PG_REASON[0]
 
 
+def pg_schema_url():
+    """Context manager: a PostgreSQL URL whose search_path is a fresh schema."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def manager():
+        reason = pg_reason()
+        if reason:
+            if os.environ.get("CI"):
+                pytest.fail(f"CI must run the PostgreSQL tests: {reason}")
+            pytest.skip(reason)
+        from sqlalchemy import create_engine, text
+
+        schema = f"tdb_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        sep = "&" if "?" in PG_URL else "?"
+        try:
+            yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+    return manager()
+
+
 @pytest.fixture
 def pg_url():
     """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
-    reason = pg_reason()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the PostgreSQL tests: {reason}")
-        pytest.skip(reason)
-    from sqlalchemy import create_engine, text
-
-    schema = f"tdb_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with pg_schema_url() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

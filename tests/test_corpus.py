@@ -8,13 +8,14 @@ from sqlalchemy import text
 import tracedb
 from tracedb.parse import is_trace_text
 
-from .conftest import CORPUS
+from .conftest import CORPUS, pg_schema_url
 
 PHASE_C = "reports/2026-01-vectorization-parity/phase_c"
 
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
+    """The corpus in a SQLite warehouse (loaded once for this module)."""
 
     if not CORPUS.is_dir():
         pytest.skip(f"corpus not found at ../shared/corpus/nanoBragg (expected {CORPUS})")
@@ -96,3 +97,60 @@ def test_per_phi_records_load_with_phi_tic(loaded):
     row = taps[(taps.name == "k_frac") & (taps.loop_key == "phi_tic=3")].iloc[0]
     assert row.value == "-0.595204463682985"
     assert wh.run(rid)["pixel"] == [685, 1039]  # from the per-phi JSON beside the log
+
+
+# --------------------------------------------------------------------------- divergence
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def phase_c(request, tmp_path_factory):
+    """phase_c and phase_d of the vectorization-parity initiative, on each backend."""
+    if not CORPUS.is_dir():
+        pytest.skip(f"corpus not found at ../shared/corpus/nanoBragg (expected {CORPUS})")
+    tree = CORPUS / "reports" / "2026-01-vectorization-parity"
+    if request.param == "sqlite":
+        url = f"sqlite:///{(tmp_path_factory.mktemp('pc') / 'wh.sqlite').as_posix()}"
+        wh = tracedb.connect(url)
+        wh.ingest([tree / "phase_c", tree / "phase_d"])
+        yield wh
+        return
+    with pg_schema_url() as url:
+        wh = tracedb.connect(url)
+        wh.ingest([tree / "phase_c", tree / "phase_d"])
+        yield wh
+        wh.close()
+
+
+def test_phase_c_first_divergence_is_beam_center_at_line_10(phase_c):
+    df = phase_c.diverge(ref="c@20251010T053711Z", cand="py@20251010T055346Z")
+    assert sorted(tuple(p) for p in df.pixel) == [(1792, 2048), (2048, 2048), (4095, 2048)]
+    for r in df.itertuples():
+        assert (r.first_tap, r.first_ref_line, r.first_cand_line) == ("beam_center_m", 10, 10)
+        assert r.first_ratio == pytest.approx(1e-3, rel=1e-9)
+        assert r.first_unit_hint == "m vs mm (C appears to use m, PyTorch mm)"
+        assert r.first_ref_value == "X:0.000102425 Y:0.000102425 pixel_mm:0.05"
+    diff = phase_c.diff(df.attrs["set_id"])
+    for cid in df.comparison_id:
+        taps = diff[diff.comparison_id == cid].set_index("tap")
+        sv = taps.loc["scattering_vec_A_inv"]
+        assert sv.status == "diverged"
+        assert sv.ratio == pytest.approx(1e10, rel=1e-6)
+        assert sv.unit_hint == "m^-1 vs A^-1 (C appears to use m^-1, PyTorch A^-1)"
+        assert taps.loc["Rx"].status == "match"  # -0 vs 0
+        assert taps.loc["angles_rad"].status == "match"  # 0 vs 0.000000000000000e+00
+        assert (taps.loc["Rx"].ref_value, taps.loc["Rx"].cand_value) == (
+            "[1 0 0; 0 1 -0; 0 0 1]", "[1 0 0; 0 1 0; 0 0 1]")
+
+
+def test_phase_c_d_timeline_shows_the_fixes(phase_c):
+    summaries, changes = phase_c.timeline((1792, 2048), ref="c@20251010T053711Z")
+    stamps = list(summaries.cand_stamp)
+    assert stamps == sorted(stamps)
+    assert stamps[0] == "20251010T055346Z" and "20251010T064644Z" in stamps
+    paths = list(summaries.cand_path)
+    assert any("/phase_c/" in p for p in paths) and any("/phase_d/" in p for p in paths)
+    fixed = {(s, t) for s, t, c in zip(
+        [summaries.set_index("ordinal").cand_stamp[o] for o in changes.ordinal],
+        changes.tap, changes.change, strict=True) if c == "fixed"}
+    assert ("20251010T064547Z", "scattering_vec_A_inv") in fixed
+    assert ("20251010T064644Z", "fluence_photons_per_m2") in fixed

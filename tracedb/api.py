@@ -509,7 +509,8 @@ def _read_only_statement(statement: str) -> str:
 def _sqlite_read_only_authorizer(action, arg1, arg2, dbname, source):
     import sqlite3
 
-    allowed = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE}
+    allowed = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE,
+               sqlite3.SQLITE_TRANSACTION}  # the BEGIN/ROLLBACK tracedb itself issues
     if action in allowed:
         return sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_FUNCTION:
