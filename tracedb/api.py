@@ -112,12 +112,15 @@ class Warehouse:
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
     def _log_command(self, command: str, argv: list[str] | None) -> int:
+        import os
+
         t = self.tables["command_log"]
         with self.write() as conn, conn.begin():
             return conn.execute(t.insert().returning(t.c.id), dict(
                 started_at=utcnow(), command=command,
                 argv=json.dumps(argv if argv is not None else ["tracedb", command]),
-                tracedb_version=__version__, status="running")).scalar_one()
+                cwd=os.getcwd(), tracedb_version=__version__, status="running")
+            ).scalar_one()
 
     def _finish_command(self, cid: int, status: str, stats: dict) -> None:
         t = self.tables["command_log"]
@@ -431,6 +434,55 @@ class Warehouse:
                 name=name, reason=reason, channel=channel, loop_key=loop_key, run_id=run_id,
                 created_at=utcnow())).scalar_one()
 
+    # -- reports ------------------------------------------------------------------------
+    def report(self, outdir: str | Path, *, ref: str | None = None, cand: str | None = None,
+               pixels: list[tuple[int, int]] | None = None, rtol: float = 1e-12,
+               atol: float = 0.0, strict: bool = False, unicode: bool = False,
+               force: bool = False, model: str = "nanoBragg",
+               argv: list[str] | None = None):
+        """Write the evidence set (Markdown, diffs, provenance, plots) to ``outdir``."""
+        from .report import write_report
+
+        if argv is None:
+            argv = report_argv(self.display_url, outdir, ref=ref, cand=cand, pixels=pixels,
+                               rtol=rtol, atol=atol, strict=strict, unicode=unicode,
+                               force=force, model=model)
+        cid = self._log_command("report", argv)
+        try:
+            rep = write_report(self, Path(outdir), ref=ref, cand=cand, pixels=pixels,
+                               rtol=rtol, atol=atol, strict=strict, unicode=unicode,
+                               force=force, model=model, argv=argv)
+        except Exception:
+            self._finish_command(cid, "error", {})
+            raise
+        self._finish_command(cid, "ok", {"files": len(rep.files), "set_id": rep.set_id})
+        return rep
+
+    def factor_model(self, model: str | None = None):
+        """The factor model rows (all models when ``model`` is None)."""
+        t = self.tables["factor_model"]
+        q = select(t.c.model, t.c.target, t.c.position, t.c.factor, t.c.exponent)
+        if model:
+            q = q.where(t.c.model == model)
+        import pandas as pd
+
+        with self.engine.connect() as conn:
+            res = conn.execute(q.order_by(t.c.model, t.c.position))
+            return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+
+    def set_factor_model(self, model: str, formula: str) -> list[tuple[str, float]]:
+        """Define (or replace) ``model`` from 'target = a * b^2 / c'."""
+        from .report import parse_model
+
+        target, factors = parse_model(formula)
+        t = self.tables["factor_model"]
+        with self.write() as conn, conn.begin():
+            conn.execute(t.delete().where(t.c.model == model))
+            conn.execute(t.insert(), [dict(model=model, target=target, position=i, factor=f,
+                                           exponent=e)
+                                      for i, (f, e) in enumerate(factors, start=1)])
+        return factors
+
     # -- ad-hoc SQL --------------------------------------------------------------------
     def sql(self, statement: str):
         """Run one read-only statement; writes and extension loading are refused."""
@@ -466,6 +518,20 @@ class Warehouse:
         finally:
             conn.close()
         return pd.DataFrame(rows, columns=cols)
+
+
+def report_argv(url: str, outdir, *, ref=None, cand=None, pixels=None, rtol=1e-12, atol=0.0,
+                strict=False, unicode=False, force=False, model="nanoBragg") -> list[str]:
+    """The full `tracedb report` command line (every option explicit) for commands.txt."""
+    argv = ["tracedb", "--db", url, "report", Path(outdir).as_posix()]
+    for opt, val in (("--ref", ref), ("--cand", cand)):
+        if val is not None:
+            argv += [opt, val]
+    for p in pixels or []:
+        argv += ["--pixel", f"{p[0]},{p[1]}"]
+    argv += ["--rtol", repr(float(rtol)), "--atol", repr(float(atol)), "--model", model]
+    return argv + (["--strict"] if strict else []) + (["--unicode"] if unicode else []) \
+        + (["--force"] if force else [])
 
 
 SIDE_LABEL = {"c": "C", "py": "PyTorch"}

@@ -309,6 +309,16 @@ def demo(
     typer.echo("\nfirst divergences (the same as: tracedb diverge "
                f"--ref 'c@{c_stamp}' --cand 'py@{py_stamp}'):")
     _emit_divergences(div, "table")
+    out = directory / "report"
+    with _open() as wh:
+        rep = wh.report(out, ref=f"c@{c_stamp} path:{target.as_posix()}",
+                        cand=f"py@{py_stamp} path:{target.as_posix()}", force=True)
+    for n in rep.notes:
+        _err(f"note: {n}")
+    typer.echo(f"\nreport written to {out.as_posix()}/: first_divergence.md, summary.md, "
+               f"{sum(1 for p in rep.files if p.name.startswith('diff_'))} diff files, "
+               "commands.txt, env/trace_env.json"
+               + (", plots/" if any(p.suffix == ".png" for p in rep.files) else ""))
     raise typer.Exit(code)
 
 
@@ -547,6 +557,72 @@ def regress(
             for o in out]
     emit(rows, list(rows[0]) if rows else ["pixel"], fmt.value,
          title=_tolerance_line(summaries))
+
+
+@app.command()
+def report(
+    outdir: Annotated[Path, typer.Argument(help="directory to write the report into")],
+    ref: Annotated[str | None, typer.Option(help="reference run selector [default: newest C "
+                                                 "run of each pixel]")] = None,
+    cand: Annotated[str | None, typer.Option(help="candidate run selector [default: newest "
+                                                  "PyTorch run of each pixel]")] = None,
+    pixel: PixelOpt = None,
+    rtol: RtolOpt = 1e-12,
+    atol: AtolOpt = 0.0,
+    strict: StrictOpt = False,
+    unicode: Annotated[bool, typer.Option("--unicode", help="allow non-ASCII output")] = False,
+    force: Annotated[bool, typer.Option("--force", help="overwrite a non-empty OUTDIR")
+                     ] = False,
+    model: Annotated[str, typer.Option(help="factor model that explains the final gap")
+                     ] = "nanoBragg",
+) -> None:
+    """Write first_divergence.md, summary.md, per-pixel diffs, commands.txt, provenance
+    and plots, all rendered from warehouse queries."""
+    from . import db as dbmod
+    from .api import report_argv
+
+    argv = report_argv(dbmod.mask_url(dbmod.resolve_url(state.url)), outdir, ref=ref,
+                       cand=cand, pixels=_pixels(pixel), rtol=rtol, atol=atol, strict=strict,
+                       unicode=unicode, force=force, model=model)
+    with _open() as wh:
+        rep = wh.report(outdir, ref=ref, cand=cand, pixels=_pixels(pixel), rtol=rtol,
+                        atol=atol, strict=strict, unicode=unicode, force=force, model=model,
+                        argv=argv)
+    for n in rep.notes:
+        _err(f"note: {n}")
+    typer.echo(f"report written to {outdir.as_posix()}/ ({len(rep.files)} files): "
+               + ", ".join(p.relative_to(outdir).as_posix() for p in rep.files
+                           if p.suffix != ".png" or p.name == "status_map.png"))
+
+
+fm_app = typer.Typer(help="Factor models that explain a final-value gap.",
+                     no_args_is_help=True)
+app.add_typer(fm_app, name="factor-model")
+
+
+@fm_app.command("show")
+def fm_show(
+    model: Annotated[str | None, typer.Argument(help="model name [default: all]")] = None,
+    fmt: Annotated[Fmt, typer.Option("--format")] = Fmt.table,
+) -> None:
+    """Show factor models (target = product of factor^exponent)."""
+    with _open() as wh:
+        df = wh.factor_model(model)
+    if df.empty:
+        raise TracedbError(f"no factor model {model!r}" if model else "no factor models")
+    emit(df.to_dict("records"), list(df.columns), fmt.value)
+
+
+@fm_app.command("set")
+def fm_set(
+    model: Annotated[str, typer.Argument(help="model name")],
+    formula: Annotated[str, typer.Argument(help="e.g. 'I_pixel_final = r_e_sqr * "
+                                                "F_cell^2 / steps'")],
+) -> None:
+    """Define or replace a factor model."""
+    with _open() as wh:
+        factors = wh.set_factor_model(model, formula)
+    typer.echo(f"factor model {model}: {len(factors)} factors")
 
 
 def _param(value: str) -> tuple[str, object]:

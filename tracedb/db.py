@@ -51,6 +51,14 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA journal_mode = WAL")
     cur.execute("PRAGMA synchronous = NORMAL")
     cur.execute("PRAGMA foreign_keys = ON")
+    try:  # named queries use LOG10; older SQLite builds lack the math functions
+        cur.execute("SELECT log10(10)")
+    except Exception:  # noqa: BLE001 - sqlite3.OperationalError: no such function
+        import math
+
+        dbapi_conn.create_function(
+            "log10", 1, lambda x: math.log10(x) if x is not None and x > 0 else None,
+            deterministic=True)
     cur.close()
 
 

@@ -1,0 +1,27 @@
+-- divergence_rollup: across the comparisons (pixels) of a set, each tap key
+-- that diverged somewhere: in how many comparisons, where it first appears in
+-- reference order, and whether its ratio is the same everywhere.
+-- Parameters:
+--   set_id   comparison_set.id
+--   strict   1 to count print_precision as diverged, else 0
+WITH st AS (
+  SELECT ts.*,
+         CASE WHEN CAST(:strict AS INTEGER) = 1 AND ts.status = 'print_precision'
+              THEN 'diverged' ELSE ts.status END AS eff
+  FROM tap_status ts
+  WHERE ts.set_id = CAST(:set_id AS INTEGER)
+),
+total AS (
+  SELECT COUNT(*) AS n FROM comparison WHERE set_id = CAST(:set_id AS INTEGER)
+)
+SELECT st.channel AS channel, st.key_name AS tap, st.loop_key AS loop_key,
+       st.occurrence AS occurrence, MAX(st.unit) AS unit,
+       COUNT(*) AS pixels_diverged, MAX(total.n) AS pixels_total,
+       MIN(st.ref_seq) AS first_ref_seq, MIN(st.ref_line) AS first_ref_line,
+       MIN(st.max_rel_delta) AS min_rel_delta, MAX(st.max_rel_delta) AS max_rel_delta,
+       COUNT(DISTINCT st.ref_value) AS distinct_ref_values,
+       COUNT(DISTINCT st.cand_value) AS distinct_cand_values
+FROM st CROSS JOIN total
+WHERE st.eff = 'diverged'
+GROUP BY st.channel, st.key_name, st.loop_key, st.occurrence
+ORDER BY MIN(st.ref_seq), st.channel, st.key_name, st.loop_key, st.occurrence

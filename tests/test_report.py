@@ -1,0 +1,321 @@
+"""`tracedb report`: the content of every file, determinism, ASCII, masking, refusal."""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+import tracedb
+from tracedb.db import mask_url
+from tracedb.errors import TracedbError
+
+from .conftest import write
+
+C = """\
+TRACE_C:detector_convention=MOSFLM
+TRACE_C:convention_mapping=Fbeam\u2190Ybeam_mm(+0.5px)
+TRACE_C:beam_center_m=X:0.000102425 Y:0.000102425 pixel_mm:0.05
+TRACE_C: distance_m 0.5
+TRACE_C: wavelength_angstroms 1
+TRACE_C: r_e_sqr 7.94079248018965e-30
+TRACE_C: fluence_photons_per_m2 {fluence}
+TRACE_C: F_cell {fcell}
+TRACE_C: F_latt {flatt}
+TRACE_C: polar 0.999982
+TRACE_C: omega_pixel 1e-08
+TRACE_C: capture_fraction 1
+TRACE_C: steps 1
+TRACE_C: only_in_c 5
+TRACE_C: known_bug 1
+TRACE_C: I_pixel_final {final!r}
+"""
+
+PY = """\
+TRACE_PY: detector_convention MOSFLM
+TRACE_PY: convention_mapping Fbeam\u2190Ybeam_mm(+0.5px)
+TRACE_PY: beam_center_m X:1.024250000000000e-01 Y:1.024250000000000e-01 pixel_mm:0.05
+TRACE_PY: distance_m 5.000000000000000e-01
+TRACE_PY: wavelength_angstroms 1.000000000000000e+00
+TRACE_PY: r_e_sqr 7.940792480189650e-30
+TRACE_PY: fluence_photons_per_m2 {fluence}
+TRACE_PY: F_cell {fcell}
+TRACE_PY: F_latt {flatt}
+TRACE_PY: polar 0.999982004873912
+TRACE_PY: omega_pixel 1.000000000000000e-08
+TRACE_PY: capture_fraction 1
+TRACE_PY: steps 1
+TRACE_PY: known_bug 2
+TRACE_PY: only_in_py 6
+TRACE_PY: I_pixel_final {final!r}
+"""
+
+R_E = 7.94079248018965e-30
+# per pixel: (C fluence, C F_cell, C F_latt), (PyTorch fluence, F_cell, F_latt)
+PIXELS = {
+    (10, 20): ((1e24, 100.0, 2.0), (2e24, 100.0, 4.0)),
+    (30, 40): ((1e24, 300.0, 2.0), (2e24, 100.0, 2.0)),
+}
+
+
+def final(fluence, fcell, flatt, extra=1.0):
+    return R_E * fluence * fcell ** 2 * flatt ** 2 * 0.999982 * 1e-08 * extra
+
+
+@pytest.fixture
+def campaign(tmp_path):
+    root = tmp_path / "reports" / "ini" / "phase"
+    for (s, f), (c, p) in PIXELS.items():
+        write(root / "20250101T000000Z" / "c_traces" / f"pixel_{s}_{f}.log",
+              C.format(fluence=c[0], fcell=c[1], flatt=c[2], final=final(*c)))
+        # the PyTorch final value carries an extra factor 1.5 the model cannot explain
+        write(root / "20250101T010000Z" / "py_traces" / f"pixel_{s}_{f}.log",
+              PY.format(fluence=p[0], fcell=p[1], flatt=p[2], final=final(*p, 1.5)))
+    write(root / "20250101T000000Z" / "env" / "trace_env.json",
+          '{"git_sha": "c0ffee", "git_branch": "parity"}')
+    write(root / "20250101T000000Z" / "commands.txt", "./nanoBragg -trace_pixel 10 20\n")
+    write(tmp_path / "reports" / "ini" / "phase" / "20250101T020000Z" / "c_traces" /
+          "pixel_50_60.log", "TRACE_C: lonely 1\n")
+    write(tmp_path / "reports" / "ini" / "phase" / "20250101T030000Z" / "py_traces" /
+          "pixel_50_60.log", "TRACE_PY: other 1\n")
+    return tmp_path / "reports"
+
+
+def make(url, campaign, out, **kw):
+    wh = tracedb.connect(url)
+    wh.ingest([campaign], argv=["tracedb", "ingest", "reports"])
+    wh.accept("known_bug", "documented C behaviour kept on purpose")
+    kw.setdefault("ref", "c@20250101T000000Z")
+    kw.setdefault("cand", "py@20250101T010000Z")
+    return wh, wh.report(out, **kw)
+
+
+def read(p):
+    return p.read_text(encoding="utf-8")
+
+
+def test_first_divergence_md(url, campaign, tmp_path):
+    _, rep = make(url, campaign, tmp_path / "out")
+    md = read(tmp_path / "out" / "first_divergence.md")
+    assert "rtol = 1e-12, atol = 0" in md
+    assert "run 1, C @ 20250101T000000Z" in md or "C @ 20250101T000000Z" in md
+    assert "PyTorch @ 20250101T010000Z" in md
+    assert "pairing: c@20250101T000000Z vs py@20250101T010000Z of each pixel" in md
+    for pix in ("(10, 20)", "(30, 40)"):
+        assert (f"## Pixel {pix}: first divergence `beam_center_m` at line 3 (C) / "
+                "line 3 (PyTorch)") in md
+    assert "| value as written | `X:0.000102425 Y:0.000102425 pixel_mm:0.05` | " \
+           "`X:1.024250000000000e-01 Y:1.024250000000000e-01 pixel_mm:0.05` |" in md
+    assert "ratio ref/cand: 0.001" in md
+    assert "unit of the tap (from its name): m" in md
+    assert "unit hint: m vs mm (C appears to use m, PyTorch mm)" in md
+    assert "**Next step:** `beam_center_m` differs by a clean unit factor" in md
+    # later divergences, print precision, missing and accepted sections
+    assert "### Diverged after the first (" in md and "| `fluence_photons_per_m2` | 7/7 |" in md
+    assert "### Within print precision only (1)" in md and "| `polar` | 10/10 |" in md
+    assert "| `only_in_c` | C only | 14 | `5` |" in md
+    assert "| `only_in_py` | PyTorch only | 15 | `6` |" in md
+    assert "documented C behaviour kept on purpose" in md
+    assert "## Pixel (50, 60)" not in md  # not selected by --ref/--cand
+    assert "![divergence profile of pixel (10, 20)](plots/profile_pixel_10_20.png)" in md
+
+
+def test_nothing_compared_says_so_in_heading(url, campaign, tmp_path):
+    _, _ = make(url, campaign, tmp_path / "out", ref="c@020000Z", cand="py@030000Z")
+    md = read(tmp_path / "out" / "first_divergence.md")
+    assert "## Pixel (50, 60): nothing compared" in md
+    assert "This is not a match." in md
+
+
+def test_next_step_constant_and_between(url, tmp_path):
+    for pix in ((1, 1), (2, 2)):
+        write(tmp_path / "r" / "20250101T000000Z" / "c_traces" / f"pixel_{pix[0]}_{pix[1]}.log",
+              f"TRACE_C: r_e 2.81794\nTRACE_C: pos {pix[0]}\nTRACE_C: x {pix[0] * 2}\n")
+        write(tmp_path / "r" / "20250101T010000Z" / "py_traces" / f"pixel_{pix[0]}_{pix[1]}.log",
+              f"TRACE_PY: r_e 2.81795\nTRACE_PY: pos {pix[0]}\nTRACE_PY: x {pix[0] * 3}\n")
+    wh = tracedb.connect(url)
+    wh.ingest([tmp_path / "r"])
+    wh.report(tmp_path / "o1")
+    md = read(tmp_path / "o1" / "first_divergence.md")
+    assert "`r_e` has one value for every pixel on each side" in md
+    assert "check its definition on both sides" in md
+    wh.accept("r_e", "CODATA 2006 on purpose")
+    wh.report(tmp_path / "o2")
+    md = read(tmp_path / "o2" / "first_divergence.md")
+    assert "`pos` (line 2/2) still matches and `x` (line 3/3) diverges" in md
+
+
+def test_summary_md_roll_up_and_factor_table(url, campaign, tmp_path):
+    make(url, campaign, tmp_path / "out")
+    md = read(tmp_path / "out" / "summary.md")
+    assert "Earliest common divergence: `beam_center_m` (reference line 3)." in md
+    common = md.split("### Common to all pixels")[1].split("###")[0]
+    specific = md.split("### Specific to some pixels")[1].split("##")[0]
+    assert "`fluence_photons_per_m2`" in common and "`I_pixel_final`" in common
+    assert "| `F_latt` | 1 of 2 | (10, 20) |" in specific
+    assert "| `F_cell` | 1 of 2 | (30, 40) |" in specific
+    assert "`known_bug`" not in common  # accepted
+    assert ("`I_pixel_final = r_e_sqr * fluence_photons_per_m2 * F_cell^2 * F_latt^2 * "
+            "polar * omega_pixel * capture_fraction / steps`") in md
+    gap_part = md.split("## What explains the gap of `I_pixel_final`")[1]
+    table = [ln for ln in gap_part.splitlines() if ln.startswith("| (10, 20) |")][0]
+    cells = [c.strip() for c in table.strip("|").split("|")]
+    # expected from the fixture's own numbers: fluence 1/2, F_latt (2/4)^2, extra 1/1.5
+    gap = math.log10(final(*PIXELS[(10, 20)][0]) / final(*PIXELS[(10, 20)][1], 1.5))
+    assert cells[3] == f"{gap:+.4g}"
+    fl = math.log10(0.5)
+    assert cells[5] == f"{fl:+.4g} ({100 * fl / gap:.1f}%)"  # fluence_photons_per_m2
+    flatt = 2 * math.log10(0.5)
+    assert cells[7] == f"{flatt:+.4g} ({100 * flatt / gap:.1f}%)"  # F_latt
+    rem = math.log10(1 / 1.5)
+    assert cells[-1].startswith(f"{rem:+.4g}")  # the unexplained 1.5
+    row2 = [ln for ln in gap_part.splitlines() if ln.startswith("| (30, 40) |")][0]
+    fcell = 2 * math.log10(3)
+    assert f"{fcell:+.4g}" in row2
+
+
+def test_diff_txt_lists_every_tap_in_reference_order(url, campaign, tmp_path):
+    make(url, campaign, tmp_path / "out")
+    txt = read(tmp_path / "out" / "diff_pixel_10_20.txt")
+    rows = [ln.split() for ln in txt.splitlines() if ln[:4].strip().isdigit()]
+    names = [r[1] for r in rows]
+    assert names[:5] == ["detector_convention", "convention_mapping", "beam_center_m",
+                         "distance_m", "wavelength_angstroms"]
+    assert names[-1] == "only_in_py"
+    status = dict(zip(names, (r[2] for r in rows), strict=True))
+    assert status["beam_center_m"] == "diverged" and status["polar"] == "print_precision"
+    assert status["known_bug"] == "accepted" and status["only_in_c"] == "missing_cand"
+    assert "<-- first divergence" in [ln for ln in txt.splitlines() if "beam_center_m" in ln][0]
+    assert "rtol=1e-12" in txt
+    assert len({len(ln.split("  values")[0]) for ln in txt.splitlines() if "  values" in ln}) == 1
+
+
+def test_commands_txt_replays(url, campaign, tmp_path):
+    _, _ = make(url, campaign, tmp_path / "out", rtol=1e-9)
+    txt = read(tmp_path / "out" / "commands.txt")
+    assert "tracedb ingest reports" in txt
+    report_line = [ln for ln in txt.splitlines() if " report " in ln and not ln.startswith("#")]
+    argv = shlex.split(report_line[0])
+    assert argv[argv.index("--rtol") + 1] == "1e-09"
+    assert argv[argv.index("--ref") + 1] == "c@20250101T000000Z"
+    assert "--model" in argv and "--atol" in argv
+    # replaying it (into a new directory) reproduces the report
+    argv[argv.index("report") + 1] = str(tmp_path / "replay")
+    argv[argv.index("--db") + 1] = url
+    proc = subprocess.run([sys.executable, "-m", "tracedb", *argv[1:]], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert read(tmp_path / "replay" / "summary.md") == read(tmp_path / "out" / "summary.md")
+
+
+def test_env_json_provenance(url, campaign, tmp_path):
+    make(url, campaign, tmp_path / "out")
+    env = json.loads(read(tmp_path / "out" / "env" / "trace_env.json"))
+    assert env["tracedb_version"] == tracedb.__version__
+    assert env["python"].count(".") == 2
+    assert env["database"]["dialect"] in ("sqlite", "postgresql") and env["database"]["version"]
+    assert env["tolerance"] == {"rtol": 1e-12, "atol": 0.0, "mode": "default",
+                                "rule": "|a-b| <= atol + rtol*max(|a|,|b|)"}
+    srcs = env["sources"]
+    assert len(srcs) == 4
+    c = [s for s in srcs if s["side"] == "c" and s["pixel"] == [10, 20]][0]
+    assert (c["git_sha"], c["git_branch"], c["stamp"], c["role"]) == (
+        "c0ffee", "parity", "20250101T000000Z", "ref")
+    import hashlib
+
+    f = next(campaign.rglob("c_traces/pixel_10_20.log"))
+    assert c["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+
+
+def test_password_is_masked(pg_url, campaign, tmp_path):
+    with_pw = pg_url.replace("postgresql+psycopg://postgres@",
+                             "postgresql+psycopg://postgres:s3cret@")
+    assert "s3cret" in with_pw
+    make(with_pw, campaign, tmp_path / "out")
+    for p in (tmp_path / "out").rglob("*"):
+        if p.is_file() and p.suffix != ".png":
+            assert "s3cret" not in read(p), p
+    env = json.loads(read(tmp_path / "out" / "env" / "trace_env.json"))
+    assert "***" in env["database"]["url"]
+    assert mask_url("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
+
+
+def test_ascii_by_default_unicode_on_request(url, campaign, tmp_path):
+    make(url, campaign, tmp_path / "a")
+    for p in (tmp_path / "a").rglob("*"):
+        if p.is_file() and p.suffix != ".png":
+            p.read_bytes().decode("ascii")  # raises on any non-ASCII byte
+    assert "Fbeam<-Ybeam_mm" in read(tmp_path / "a" / "diff_pixel_10_20.txt")
+    make(url, campaign, tmp_path / "u", unicode=True)
+    assert "Fbeam\u2190Ybeam_mm" in read(tmp_path / "u" / "diff_pixel_10_20.txt")
+
+
+def test_deterministic_apart_from_the_marked_timestamp(url, campaign, tmp_path):
+    wh, _ = make(url, campaign, tmp_path / "out", force=True)
+    first = {p.relative_to(tmp_path / "out"): p.read_bytes()
+             for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    wh.report(tmp_path / "out", ref="c@20250101T000000Z", cand="py@20250101T010000Z",
+              force=True)
+    second = {p.relative_to(tmp_path / "out"): p.read_bytes()
+              for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert set(first) == set(second)
+    for name in first:
+        a, b = first[name], second[name]
+        if name.name == "first_divergence.md":
+            strip = [ln for ln in a.decode().splitlines() if "generation timestamp" not in ln]
+            strip2 = [ln for ln in b.decode().splitlines() if "generation timestamp" not in ln]
+            assert strip == strip2
+            assert sum("generation timestamp" in ln for ln in a.decode().splitlines()) == 1
+        else:
+            assert a == b, name
+
+
+def test_plots_are_pngs_linked_from_markdown(url, campaign, tmp_path):
+    make(url, campaign, tmp_path / "out")
+    import matplotlib.image as mpimg
+
+    for name in ("profile_pixel_10_20.png", "profile_pixel_30_40.png", "status_map.png"):
+        p = tmp_path / "out" / "plots" / name
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        img = mpimg.imread(p)
+        assert img.shape[0] > 200 and img.shape[1] > 400
+        # not blank: several distinct colours (status colours, text)
+        assert len({tuple(px) for px in img.reshape(-1, img.shape[2])[::97]}) > 5
+    assert "(plots/status_map.png)" in read(tmp_path / "out" / "summary.md")
+
+
+def test_non_empty_outdir_is_refused(url, campaign, tmp_path):
+    out = tmp_path / "out"
+    write(out / "keep.txt", "mine")
+    with pytest.raises(TracedbError, match="exists and is not empty; pass --force"):
+        make(url, campaign, out)
+    assert read(out / "keep.txt") == "mine"
+    assert not (out / "first_divergence.md").exists()
+    proc = subprocess.run([sys.executable, "-m", "tracedb", "--db", url, "report", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "pass --force" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    tracedb.connect(url).report(out, ref="c@20250101T000000Z", cand="py@20250101T010000Z",
+                                force=True)
+    assert (out / "first_divergence.md").exists() and read(out / "keep.txt") == "mine"
+
+
+def test_factor_model_editing(sqlite_url, campaign, tmp_path):
+    wh = tracedb.connect(sqlite_url)
+    wh.set_factor_model("simple", "I_pixel_final = fluence_photons_per_m2 * F_latt^2")
+    fm = wh.factor_model("simple")
+    assert list(zip(fm.factor, fm.exponent, strict=True)) == [
+        ("fluence_photons_per_m2", 1.0), ("F_latt", 2.0)]
+    with pytest.raises(TracedbError, match="no parentheses"):
+        wh.set_factor_model("bad", "I = a / (b * c)")
+    with pytest.raises(TracedbError, match="cannot read factor model"):
+        wh.set_factor_model("bad", "no equals sign")
+    wh.ingest([campaign])
+    wh.report(tmp_path / "out", ref="c@20250101T000000Z", cand="py@20250101T010000Z",
+              model="simple")
+    md = read(tmp_path / "out" / "summary.md")
+    assert "`I_pixel_final = fluence_photons_per_m2 * F_latt^2`" in md
