@@ -8,7 +8,7 @@ WITH st AS (
   SELECT ts.*,
          CASE WHEN CAST(:strict AS INTEGER) = 1 AND ts.status = 'print_precision'
               THEN 'diverged' ELSE ts.status END AS eff
-  FROM tap_status ts
+  FROM tap_result ts
   WHERE ts.set_id = CAST(:set_id AS INTEGER)
 ),
 counts AS (
@@ -43,7 +43,7 @@ SELECT c.id AS comparison_id, c.grp AS grp, c.ordinal AS ordinal, c.pairing AS p
        CASE WHEN f.n_ratio > 0 AND ABS(f.max_ratio / f.min_ratio - 1) <= 1e-6
             THEN f.min_ratio END AS first_ratio,
        f.unit AS first_unit,
-       h.ref_unit AS first_hint_ref_unit, h.cand_unit AS first_hint_cand_unit
+       f.hint_ref_unit AS first_hint_ref_unit, f.hint_cand_unit AS first_hint_cand_unit
 FROM comparison c
 JOIN comparison_set s ON s.id = c.set_id
 JOIN run rr ON rr.id = c.ref_run_id
@@ -54,6 +54,5 @@ LEFT JOIN pixel rp ON rp.id = rr.pixel_id
 LEFT JOIN pixel cp ON cp.id = cr.pixel_id
 LEFT JOIN counts n ON n.comparison_id = c.id
 LEFT JOIN st f ON f.comparison_id = c.id AND f.ref_seq = n.first_seq
-LEFT JOIN tap_unit_hint h ON h.comparison_id = c.id AND h.ref_tap_id = f.ref_tap_id
 WHERE c.set_id = CAST(:set_id AS INTEGER)
 ORDER BY c.grp, c.ordinal, c.id

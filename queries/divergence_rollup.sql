@@ -8,7 +8,7 @@ WITH st AS (
   SELECT ts.*,
          CASE WHEN CAST(:strict AS INTEGER) = 1 AND ts.status = 'print_precision'
               THEN 'diverged' ELSE ts.status END AS eff
-  FROM tap_status ts
+  FROM tap_result ts
   WHERE ts.set_id = CAST(:set_id AS INTEGER)
 ),
 total AS (

@@ -17,7 +17,7 @@ names AS (
 ),
 firsts AS (
   SELECT ts.comparison_id, ts.key_name, MIN(ts.ref_seq) AS ref_seq
-  FROM tap_status ts
+  FROM tap_result ts
   WHERE ts.set_id = CAST(:set_id AS INTEGER)
     AND ts.ref_tap_id IS NOT NULL AND ts.cand_tap_id IS NOT NULL
     AND ts.key_name IN (SELECT key_name FROM names)
@@ -27,7 +27,7 @@ vals AS (
   SELECT ts.comparison_id, ts.key_name, rv.num AS ref_num, cv.num AS cand_num,
          ts.ref_value, ts.cand_value, ts.status
   FROM firsts f
-  JOIN tap_status ts ON ts.comparison_id = f.comparison_id AND ts.key_name = f.key_name
+  JOIN tap_result ts ON ts.comparison_id = f.comparison_id AND ts.key_name = f.key_name
                     AND ts.ref_seq = f.ref_seq
   JOIN value rv ON rv.tap_id = ts.ref_tap_id AND rv.idx = 0
   JOIN value cv ON cv.tap_id = ts.cand_tap_id AND cv.idx = 0

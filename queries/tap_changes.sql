@@ -12,7 +12,7 @@ WITH st AS (
          c.grp, c.ordinal,
          CASE WHEN CAST(:strict AS INTEGER) = 1 AND ts.status = 'print_precision'
               THEN 'diverged' ELSE ts.status END AS status
-  FROM tap_status ts
+  FROM tap_result ts
   JOIN comparison c ON c.id = ts.comparison_id
   WHERE ts.set_id = CAST(:set_id AS INTEGER)
 )

@@ -18,10 +18,8 @@ SELECT ts.comparison_id AS comparison_id,
        ts.max_abs_delta AS abs_delta, ts.max_rel_delta AS rel_delta,
        CASE WHEN ts.n_ratio > 0 AND ABS(ts.max_ratio / ts.min_ratio - 1) <= 1e-6
             THEN ts.min_ratio END AS ratio,
-       h.ref_unit AS hint_ref_unit, h.cand_unit AS hint_cand_unit
-FROM tap_status ts
-LEFT JOIN tap_unit_hint h ON h.comparison_id = ts.comparison_id
-                         AND h.ref_tap_id = ts.ref_tap_id
+       ts.hint_ref_unit AS hint_ref_unit, ts.hint_cand_unit AS hint_cand_unit
+FROM tap_result ts
 WHERE ts.set_id = CAST(:set_id AS INTEGER)
 ORDER BY ts.comparison_id,
          CASE WHEN ts.ref_seq IS NULL THEN 1 ELSE 0 END, ts.ref_seq, ts.cand_seq

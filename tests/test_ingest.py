@@ -91,14 +91,14 @@ def test_failing_bundle_leaves_warehouse_as_it_was(url, tree, monkeypatch):
     wh = tracedb.connect(url)
     from tracedb import load
 
-    real = load.Loader.insert_taps
+    real = load.Loader.store
 
-    def explode(self, conn, run_id, draft, stats):
-        if "pixel_3_4" in str(draft.taps[0][1]) or draft.pixel == (3, 4):
+    def explode(self, w, batch, bundle_id, prep, *a, **k):
+        if any(d.pixel == (3, 4) for d in prep.drafts):
             raise RuntimeError("disk on fire")
-        return real(self, conn, run_id, draft, stats)
+        return real(self, w, batch, bundle_id, prep, *a, **k)
 
-    monkeypatch.setattr(load.Loader, "insert_taps", explode)
+    monkeypatch.setattr(load.Loader, "store", explode)
     res = wh.ingest([tree])
     assert not res.ok
     assert res.stats["failed_bundles"] == 2  # both bundles hold a (3, 4) pixel
@@ -107,7 +107,7 @@ def test_failing_bundle_leaves_warehouse_as_it_was(url, tree, monkeypatch):
                for n in errors)
     for table in ("bundle", "source_file", "run", "tap", "value", "source_blob"):
         assert count(wh, table) == 0, table
-    monkeypatch.setattr(load.Loader, "insert_taps", real)
+    monkeypatch.setattr(load.Loader, "store", real)
     assert wh.ingest([tree]).stats["runs"] == 4
 
 
@@ -115,14 +115,14 @@ def test_one_failing_bundle_does_not_stop_the_others(url, tree, monkeypatch):
     wh = tracedb.connect(url)
     from tracedb import load
 
-    real = load.Loader.load_file
+    real = load.Loader.store
 
-    def explode(self, conn, bundle_id, tf, *a, **k):
-        if "20250101T010000Z" in str(tf.path):
+    def explode(self, w, batch, bundle_id, prep, *a, **k):
+        if "20250101T010000Z" in str(prep.tf.path):
             raise ValueError("bad bundle")
-        return real(self, conn, bundle_id, tf, *a, **k)
+        return real(self, w, batch, bundle_id, prep, *a, **k)
 
-    monkeypatch.setattr(load.Loader, "load_file", explode)
+    monkeypatch.setattr(load.Loader, "store", explode)
     res = wh.ingest([tree])
     assert res.stats["failed_bundles"] == 1
     assert set(wh.runs().side) == {"c"}

@@ -104,7 +104,7 @@ def test_first_divergence_md(url, campaign, tmp_path):
     assert "rtol = 1e-12, atol = 0" in md
     assert "run 1, C @ 20250101T000000Z" in md or "C @ 20250101T000000Z" in md
     assert "PyTorch @ 20250101T010000Z" in md
-    assert "pairing: c@20250101T000000Z vs py@20250101T010000Z of each pixel" in md
+    assert "Pairing: c@20250101T000000Z vs py@20250101T010000Z of each pixel" in md
     for pix in ("(10, 20)", "(30, 40)"):
         assert (f"## Pixel {pix}: first divergence `beam_center_m` at line 3 (C) / "
                 "line 3 (PyTorch)") in md

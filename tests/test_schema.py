@@ -24,9 +24,13 @@ def test_new_warehouse_is_created_at_head(url):
     names = set(inspect(wh.engine).get_table_names())
     assert {"bundle", "source_file", "source_blob", "run", "pixel", "tap", "value", "unit",
             "unit_suffix", "quarantine", "tap_alias", "accepted_divergence",
-            "command_log"} <= names
-    uniques = {u["name"] for u in inspect(wh.engine).get_unique_constraints("tap")}
-    assert "uq_tap_key" in uniques
+            "command_log", "comparison_set", "comparison", "tap_result",
+            "factor_model"} <= names
+    indexes = {i["name"]: i["column_names"] for i in inspect(wh.engine).get_indexes("tap")}
+    assert indexes["ix_tap_pairing"] == ["run_id", "channel", "key_name", "loop_key",
+                                         "key_occurrence"]
+    assert {"tap_pair", "component_delta", "tap_status"} <= set(
+        inspect(wh.engine).get_view_names())
     with wh.engine.connect() as conn:
         units = dict(conn.execute(text("SELECT symbol, factor_to_si FROM unit")).all())
     assert units["A^-1"] == 1e10 and units["mm"] == 1e-3

@@ -130,8 +130,13 @@ class Warehouse:
 
     # -- ingest --------------------------------------------------------------------
     def ingest(self, paths: list[str | Path], *, progress: ProgressFn | None = None,
-               argv: list[str] | None = None) -> IngestResult:
-        """Load every trace file under ``paths``. Re-running loads only what is new."""
+               argv: list[str] | None = None, workers: int | None = None) -> IngestResult:
+        """Load every trace file under ``paths``. Re-running loads only what is new.
+
+        Files are read and parsed by ``workers`` processes (default: up to two,
+        for ingests of more than a few hundred files; ``TRACEDB_WORKERS``
+        overrides) while this process writes.
+        """
         started = time.perf_counter()
         found = discover([str(p) for p in paths])
         stats = Stats(files=found.files)
@@ -143,8 +148,28 @@ class Warehouse:
         with self.engine.connect() as conn:
             suffixes = [(r.suffix, r.unit) for r in conn.execute(
                 select(self.tables["unit_suffix"]))]
-        loader = Loader(self.tables, cid, suffixes)
+            ta = self.tables["tap_alias"]
+            aliases = [tuple(r) for r in conn.execute(
+                select(ta.c.channel, ta.c.name, ta.c.canonical).order_by(ta.c.id))]
+        loader = Loader(self.tables, cid, suffixes, aliases)
         total = stats.trace_files
+        pool = _parse_pool(total, workers)
+        mapper = pool if pool is not None else map
+        try:
+            self._ingest_bundles(found, loader, stats, notes, mapper, progress, total)
+        finally:
+            if pool is not None:
+                pool.close()
+        stats.pixels = len(stats.pixel_set)
+        result = stats.as_dict(time.perf_counter() - started)
+        result["notes"] = [{"level": n.level, "path": n.path, "line": n.line,
+                            "message": n.message} for n in notes]
+        result["missing"] = list(found.missing)
+        status = "ok" if not found.missing and stats.errors == 0 else "error"
+        self._finish_command(cid, status, {k: v for k, v in result.items() if k != "notes"})
+        return IngestResult(stats=result, notes=notes, missing=found.missing)
+
+    def _ingest_bundles(self, found, loader, stats, notes, mapper, progress, total) -> None:
         done = 0
         for plan in found.bundles:
             if progress:
@@ -153,8 +178,9 @@ class Warehouse:
             before = Stats()
             try:
                 with self.write() as conn, conn.begin():
-                    loader.load_bundle(conn, plan, before, bundle_notes)
+                    loader.load_bundle(conn, plan, before, bundle_notes, mapper)
             except Exception as exc:  # a failing bundle rolls back alone
+                loader.rolled_back()
                 stats.failed_bundles += 1
                 stats.errors += 1
                 first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
@@ -163,6 +189,7 @@ class Warehouse:
                                   level="error"))
                 notes.extend(n for n in bundle_notes if n.level == "error")
             else:
+                loader.committed()
                 notes.extend(bundle_notes)
                 for k in ("new_trace_files", "unchanged_files", "bundles", "bundles_updated",
                           "runs", "taps", "values", "trace_lines", "parsed_lines",
@@ -172,14 +199,6 @@ class Warehouse:
             done += len(plan.trace_files)
         if progress:
             progress("done", total, total)
-        stats.pixels = len(stats.pixel_set)
-        result = stats.as_dict(time.perf_counter() - started)
-        result["notes"] = [{"level": n.level, "path": n.path, "line": n.line,
-                            "message": n.message} for n in notes]
-        result["missing"] = list(found.missing)
-        status = "ok" if not found.missing and stats.errors == 0 else "error"
-        self._finish_command(cid, status, {k: v for k, v in result.items() if k != "notes"})
-        return IngestResult(stats=result, notes=notes, missing=found.missing)
 
     # -- listing -------------------------------------------------------------------
     def runs(self, *, side: str | None = None, stamp: str | None = None,
@@ -231,10 +250,13 @@ class Warehouse:
     # -- comparisons ---------------------------------------------------------------
     def _comparison_set(self, pairs: list[tuple[int, int, int, int, str]], rtol: float,
                         atol: float, description: str) -> int:
-        """Create (or reuse) the comparison set for (grp, ordinal, ref, cand, pairing) rows."""
-        import hashlib
+        """Compare (grp, ordinal, ref, cand, pairing) run pairs; returns the set id.
 
-        from .load import insert_ignore
+        The comparison runs in SQL (queries/compare.sql materialises the tap_status
+        view into tap_result). The same request made again replaces its earlier
+        result, so aliases or accepted divergences recorded since then count.
+        """
+        import hashlib
 
         if rtol < 0 or atol < 0:
             raise TracedbError("--rtol and --atol must be >= 0")
@@ -242,21 +264,22 @@ class Warehouse:
             {"rtol": repr(float(rtol)), "atol": repr(float(atol)),
              "pairs": [list(p[:4]) for p in pairs]}).encode()).hexdigest()
         t_set, t_cmp = self.tables["comparison_set"], self.tables["comparison"]
+        t_res = self.tables["tap_result"]
         with self.write() as conn, conn.begin():
-            existing = conn.execute(select(t_set.c.id).where(t_set.c.request_key == key)
-                                    ).scalar()
-            if existing is not None:
-                return existing
-            insert_ignore(conn, t_set, [dict(request_key=key, rtol=float(rtol),
-                                             atol=float(atol), description=description,
-                                             created_at=utcnow())])
-            set_id = conn.execute(select(t_set.c.id).where(t_set.c.request_key == key)
-                                  ).scalar_one()
-            if not conn.execute(select(t_cmp.c.id).where(t_cmp.c.set_id == set_id)).first():
-                conn.execute(t_cmp.insert(), [dict(
-                    set_id=set_id, grp=g, ordinal=o, ref_run_id=r, cand_run_id=c, pairing=how)
-                    for g, o, r, c, how in pairs])
-            return set_id
+            for old in conn.execute(select(t_set.c.id).where(t_set.c.request_key == key)
+                                    ).scalars().all():
+                conn.execute(t_res.delete().where(t_res.c.set_id == old))
+                conn.execute(t_cmp.delete().where(t_cmp.c.set_id == old))
+                conn.execute(t_set.delete().where(t_set.c.id == old))
+            set_id = conn.execute(t_set.insert().returning(t_set.c.id), dict(
+                request_key=key, rtol=float(rtol), atol=float(atol),
+                description=description, created_at=utcnow())).scalar_one()
+            conn.execute(t_cmp.insert(), [dict(
+                set_id=set_id, grp=g, ordinal=o, ref_run_id=r, cand_run_id=c, pairing=how)
+                for g, o, r, c, how in pairs])
+            conn.execute(text(_query_text("compare")), {"set_id": set_id})
+            conn.execute(text(_query_text("unit_hints")), {"set_id": set_id})
+        return set_id
 
     def _pixel_runs(self, pixels):
         runs = self.runs()
@@ -420,6 +443,16 @@ class Warehouse:
             conn.execute(t.delete().where((t.c.name == name) & (t.c.channel == channel)))
             conn.execute(t.insert(), dict(name=name, canonical=canonical, channel=channel,
                                           note=note))
+            self._rekey(conn, name)
+
+    def _rekey(self, conn, name: str | None) -> None:
+        conn.execute(text(_query_text("rekey_names")), {"name": name})
+        conn.execute(text(_query_text("rekey_occurrence")), {"name": name})
+
+    def rekey(self) -> None:
+        """Recompute every tap's pairing key from tap_alias (after editing it by SQL)."""
+        with self.write() as conn, conn.begin():
+            self._rekey(conn, None)
 
     def accept(self, name: str, reason: str, channel: str = "*",
                loop_key: str | None = None, run_id: int | None = None) -> int:
@@ -518,6 +551,23 @@ class Warehouse:
         finally:
             conn.close()
         return pd.DataFrame(rows, columns=cols)
+
+
+PARALLEL_MIN_FILES = 300
+
+
+def _parse_pool(files: int, workers: int | None):
+    import os
+
+    from .load import WindowedPool
+
+    if workers is None:
+        env = os.environ.get("TRACEDB_WORKERS")
+        if env is not None:
+            workers = int(env) if env.isdigit() else 0
+        else:
+            workers = min(2, os.cpu_count() or 1) if files >= PARALLEL_MIN_FILES else 0
+    return WindowedPool(workers) if workers > 0 else None
 
 
 def report_argv(url: str, outdir, *, ref=None, cand=None, pixels=None, rtol=1e-12, atol=0.0,

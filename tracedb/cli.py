@@ -341,16 +341,21 @@ def _fmt_num(v) -> str:
     return "" if v is None else f"{v:.6g}"
 
 
+def _int(v):
+    v = _jsonable(v)
+    return None if v is None else int(v)
+
+
 def divergence_record(r: dict) -> dict:
     """The documented JSON object for one compared pixel pair."""
     first = None
     if _jsonable(r.get("first_tap")) is not None:
         first = {
             "tap": r["first_tap"], "channel": r["first_channel"],
-            "loop_key": r["first_loop_key"], "occurrence": _jsonable(r["first_occurrence"]),
+            "loop_key": r["first_loop_key"], "occurrence": _int(r["first_occurrence"]),
             "unit": _jsonable(r["first_unit"]),
-            "ref_line": _jsonable(r["first_ref_line"]),
-            "cand_line": _jsonable(r["first_cand_line"]),
+            "ref_line": _int(r["first_ref_line"]),
+            "cand_line": _int(r["first_cand_line"]),
             "ref_value": r["first_ref_value"], "cand_value": r["first_cand_value"],
             "abs_delta": _jsonable(r["first_abs_delta"]),
             "rel_delta": _jsonable(r["first_rel_delta"]),
@@ -713,6 +718,14 @@ def db_upgrade() -> None:
         typer.echo(f"{wh.display_url}: already at revision {after}")
     else:
         typer.echo(f"{wh.display_url}: upgraded {before or '(new)'} -> {after}")
+
+
+@db_app.command("rekey")
+def db_rekey() -> None:
+    """Recompute tap pairing keys after tap_alias was edited outside tracedb."""
+    with _open() as wh:
+        wh.rekey()
+    typer.echo("pairing keys recomputed from tap_alias")
 
 
 @db_app.command("revision")

@@ -10,15 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Table, and_, func, select
+from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 
 from . import parse
+from .bulk import BulkWriter
 from .discover import BundlePlan, Note, TraceFile
 
 QUARANTINE_TEXT_LIMIT = 4096
@@ -212,191 +212,369 @@ def build_runs(parsed: parse.ParsedText, file_side: str | None,
 # --------------------------------------------------------------------------- loader
 
 
+@dataclass
+class Prepared:
+    """One trace file read, hashed and parsed, ready to be stored (no ids yet)."""
+
+    tf: TraceFile
+    notes: list[Note] = field(default_factory=list)
+    error: bool = False
+    unchanged: bool = False
+    sha: str = ""
+    size: int = 0
+    blob: bytes = b""
+    encoding: str = "utf-8"
+    line_count: int = 0
+    trace_lines: int = 0
+    quarantined: list[tuple[int, str, str]] = field(default_factory=list)
+    drafts: list[RunDraft] = field(default_factory=list)
+    meta_display: str | None = None
+    metadata_json: str | None = None
+    meta_time: str | None = None
+    meta_stamp: str | None = None
+    path_stamp: str | None = None
+    run_id: int | None = None  # reserved by the writer; set when the rows are built here
+    tap_rows: list[tuple] | None = None  # final rows when the file holds a single run
+    value_rows: list[tuple] | None = None
+    n_taps: int = 0
+
+
+def decode(data: bytes, display: str, notes: list[Note]) -> tuple[str, str]:
+    encoding = "utf-8"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        notes.append(Note(display, f"invalid UTF-8 at byte {exc.start}; undecodable "
+                                   "bytes replaced (raw file kept)", line, level="warning"))
+        text, encoding = data.decode("utf-8", errors="replace"), \
+            "utf-8 (invalid bytes replaced)"
+    if "\0" in text:  # no SQL text type stores NUL; the raw file keeps it
+        line = text[:text.index("\0")].count("\n") + 1
+        notes.append(Note(display, "NUL character(s) replaced (raw file kept)", line,
+                          level="warning"))
+        text, encoding = text.replace("\0", "\ufffd"), encoding + ", NUL replaced"
+    return text, encoding
+
+
+def read_file(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+#: A tap's id is its run id shifted by TAP_BITS plus its order in the run, so tap
+#: and value rows can be built where the file is parsed (in a worker process)
+#: without a round trip to the database.
+TAP_BITS = 20
+MAX_TAPS = (1 << TAP_BITS) - 1
+
+_UNIT_CACHE: dict[tuple, dict[str, str | None]] = {}
+
+
+def unit_lookup(suffixes: tuple[tuple[str, str], ...]):
+    cache = _UNIT_CACHE.setdefault(suffixes, {})
+    ordered = sorted(suffixes, key=lambda s: -len(s[0]))
+
+    def unit_of(name: str) -> str | None:
+        unit = cache.get(name, False)
+        if unit is False:
+            unit = next((u for suffix, u in ordered if name.endswith(suffix)), None)
+            cache[name] = unit
+        return unit  # type: ignore[return-value]
+
+    return unit_of
+
+
+def alias_lookup(aliases: tuple[tuple[str, str, str], ...]):
+    """(channel, name) -> pairing name; a channel-specific alias beats a '*' one."""
+    table: dict[tuple[str, str], str] = {}
+    for channel, name, canonical in aliases:  # ordered by id: the oldest wins
+        table.setdefault((channel, name), canonical)
+
+    def key_of(channel: str, name: str) -> str:
+        return table.get((channel, name)) or table.get(("*", name)) or name
+
+    return key_of
+
+
+def tap_rows(run_id: int, draft: RunDraft, unit_of, key_of) -> tuple[list[tuple], list[tuple]]:
+    """Final tap and value rows of one run."""
+    if len(draft.taps) > MAX_TAPS:
+        raise ValueError(f"a run with more than {MAX_TAPS} taps is not supported")
+    seen: dict = {}
+    seen_key: dict = {}
+    taps: list[tuple] = []
+    values: list[tuple] = []
+    base = run_id << TAP_BITS
+    for seq, (line_no, tap) in enumerate(draft.taps, start=1):
+        channel, name, loop_key = tap.channel, tap.name, tap.loop_key
+        key = (channel, name, loop_key)
+        occ = seen[key] = seen.get(key, 0) + 1
+        key_name = key_of(channel, name)
+        pkey = (channel, key_name, loop_key)
+        key_occ = seen_key[pkey] = seen_key.get(pkey, 0) + 1
+        comps = tap.components
+        tap_id = base + seq
+        taps.append((tap_id, run_id, seq, line_no, channel, name, loop_key, occ,
+                     unit_of(name), tap.shape, len(comps), tap.raw, key_name, key_occ))
+        for idx, c in enumerate(comps):
+            values.append((tap_id, idx, c.label, c.num, c.text, c.kind, c.digits, c.half_ulp))
+    return taps, values
+
+
+def prepare_file(job: tuple) -> Prepared:
+    """Read, hash and parse one trace file; no database, so it runs in worker processes.
+
+    ``job`` is (trace file, known sha256s of that path, reserved run id, unit
+    suffixes, aliases). A file that holds one run comes back with its final rows.
+    """
+    tf, known_shas, run_id, suffixes, aliases = job
+    prep = Prepared(tf=tf)
+    try:
+        data = read_file(tf.path)
+    except OSError as exc:
+        prep.notes.append(Note(tf.display, f"cannot read: {exc.strerror or exc}",
+                               level="error"))
+        prep.error = True
+        return prep
+    prep.sha = hashlib.sha256(data).hexdigest()
+    if prep.sha in known_shas:
+        prep.unchanged = True
+        return prep
+    notes = prep.notes
+    text, prep.encoding = decode(data, tf.display, notes)
+    parsed = parse.parse_text(text)
+    for warning in parsed.warnings:
+        no, _, msg = warning.partition(": ")
+        notes.append(Note(tf.display, msg, int(no.split()[1]), level="warning"))
+    if data and not data.endswith(b"\n"):
+        last = text.rsplit("\n", 1)[-1]
+        if parse.TRACE_LINE.match(last):
+            notes.append(Note(tf.display, "last line has no line end (truncated file?); "
+                                          "parsed as written", text.count("\n") + 1,
+                              level="warning"))
+    meta = None
+    if tf.metadata_path is not None:
+        prep.meta_display = tf.display.rsplit("/", 1)[0] + "/" + tf.metadata_path.name \
+            if "/" in tf.display else tf.metadata_path.name
+        meta = _read_json(tf.metadata_path, prep.meta_display, notes)
+    file_pixel, pixel_source = _metadata_pixel(meta), "metadata"
+    if file_pixel is None:
+        file_pixel, pixel_source = parse.pixel_from_name(tf.path.name), "filename"
+    file_side = parse.side_from_path(list(Path(tf.display).parts[-3:]))
+    prep.drafts = build_runs(parsed, file_side, file_pixel, pixel_source)
+    prep.path_stamp = parse.stamp_in(str(tf.path))
+    prep.meta_time = _metadata_time(meta)
+    prep.meta_stamp = parse.normalize_stamp(prep.meta_time)
+    prep.metadata_json = json.dumps(meta, sort_keys=True) if meta is not None else None
+    quarantined = [ln for ln in parsed.lines if ln.quarantine]
+    if quarantined:
+        lines = parse.split_lines(text)
+        prep.quarantined = [(ln.line_no, ln.quarantine,
+                             lines[ln.line_no - 1][:QUARANTINE_TEXT_LIMIT])
+                            for ln in quarantined]
+    prep.trace_lines = parsed.trace_lines
+    prep.line_count = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+    prep.size = len(data)
+    prep.blob = zlib.compress(data, BLOB_LEVEL)
+    if len(prep.drafts) == 1 and run_id is not None:
+        prep.run_id = run_id
+        prep.tap_rows, prep.value_rows = tap_rows(run_id, prep.drafts[0],
+                                                  unit_lookup(suffixes), alias_lookup(aliases))
+        d = prep.drafts[0]
+        prep.n_taps = len(d.taps)
+        d.taps = [d.taps[0], d.taps[-1]]  # keep first/last line numbers, not the taps
+    return prep
+
+
+class WindowedPool:
+    """An ordered map over a process pool with a bounded number of files in flight."""
+
+    def __init__(self, workers: int, window: int = 64):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+        self.window = window
+
+    def __call__(self, fn, jobs):
+        from collections import deque
+
+        pending: deque = deque()
+        it = iter(jobs)
+        for job in it:
+            pending.append(self.pool.submit(fn, job))
+            if len(pending) >= self.window:
+                break
+        while pending:
+            result = pending.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(self.pool.submit(fn, nxt))
+            yield result
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+TAP_COLS = ("id", "run_id", "seq", "line_no", "channel", "name", "loop_key", "occurrence",
+            "unit", "shape", "n_components", "value_text", "key_name", "key_occurrence")
+VALUE_COLS = ("tap_id", "idx", "label", "num", "text", "kind", "digits", "half_ulp")
+RUN_COLS = ("id", "source_file_id", "bundle_id", "segment", "side", "pixel_id", "pixel_source",
+            "stamp", "path_stamp", "meta_stamp", "meta_time", "metadata_json", "tap_count",
+            "first_line", "last_line")
+FILE_COLS = ("id", "bundle_id", "path", "abs_path", "sha256", "version", "size", "line_count",
+             "trace_lines", "parsed_lines", "quarantined_lines", "parser", "encoding",
+             "metadata_path", "command_id", "loaded_at")
+BLOB_COLS = ("sha256", "size", "compression", "content")
+QUARANTINE_COLS = ("id", "source_file_id", "line_no", "reason", "text")
+
+#: Rows buffered before they are written (bounds memory whatever the input size).
+FLUSH_VALUES = 50_000
+BLOB_LEVEL = 1  # zlib level: raw files are kept for re-parsing, not for archiving
+
+
+class Batch:
+    """Rows waiting to be written, in foreign-key order."""
+
+    ORDER = (("source_blob", BLOB_COLS, True), ("source_file", FILE_COLS, False),
+             ("run", RUN_COLS, False), ("tap", TAP_COLS, False), ("value", VALUE_COLS, False),
+             ("quarantine", QUARANTINE_COLS, False))
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[tuple]] = {name: [] for name, _c, _i in self.ORDER}
+
+    def flush(self, writer: BulkWriter) -> None:
+        for name, cols, ignore in self.ORDER:
+            rows = self.rows[name]
+            if rows:
+                (writer.insert_ignore if ignore else writer.insert)(name, cols, rows)
+                rows.clear()
+
+
 class Loader:
     def __init__(self, tables: dict[str, Table], command_id: int | None,
-                 suffixes: list[tuple[str, str]]):
+                 suffixes: list[tuple[str, str]], aliases: list[tuple[str, str, str]]):
         self.t = tables
         self.command_id = command_id
-        self.suffixes = sorted(suffixes, key=lambda s: -len(s[0]))
+        self.suffixes = tuple(sorted(suffixes))
+        self.unit_of = unit_lookup(self.suffixes)
+        self.aliases = tuple(aliases)
+        self.key_of = alias_lookup(self.aliases)
+        self.pixels: dict[tuple[int, int], int] = {}  # committed pixel ids
+        self._new_pixels: dict[tuple[int, int], int] = {}  # this transaction's
 
-    def unit_of(self, name: str) -> str | None:
-        for suffix, unit in self.suffixes:
-            if name.endswith(suffix):
-                return unit
-        return None
+    def committed(self) -> None:
+        self.pixels.update(self._new_pixels)
+        self._new_pixels.clear()
 
-    # -- reading -----------------------------------------------------------------
-    @staticmethod
-    def read(tf: TraceFile) -> bytes:
-        with open(tf.path, "rb") as fh:
-            return fh.read()
-
-    @staticmethod
-    def decode(data: bytes, display: str, notes: list[Note]) -> tuple[str, str]:
-        encoding = "utf-8"
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = data[:exc.start].count(b"\n") + 1
-            notes.append(Note(display, f"invalid UTF-8 at byte {exc.start}; undecodable "
-                                       "bytes replaced (raw file kept)", line,
-                              level="warning"))
-            text, encoding = data.decode("utf-8", errors="replace"), \
-                "utf-8 (invalid bytes replaced)"
-        if "\0" in text:  # no SQL text type stores NUL; the raw file keeps it
-            line = text[:text.index("\0")].count("\n") + 1
-            notes.append(Note(display, "NUL character(s) replaced (raw file kept)", line,
-                              level="warning"))
-            text, encoding = text.replace("\0", "\ufffd"), encoding + ", NUL replaced"
-        return text, encoding
+    def rolled_back(self) -> None:
+        self._new_pixels.clear()
 
     # -- one bundle --------------------------------------------------------------
     def load_bundle(self, conn: Connection, plan: BundlePlan, stats: Stats,
-                    notes: list[Note]) -> None:
-        """Everything for one bundle, inside the caller's transaction."""
-        t = self.t
-        now = utcnow()
-        pending: list[tuple[TraceFile, bytes, str]] = []
-        for tf in plan.trace_files:
-            try:
-                data = self.read(tf)
-            except OSError as exc:
-                notes.append(Note(tf.display, f"cannot read: {exc.strerror or exc}",
-                                  level="error"))
-                stats.errors += 1
-                continue
-            sha = hashlib.sha256(data).hexdigest()
-            exists = conn.execute(select(t["source_file"].c.id).where(and_(
-                t["source_file"].c.abs_path == str(tf.path),
-                t["source_file"].c.sha256 == sha))).first()
-            if exists:
-                stats.unchanged_files += 1
-                continue
-            pending.append((tf, data, sha))
+                    notes: list[Note], mapper=map) -> None:
+        """Everything for one bundle, inside the caller's transaction.
 
-        meta = bundle_metadata(plan, notes)
+        ``mapper`` runs :func:`prepare_file` (read, hash, parse: no database) over
+        the bundle's files, in order; a process pool's windowed map parallelises it.
+        """
+        t = self.t
+        w = BulkWriter(conn)
+        w.lock_bundle(str(plan.directory))
+        now = utcnow()
         brow = conn.execute(select(t["bundle"]).where(
             t["bundle"].c.directory == str(plan.directory))).mappings().first()
-        if brow is None:
-            if not pending:
-                return
-            bundle_id = conn.execute(t["bundle"].insert().returning(t["bundle"].c.id), dict(
-                directory=str(plan.directory), path=plan.display, initiative=plan.initiative,
-                phase=plan.phase, stamp=plan.stamp, created_at=now, updated_at=now, **meta,
-            )).scalar_one()
-            stats.bundles += 1
+        known: dict[str, list[str]] = {}
+        if brow is not None:
+            for abs_path, sha in w.query("SELECT abs_path, sha256 FROM source_file "
+                                         "WHERE bundle_id = ?", (brow["id"],)):
+                known.setdefault(abs_path, []).append(sha)
+        meta = bundle_metadata(plan, notes)
+        bundle_id = brow["id"] if brow is not None else None
+        if brow is not None and any(brow[k] != v for k, v in meta.items()):
+            conn.execute(t["bundle"].update().where(t["bundle"].c.id == bundle_id)
+                         .values(updated_at=now, **meta))
+            stats.bundles_updated += 1
+        batch = Batch()
+        reserved = w.ids("run", len(plan.trace_files))
+        jobs = [(tf, tuple(known.get(str(tf.path), ())), rid, self.suffixes, self.aliases)
+                for tf, rid in zip(plan.trace_files, reserved, strict=True)]
+        for prep in mapper(prepare_file, jobs):
+            notes.extend(prep.notes)
+            if prep.error:
+                stats.errors += 1
+                continue
+            if prep.unchanged:
+                stats.unchanged_files += 1
+                continue
+            if bundle_id is None:
+                bundle_id = conn.execute(
+                    t["bundle"].insert().returning(t["bundle"].c.id), dict(
+                        directory=str(plan.directory), path=plan.display,
+                        initiative=plan.initiative, phase=plan.phase, stamp=plan.stamp,
+                        created_at=now, updated_at=now, **meta)).scalar_one()
+                stats.bundles += 1
+            version = len(known.get(str(prep.tf.path), [])) + 1
+            if version > 1:
+                notes.append(Note(prep.tf.display, "content changed since last ingest; "
+                                  f"loaded as version {version}", level="note"))
+            self.store(w, batch, bundle_id, prep, version, stats, now)
+            known.setdefault(str(prep.tf.path), []).append(prep.sha)
+            if len(batch.rows["value"]) >= FLUSH_VALUES:
+                batch.flush(w)
+        batch.flush(w)
+
+    def pixel_id(self, w: BulkWriter, pixel: tuple[int, int]) -> int:
+        pid = self.pixels.get(pixel) or self._new_pixels.get(pixel)
+        if pid is None:
+            w.insert_ignore("pixel", ("slow", "fast"), [pixel])
+            pid = w.query("SELECT id FROM pixel WHERE slow = ? AND fast = ?", pixel)[0][0]
+            self._new_pixels[pixel] = pid
+        return pid
+
+    def store(self, w: BulkWriter, batch: Batch, bundle_id: int, prep: Prepared,
+              version: int, stats: Stats, now: str) -> None:
+        tf = prep.tf
+        (sf_id,) = w.ids("source_file", 1)
+        batch.rows["source_blob"].append((prep.sha, prep.size, "zlib", prep.blob))
+        batch.rows["source_file"].append((
+            sf_id, bundle_id, tf.display, str(tf.path), prep.sha, version, prep.size,
+            prep.line_count, prep.trace_lines, prep.trace_lines - len(prep.quarantined),
+            len(prep.quarantined), f"tracedb.parse v{parse.PARSER_VERSION}", prep.encoding,
+            prep.meta_display, self.command_id, now))
+        if prep.quarantined:
+            qids = w.ids("quarantine", len(prep.quarantined))
+            batch.rows["quarantine"].extend(
+                (qid, sf_id, line_no, reason, text)
+                for qid, (line_no, reason, text) in zip(qids, prep.quarantined, strict=True))
+        if prep.tap_rows is not None:
+            run_ids = [prep.run_id]
         else:
-            bundle_id = brow["id"]
-            if any(brow[k] != v for k, v in meta.items()):
-                conn.execute(t["bundle"].update().where(t["bundle"].c.id == bundle_id)
-                             .values(updated_at=now, **meta))
-                stats.bundles_updated += 1
-
-        for tf, data, sha in pending:
-            self.load_file(conn, bundle_id, tf, data, sha, stats, notes, now)
-
-    def load_file(self, conn: Connection, bundle_id: int, tf: TraceFile, data: bytes,
-                  sha: str, stats: Stats, notes: list[Note], now: str) -> None:
-        t = self.t
-        text, encoding = self.decode(data, tf.display, notes)
-        parsed = parse.parse_text(text)
-        for w in parsed.warnings:
-            no, _, msg = w.partition(": ")
-            notes.append(Note(tf.display, msg, int(no.split()[1]), level="warning"))
-        lines = parse.split_lines(text)
-        if data and not data.endswith(b"\n") and lines and parse.TRACE_LINE.match(lines[-1]):
-            notes.append(Note(tf.display, "last line has no line end (truncated file?); "
-                                          "parsed as written", len(lines), level="warning"))
-
-        meta = None
-        meta_display = None
-        if tf.metadata_path is not None:
-            meta_display = tf.display.rsplit("/", 1)[0] + "/" + tf.metadata_path.name \
-                if "/" in tf.display else tf.metadata_path.name
-            meta = _read_json(tf.metadata_path, meta_display, notes)
-        file_pixel, pixel_source = _metadata_pixel(meta), "metadata"
-        if file_pixel is None:
-            file_pixel, pixel_source = parse.pixel_from_name(tf.path.name), "filename"
-        file_side = parse.side_from_path(list(Path(tf.display).parts[-3:]))
-        drafts = build_runs(parsed, file_side, file_pixel, pixel_source)
-
-        path_stamp = parse.stamp_in(str(tf.path))
-        meta_time = _metadata_time(meta)
-        meta_stamp = parse.normalize_stamp(meta_time)
-
-        insert_ignore(conn, t["source_blob"], [dict(
-            sha256=sha, size=len(data), compression="zlib",
-            content=zlib.compress(data, 6))])
-        version = conn.execute(select(func.count()).select_from(t["source_file"]).where(
-            t["source_file"].c.abs_path == str(tf.path))).scalar_one() + 1
-        if version > 1:
-            notes.append(Note(tf.display, f"content changed since last ingest; loaded as "
-                                          f"version {version}", level="note"))
-        quarantined = [ln for ln in parsed.lines if ln.quarantine]
-        sf_id = conn.execute(t["source_file"].insert().returning(t["source_file"].c.id), dict(
-            bundle_id=bundle_id, path=tf.display, abs_path=str(tf.path), sha256=sha,
-            version=version, size=len(data), line_count=len(lines),
-            trace_lines=parsed.trace_lines,
-            parsed_lines=parsed.trace_lines - len(quarantined),
-            quarantined_lines=len(quarantined),
-            parser=f"tracedb.parse v{parse.PARSER_VERSION}", encoding=encoding,
-            metadata_path=meta_display, command_id=self.command_id, loaded_at=now,
-        )).scalar_one()
-        if quarantined:
-            conn.execute(t["quarantine"].insert(), [dict(
-                source_file_id=sf_id, line_no=ln.line_no, reason=ln.quarantine,
-                text=lines[ln.line_no - 1][:QUARANTINE_TEXT_LIMIT]) for ln in quarantined])
-
-        pixels = {d.pixel for d in drafts if d.pixel is not None}
-        pixel_ids: dict[tuple[int, int], int] = {}
-        if pixels:
-            insert_ignore(conn, t["pixel"], [dict(slow=s, fast=f) for s, f in sorted(pixels)])
-            pc = t["pixel"].c
-            for pid, s, f in conn.execute(select(pc.id, pc.slow, pc.fast).where(
-                    pc.slow.in_({p[0] for p in pixels}))):
-                if (s, f) in pixels:
-                    pixel_ids[(s, f)] = pid
-        metadata_json = json.dumps(meta, sort_keys=True) if meta is not None else None
-        for segment, draft in enumerate(drafts, start=1):
-            run_id = conn.execute(t["run"].insert().returning(t["run"].c.id), dict(
-                source_file_id=sf_id, bundle_id=bundle_id, segment=segment, side=draft.side,
-                pixel_id=pixel_ids.get(draft.pixel) if draft.pixel else None,
-                pixel_source=draft.pixel_source, stamp=path_stamp or meta_stamp,
-                path_stamp=path_stamp, meta_stamp=meta_stamp, meta_time=meta_time,
-                metadata_json=metadata_json, tap_count=len(draft.taps),
-                first_line=draft.taps[0][0], last_line=draft.taps[-1][0],
-            )).scalar_one()
-            self.insert_taps(conn, run_id, draft, stats)
+            run_ids = w.ids("run", len(prep.drafts))
+        for segment, (run_id, draft) in enumerate(zip(run_ids, prep.drafts, strict=True),
+                                                  start=1):
+            if prep.tap_rows is not None:
+                taps, values = prep.tap_rows, prep.value_rows
+                n_taps = prep.n_taps
+            else:
+                taps, values = tap_rows(run_id, draft, self.unit_of, self.key_of)
+                n_taps = len(taps)
+            batch.rows["run"].append((
+                run_id, sf_id, bundle_id, segment, draft.side,
+                self.pixel_id(w, draft.pixel) if draft.pixel else None,
+                draft.pixel_source, prep.path_stamp or prep.meta_stamp, prep.path_stamp,
+                prep.meta_stamp, prep.meta_time, prep.metadata_json, n_taps,
+                draft.taps[0][0], draft.taps[-1][0]))
+            batch.rows["tap"].extend(taps)
+            batch.rows["value"].extend(values)
             stats.runs += 1
+            stats.taps += n_taps
+            stats.values += len(values)
             if draft.pixel:
                 stats.pixel_set.add(draft.pixel)
         stats.new_trace_files += 1
-        stats.trace_lines += parsed.trace_lines
-        stats.quarantined_lines += len(quarantined)
-        stats.parsed_lines += parsed.trace_lines - len(quarantined)
-
-    def insert_taps(self, conn: Connection, run_id: int, draft: RunDraft,
-                    stats: Stats) -> None:
-        t = self.t
-        seen: Counter = Counter()
-        rows = []
-        for seq, (line_no, tap) in enumerate(draft.taps, start=1):
-            key = (tap.channel, tap.name, tap.loop_key)
-            seen[key] += 1
-            rows.append(dict(run_id=run_id, seq=seq, line_no=line_no, channel=tap.channel,
-                             name=tap.name, loop_key=tap.loop_key, occurrence=seen[key],
-                             unit=self.unit_of(tap.name), shape=tap.shape,
-                             n_components=len(tap.components), value_text=tap.raw))
-        ids = conn.execute(
-            t["tap"].insert().returning(t["tap"].c.id, sort_by_parameter_order=True),
-            rows).scalars().all()
-        values = []
-        for tap_id, (_line_no, tap) in zip(ids, draft.taps, strict=True):
-            for idx, c in enumerate(tap.components):
-                values.append(dict(tap_id=tap_id, idx=idx, label=c.label, num=c.num,
-                                   text=c.text, kind=c.kind, digits=c.digits,
-                                   half_ulp=c.half_ulp))
-        if values:
-            conn.execute(t["value"].insert(), values)
-        stats.taps += len(rows)
-        stats.values += len(values)
+        stats.trace_lines += prep.trace_lines
+        stats.quarantined_lines += len(prep.quarantined)
+        stats.parsed_lines += prep.trace_lines - len(prep.quarantined)

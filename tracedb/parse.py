@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 PARSER_VERSION = "1"
 
@@ -55,8 +55,7 @@ INDEX_KEYS = frozenset({"phi_tic", "mos_tic", "source_tic", "thick_tic", "subpix
                         "source", "mos", "phi", "thick", "tic"})
 
 
-@dataclass(frozen=True, slots=True)
-class Component:
+class Component(NamedTuple):
     """One component of a tap value, as written and as read."""
 
     text: str
@@ -100,40 +99,50 @@ class ParsedText:
 # --------------------------------------------------------------------------- numbers
 
 
-def _precision(text: str) -> tuple[int | None, float | None]:
+def _precision(text: str) -> tuple[int, float]:
     """Significant digits as written and half a unit in the last one.
 
-    A number is read as having at least 6 significant digits (C's %g drops
-    trailing zeros); an exact zero carries no precision (half_ulp 0).
+    ``text`` is a decimal number (checked by the caller). A number is read as
+    having at least 6 significant digits (C's %g drops trailing zeros); an exact
+    zero carries no precision (half_ulp 0).
     """
-    try:
-        d = Decimal(text)
-    except InvalidOperation:
-        return None, None
-    if d.is_zero():
+    s = text.lstrip("+-")
+    exp = 0
+    cut = s.find("e")
+    if cut < 0:
+        cut = s.find("E")
+    if cut >= 0:
+        exp = int(s[cut + 1:])
+        s = s[:cut]
+    whole, _, frac = s.partition(".")
+    significant = (whole + frac).lstrip("0")
+    if not significant:
         return 0, 0.0
-    t = d.as_tuple()
-    digits = len(t.digits)
-    return digits, 0.5 * 10.0 ** (d.adjusted() - (max(digits, 6) - 1))
+    lead = whole.lstrip("0")
+    adjusted = (len(lead) - 1 if lead else -(len(frac) - len(frac.lstrip("0")) + 1)) + exp
+    digits = len(significant)
+    return digits, 0.5 * 10.0 ** (adjusted - (max(digits, 6) - 1))
+
+
+_INF = float("inf")
 
 
 def number(text: str) -> Component | None:
     """Read one numeric token, or None when it is not a number."""
-    special = _SPECIAL.get(text.lower())
-    if special is not None:
-        return Component(text=text, kind=special, num=None)
     if _NUMBER.match(text):
         value = float(text)
-        if value != value or value in (float("inf"), float("-inf")):  # overflow "1e999"
-            return Component(text=text, kind="inf" if value > 0 else "-inf")
+        if value == _INF or value == -_INF:  # overflow such as "1e999"
+            return Component(text, "inf" if value > 0 else "-inf")
         digits, half_ulp = _precision(text)
-        return Component(text=text, kind="num", num=value, digits=digits, half_ulp=half_ulp)
+        return Component(text, "num", value, None, digits, half_ulp)
+    special = _SPECIAL.get(text.lower())
+    if special is not None:
+        return Component(text, special)
     return None
 
 
 def _labelled(label: str, comp: Component) -> Component:
-    return Component(text=comp.text, kind=comp.kind, num=comp.num, label=label,
-                     digits=comp.digits, half_ulp=comp.half_ulp)
+    return comp._replace(label=label)
 
 
 def parse_value(text: str) -> tuple[str, list[Component]] | None:
@@ -252,8 +261,40 @@ def _spaced_groups(tokens: list[str]) -> list[tuple[str, list[str]]] | None:
     return groups
 
 
+# The most common shapes, all-numeric values on the main channel, take a short
+# path; anything it does not fully recognise goes through the general parser.
+_FAST = re.compile(r"[ \t]*TRACE_(C|PY)(?::[ \t]*|[ \t]+)([A-Za-z_][A-Za-z0-9_.]*)"
+                   r"(?:=|[ \t]+)([-+0-9.eE][-+0-9.eE \t]*)\Z")
+_FAST_SIDE = {"C": "c", "PY": "py"}
+
+
+def _fast(text: str, line_no: int) -> Line | None:
+    m = _FAST.match(text)
+    if m is None or m.group(2) == "pixel":
+        return None
+    raw = m.group(3).strip()
+    comps = []
+    for tok in raw.split():
+        try:  # the character class admits only digits, signs, '.', 'e' and 'E'
+            value = float(tok)
+        except ValueError:
+            return None
+        if value == _INF or value == -_INF:
+            comps.append(Component(tok, "inf" if value > 0 else "-inf"))
+            continue
+        digits, half_ulp = _precision(tok)
+        comps.append(Component(tok, "num", value, None, digits, half_ulp))
+    side = _FAST_SIDE[m.group(1)]
+    shape = "scalar" if len(comps) == 1 else "vector"
+    return Line(line_no, side, [Tap(side, "", m.group(2), "", shape, comps, raw)])
+
+
 def parse_line(text: str, line_no: int = 0) -> Line:
     """Parse one TRACE line (the caller has checked it starts with TRACE_)."""
+    if len(text) <= MAX_LINE_CHARS:
+        fast = _fast(text, line_no)
+        if fast is not None:
+            return fast
     line = Line(line_no=line_no)
     if len(text) > MAX_LINE_CHARS:
         line.quarantine = f"line longer than {MAX_LINE_CHARS} characters ({len(text)})"

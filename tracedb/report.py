@@ -194,7 +194,7 @@ def _header(title: str, summaries, generated: str | None) -> list[str]:
     lines += [
         f"- Tolerance: |a-b| <= atol + rtol*max(|a|,|b|) with rtol = {a['rtol']:g}, "
         f"atol = {a['atol']:g}; mode {mode}.",
-        f"- Comparison set {a['set_id']}; pairing: {summaries['pairing'].iloc[0]}.",
+        f"- Pairing: {summaries['pairing'].iloc[0]}.",
         "",
         "| pixel | reference | candidate |",
         "|---|---|---|",
@@ -641,7 +641,6 @@ def _env(wh, summaries, prov, model: str) -> dict:
         "tolerance": {"rtol": a["rtol"], "atol": a["atol"],
                       "mode": "strict" if a["strict"] else "default",
                       "rule": "|a-b| <= atol + rtol*max(|a|,|b|)"},
-        "comparison_set": a["set_id"],
         "pairing": summaries["pairing"].iloc[0] if len(summaries) else None,
         "factor_model": model,
         "sources": sources,

@@ -135,11 +135,16 @@ def upgrade() -> None:
         sa.Column("shape", sa.Text, nullable=False),
         sa.Column("n_components", sa.Integer, nullable=False),
         sa.Column("value_text", sa.Text, nullable=False),  # the value as written
-        sa.UniqueConstraint("run_id", "channel", "name", "loop_key", "occurrence",
-                            name="uq_tap_key"),
+        # The pairing key: the name after aliases (tap_alias) and the occurrence of
+        # that key in the run. Set at load; `tracedb alias` and `tracedb db rekey`
+        # recompute them when aliases change.
+        sa.Column("key_name", sa.Text, nullable=False),
+        sa.Column("key_occurrence", sa.Integer, nullable=False),
     )
-    op.create_index("ix_tap_run_seq", "tap", ["run_id", "seq"])
-    op.create_index("ix_tap_name", "tap", ["name"])
+    # Tap ids are (run id << 20) + order in the run, so the primary key already
+    # orders taps by run and trace order; this index pairs taps across runs.
+    op.create_index("ix_tap_pairing", "tap",
+                    ["run_id", "channel", "key_name", "loop_key", "key_occurrence"])
     op.create_table(
         "value",
         sa.Column("tap_id", REF, sa.ForeignKey("tap.id"), primary_key=True),
@@ -150,6 +155,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.Text, nullable=False),  # num, nan, inf, -inf, text
         sa.Column("digits", sa.Integer),
         sa.Column("half_ulp", sa.Float(precision=53)),
+        sqlite_with_rowid=False,  # the (tap_id, idx) key is the table: no second B-tree
     )
     op.create_table(
         "quarantine",

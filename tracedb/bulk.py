@@ -1,0 +1,78 @@
+"""Bulk writes inside one transaction: the one place the dialects differ for loading.
+
+SQLite: ``executemany`` of plain tuples on the DBAPI cursor, ids allocated from
+``MAX(id)`` (the caller holds the write lock: ``BEGIN IMMEDIATE``).
+PostgreSQL: ``COPY ... FROM STDIN`` through psycopg, ids drawn from each table's
+sequence, and a transaction-scoped advisory lock per bundle so that concurrent
+writers of the same bundle take turns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy.engine import Connection
+
+
+class BulkWriter:
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.dialect = conn.dialect.name
+        self.raw = conn.connection.dbapi_connection
+        self.cur = self.raw.cursor()
+        self._next: dict[str, int] = {}
+        self._seq: dict[str, str] = {}
+
+    # -- ids -------------------------------------------------------------------------
+    def ids(self, table: str, n: int) -> list[int]:
+        if n == 0:
+            return []
+        if self.dialect == "sqlite":
+            start = self._next.get(table)
+            if start is None:
+                self.cur.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}")
+                start = self.cur.fetchone()[0]
+            self._next[table] = start + n
+            return list(range(start, start + n))
+        seq = self._seq.get(table)
+        if seq is None:
+            self.cur.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,))
+            seq = self._seq[table] = self.cur.fetchone()[0]
+        self.cur.execute("SELECT nextval(%s) FROM generate_series(1, %s)", (seq, n))
+        return [r[0] for r in self.cur.fetchall()]
+
+    # -- rows ------------------------------------------------------------------------
+    def insert(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        if not rows:
+            return
+        cols = ", ".join(columns)
+        if self.dialect == "postgresql":
+            with self.cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        marks = ", ".join("?" * len(columns))
+        self.cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+
+    def insert_ignore(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        """INSERT ... ON CONFLICT DO NOTHING (both dialects spell it the same)."""
+        if not rows:
+            return
+        cols = ", ".join(columns)
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        marks = ", ".join([mark] * len(columns))
+        self.cur.executemany(
+            f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        if self.dialect == "postgresql":
+            sql = sql.replace("?", "%s")
+        self.cur.execute(sql, params)
+        return self.cur.fetchall()
+
+    def lock_bundle(self, directory: str) -> None:
+        """Serialise writers of one bundle (SQLite's write lock already does)."""
+        if self.dialect == "postgresql":
+            key = int.from_bytes(hashlib.sha256(directory.encode()).digest()[:8], "big",
+                                 signed=True)
+            self.cur.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
