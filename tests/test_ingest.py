@@ -262,3 +262,34 @@ def test_single_file_path_can_be_ingested(url, tree):
     run = wh.runs().iloc[0]
     assert (run.side, run.stamp, run.pixel) == ("py", "20250101T010000Z", [3, 4])
     assert PY_TRACE.count("\n") == int(run.taps)
+
+
+def test_worker_processes_load_the_same_rows(sqlite_url, tmp_path, monkeypatch):
+    """--workers parses in other processes; the warehouse must not differ."""
+    from tracedb import api
+
+    monkeypatch.setattr(api, "PARALLEL_MIN_FILES", 1)
+    root = tmp_path / "reports" / "i" / "p" / "20250101T000000Z"
+    for i in range(12):
+        write(root / "c_traces" / f"pixel_{i}_1.log", C_TRACE.replace("1.5e-13", f"{i}e-13"))
+    write(root / "c_traces" / "markers.log",
+          "TRACE_C_TAP5: pixel 7 7\nTRACE_C_TAP5: v 1\nTRACE_C_TAP5: pixel 8 8\n"
+          "TRACE_C_TAP5: v 2\n")
+    serial = tracedb.connect(sqlite_url)
+    serial.ingest([tmp_path / "reports"], workers=0)
+    other = f"sqlite:///{(tmp_path / 'par.sqlite').as_posix()}"
+    par = tracedb.connect(other)
+    res = par.ingest([tmp_path / "reports"], workers=2)
+    assert res.ok and res.stats["runs"] == 14
+
+    def dump(wh):
+        with wh.engine.connect() as conn:
+            return [conn.execute(text(q)).all() for q in (
+                "SELECT id, run_id, seq, name, key_name, key_occurrence, value_text FROM tap "
+                "ORDER BY id",
+                "SELECT tap_id, idx, num, text, kind, digits, half_ulp FROM value "
+                "ORDER BY tap_id, idx",
+                "SELECT r.id, r.side, p.slow, p.fast, r.tap_count FROM run r "
+                "LEFT JOIN pixel p ON p.id = r.pixel_id ORDER BY r.id")]
+
+    assert dump(serial) == dump(par)

@@ -133,9 +133,9 @@ class Warehouse:
                argv: list[str] | None = None, workers: int | None = None) -> IngestResult:
         """Load every trace file under ``paths``. Re-running loads only what is new.
 
-        Files are read and parsed by ``workers`` processes (default: up to two,
-        for ingests of more than a few hundred files; ``TRACEDB_WORKERS``
-        overrides) while this process writes.
+        With ``workers`` > 0 (or ``TRACEDB_WORKERS``), ingests of a few hundred
+        files or more are read and parsed by that many processes while this one
+        writes. Off by default: on two cores the pickling costs more than it saves.
         """
         started = time.perf_counter()
         found = discover([str(p) for p in paths])
@@ -562,11 +562,10 @@ def _parse_pool(files: int, workers: int | None):
     from .load import WindowedPool
 
     if workers is None:
-        env = os.environ.get("TRACEDB_WORKERS")
-        if env is not None:
-            workers = int(env) if env.isdigit() else 0
-        else:
-            workers = min(2, os.cpu_count() or 1) if files >= PARALLEL_MIN_FILES else 0
+        env = os.environ.get("TRACEDB_WORKERS", "0")
+        workers = int(env) if env.isdigit() else 0
+    if files < PARALLEL_MIN_FILES:
+        workers = 0
     return WindowedPool(workers) if workers > 0 else None
 
 

@@ -163,7 +163,7 @@ def _print_notes(notes, limit: int = 10) -> None:
 # --------------------------------------------------------------------------- commands
 
 
-def _do_ingest(paths: list[str], fmt: str, argv: list[str]) -> int:
+def _do_ingest(paths: list[str], fmt: str, argv: list[str], workers: int | None = None) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     wh = _open()
@@ -175,7 +175,7 @@ def _do_ingest(paths: list[str], fmt: str, argv: list[str]) -> int:
         def progress(desc: str, done: int, total: int) -> None:
             bar.update(task, description=desc[-50:], completed=done, total=total)
 
-        result = wh.ingest(paths, progress=progress, argv=argv)
+        result = wh.ingest(paths, progress=progress, argv=argv, workers=workers)
     for m in result.missing:
         _err(f"error: path not found: {m}")
     _print_notes(result.notes)
@@ -193,6 +193,9 @@ def _do_ingest(paths: list[str], fmt: str, argv: list[str]) -> int:
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Report trees or trace files to load.")],
     fmt: Annotated[IngestFmt, typer.Option("--format", help="table or json")] = IngestFmt.table,
+    workers: Annotated[int | None, typer.Option(
+        help="parse in this many worker processes [default: $TRACEDB_WORKERS or 0]")
+    ] = None,
 ) -> None:
     """Find every trace file under PATHS and load it with its bundle metadata.
 
@@ -201,7 +204,7 @@ def ingest(
     """
     argv = ["tracedb"] + (["--db", state.url] if state.url else []) + ["ingest", *paths] \
         + (["--format", fmt.value] if fmt != IngestFmt.table else [])
-    raise typer.Exit(_do_ingest(paths, fmt.value, argv))
+    raise typer.Exit(_do_ingest(paths, fmt.value, argv, workers))
 
 
 RUN_COLUMNS = ["id", "side", "stamp", "pixel", "path", "taps", "segment", "first_line",

@@ -94,31 +94,30 @@ def pixel_key(pixel) -> tuple[int, int] | None:
     return None if pixel is None else (int(pixel[0]), int(pixel[1]))
 
 
+def _order(rec: dict) -> tuple[str, int]:
+    stamp = rec["stamp"]
+    return (stamp if isinstance(stamp, str) else "", int(rec["id"]))
+
+
 def newest(df):
     """The newest run: latest stamp (runs without a stamp are oldest), then highest id."""
-    ordered = df.assign(_s=df["stamp"].fillna("")).sort_values(["_s", "id"])
-    return ordered.iloc[-1]
+    records = df.to_dict("records") if hasattr(df, "to_dict") else list(df)
+    return max(records, key=_order)
 
 
 def one_per_pixel(df, sel: Selector | None, role: str) -> dict:
-    """{pixel: run row}; with an explicit selector a pixel may match only one run."""
-    out = {}
-    for pix, group in _by_pixel(df):
-        if sel is not None and len(group) > 1:
-            raise TracedbError(
-                f"--{role} {sel.text!r} matches {len(group)} runs of pixel "
-                f"{'?' if pix is None else f'{pix[0]},{pix[1]}'}; narrow it (e.g. add @STAMP "
-                f"or path:...). Candidates: {candidates_text(group)}")
-        out[pix] = newest(group)
-    return out
-
-
-def _by_pixel(df):
-    keys = [pixel_key(p) for p in df["pixel"]]
-    groups: dict = {}
-    for key, (_, row) in zip(keys, df.iterrows(), strict=True):
-        groups.setdefault(key, []).append(row)
+    """{pixel: run record}; with an explicit selector a pixel may match only one run."""
     import pandas as pd
 
-    for key in sorted(groups, key=lambda k: (k is None, k or (0, 0))):
-        yield key, pd.DataFrame(groups[key])
+    groups: dict = {}
+    for rec in df.to_dict("records"):
+        groups.setdefault(pixel_key(rec["pixel"]), []).append(rec)
+    out = {}
+    for pix, recs in groups.items():
+        if sel is not None and len(recs) > 1:
+            raise TracedbError(
+                f"--{role} {sel.text!r} matches {len(recs)} runs of pixel "
+                f"{'?' if pix is None else f'{pix[0]},{pix[1]}'}; narrow it (e.g. add @STAMP "
+                f"or path:...). Candidates: {candidates_text(pd.DataFrame(recs))}")
+        out[pix] = max(recs, key=_order)
+    return out

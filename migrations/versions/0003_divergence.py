@@ -135,7 +135,10 @@ SELECT {_PAIR_COLS},
 {_PAIRED}
 LEFT JOIN value rv ON rv.tap_id = r.id AND k.id IS NOT NULL
 LEFT JOIN value cv ON cv.tap_id = k.id AND cv.idx = rv.idx
-GROUP BY c.set_id, c.id, r.id, k.id
+-- in the order the indexes deliver rows (ix_comparison_set, then ix_tap_pairing),
+-- so the grouping streams instead of sorting
+GROUP BY c.set_id, c.grp, c.ordinal, c.id, r.channel, r.key_name, r.loop_key,
+         r.key_occurrence, r.id, k.id
 UNION ALL
 SELECT {_CAND_ONLY_COLS},
        NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'missing_ref', NULL
