@@ -90,7 +90,7 @@ def _tap_line(side: str, name: str, kind: str, vals, labels=None) -> str:
     return f"TRACE_PY: {name} {body}"
 
 
-def pixel_taps(rng: random.Random, idx: int):
+def pixel_taps(rng: random.Random):
     """The taps of one pixel: [(key, line_builder(side, perturb) -> [lines])]."""
     taps = []
     for name, kind, n in BASE_TAPS:
@@ -106,7 +106,6 @@ def pixel_taps(rng: random.Random, idx: int):
 
 def write_campaign(out: Path, pixels: int, stamps: int, seed: int,
                    divergence_rate: float = 0.8) -> dict:
-    rng = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
     side_len = max(1, int(math.ceil(math.sqrt(pixels))))
     pix = [(100 + 7 * (i // side_len), 200 + 5 * (i % side_len)) for i in range(pixels)]
@@ -129,7 +128,7 @@ def write_campaign(out: Path, pixels: int, stamps: int, seed: int,
         truth[py_stamp] = {}
         for i, (s, f) in enumerate(pix):
             prng = random.Random(hash((seed, k, i)) & 0xFFFFFFFF)
-            taps = pixel_taps(prng, i)
+            taps = pixel_taps(prng)
             # planted divergence: index into the pixel's tap keys (reference order)
             keys = _keys(taps, i)
             planted = None

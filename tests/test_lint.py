@@ -13,7 +13,7 @@ def test_ruff_clean():
     ruff = shutil.which("ruff") or str(REPO / ".venv" / "bin" / "ruff")
     if not shutil.which(ruff):
         pytest.skip("ruff not installed (pip install -e '.[dev]')")
-    proc = subprocess.run([ruff, "check", "tracedb", "tests", "migrations"],
+    proc = subprocess.run([ruff, "check", "tracedb", "tests", "migrations", "benchmarks"],
                           cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -516,6 +516,35 @@ class Warehouse:
                                       for i, (f, e) in enumerate(factors, start=1)])
         return factors
 
+    # -- health ---------------------------------------------------------------------
+    def check(self):
+        """Consistency checks (orphans, counts, every TRACE line accounted for) and the
+        engine's own integrity check; a DataFrame of (check_name, problems, detail)."""
+        import pandas as pd
+
+        df = self.query("check")
+        df["detail"] = ""
+        extra = []
+        with self.engine.connect() as conn:
+            if self.engine.dialect.name == "sqlite":
+                rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check")]
+                extra.append(("sqlite integrity_check", 0 if rows == ["ok"] else len(rows),
+                              "; ".join(rows[:5])))
+                fk = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                extra.append(("foreign keys (PRAGMA foreign_key_check)", len(fk),
+                              "; ".join(str(r) for r in fk[:5])))
+            running = conn.execute(text(
+                "SELECT id, started_at, command FROM command_log WHERE status = 'running'")
+            ).fetchall()
+        checks = pd.concat([df, pd.DataFrame(extra, columns=["check_name", "problems",
+                                                             "detail"])],
+                           ignore_index=True)
+        checks["problems"] = checks["problems"].astype(int)
+        checks.attrs["interrupted"] = [
+            f"command {r[0]} ({r[2]}, started {r[1]}) never finished: it was interrupted "
+            "and its open bundle rolled back; run it again to complete it" for r in running]
+        return checks
+
     # -- ad-hoc SQL --------------------------------------------------------------------
     def sql(self, statement: str):
         """Run one read-only statement; writes and extension loading are refused."""

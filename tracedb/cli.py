@@ -21,7 +21,8 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-db_app = typer.Typer(help="Warehouse schema: upgrade, revision.", no_args_is_help=True)
+db_app = typer.Typer(help="Warehouse upkeep: upgrade, check, rekey, revision.",
+                     no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 EXAMPLE_DIR = "tracedb-example"
@@ -721,6 +722,23 @@ def db_upgrade() -> None:
         typer.echo(f"{wh.display_url}: already at revision {after}")
     else:
         typer.echo(f"{wh.display_url}: upgraded {before or '(new)'} -> {after}")
+
+
+@db_app.command("check")
+def db_check(
+    fmt: Annotated[Fmt, typer.Option("--format")] = Fmt.table,
+) -> None:
+    """Check the warehouse: integrity, orphans, counts, every TRACE line accounted for.
+    Exit 1 when a check finds problems."""
+    with _open() as wh:
+        df = wh.check()
+    emit(df.to_dict("records"), ["check_name", "problems", "detail"], fmt.value)
+    for note in df.attrs.get("interrupted", []):
+        _err(f"note: {note}")
+    bad = int((df["problems"] > 0).sum())
+    if bad:
+        _err(f"error: {bad} check(s) found problems")
+        raise typer.Exit(1)
 
 
 @db_app.command("rekey")

@@ -1,0 +1,46 @@
+-- check: the warehouse's own consistency checks, one row each; problems = 0 is
+-- healthy. `tracedb db check` adds the database engine's own integrity check.
+-- Parameters: none
+SELECT 'taps without their run' AS check_name, COUNT(*) AS problems
+FROM tap t LEFT JOIN run r ON r.id = t.run_id WHERE r.id IS NULL
+UNION ALL
+SELECT 'values without their tap', COUNT(*)
+FROM value v LEFT JOIN tap t ON t.id = v.tap_id WHERE t.id IS NULL
+UNION ALL
+SELECT 'runs without their source file', COUNT(*)
+FROM run r LEFT JOIN source_file sf ON sf.id = r.source_file_id WHERE sf.id IS NULL
+UNION ALL
+SELECT 'source files without their raw content', COUNT(*)
+FROM source_file sf LEFT JOIN source_blob b ON b.sha256 = sf.sha256 WHERE b.sha256 IS NULL
+UNION ALL
+SELECT 'source files loaded twice (same path and content)', COUNT(*)
+FROM (SELECT abs_path, sha256 FROM source_file GROUP BY abs_path, sha256
+      HAVING COUNT(*) > 1) d
+UNION ALL
+SELECT 'runs whose tap count differs from their taps', COUNT(*)
+FROM run r
+LEFT JOIN (SELECT run_id, COUNT(*) AS n FROM tap GROUP BY run_id) t ON t.run_id = r.id
+WHERE r.tap_count <> COALESCE(t.n, 0)
+UNION ALL
+SELECT 'taps whose component count differs from their values', COUNT(*)
+FROM tap t
+LEFT JOIN (SELECT tap_id, COUNT(*) AS n FROM value GROUP BY tap_id) v ON v.tap_id = t.id
+WHERE t.n_components <> COALESCE(v.n, 0)
+UNION ALL
+SELECT 'files whose parsed + quarantined lines differ from their TRACE lines', COUNT(*)
+FROM source_file WHERE parsed_lines + quarantined_lines <> trace_lines
+UNION ALL
+SELECT 'files whose quarantined lines are not all kept', COUNT(*)
+FROM source_file sf
+LEFT JOIN (SELECT source_file_id, COUNT(*) AS n FROM quarantine GROUP BY source_file_id) q
+       ON q.source_file_id = sf.id
+WHERE sf.quarantined_lines <> COALESCE(q.n, 0)
+UNION ALL
+SELECT 'taps whose pairing key is stale (run tracedb db rekey)', COUNT(*)
+FROM tap t
+WHERE t.key_name <> COALESCE(
+        (SELECT a.canonical FROM tap_alias a
+         WHERE a.name = t.name AND a.channel = t.channel ORDER BY a.id LIMIT 1),
+        (SELECT a.canonical FROM tap_alias a
+         WHERE a.name = t.name AND a.channel = '*' ORDER BY a.id LIMIT 1),
+        t.name)
