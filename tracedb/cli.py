@@ -599,9 +599,12 @@ def report(
                         argv=argv)
     for n in rep.notes:
         _err(f"note: {n}")
-    typer.echo(f"report written to {outdir.as_posix()}/ ({len(rep.files)} files): "
-               + ", ".join(p.relative_to(outdir).as_posix() for p in rep.files
-                           if p.suffix != ".png" or p.name == "status_map.png"))
+    names = [p.relative_to(outdir).as_posix() for p in rep.files]
+    diffs = sum(1 for n in names if n.startswith("diff_"))
+    pngs = sum(1 for n in names if n.endswith(".png"))
+    typer.echo(f"report written to {outdir.as_posix()}/: first_divergence.md, summary.md, "
+               f"{diffs} diff file(s), commands.txt, env/trace_env.json"
+               + (f", {pngs} plot(s) in plots/" if pngs else ""))
 
 
 fm_app = typer.Typer(help="Factor models that explain a final-value gap.",

@@ -225,13 +225,22 @@ def _tap_table(rows: list[dict], with_reason: bool = False) -> list[str]:
     return out
 
 
+def group_rows(diff) -> dict[int, list[dict]]:
+    """tap_diff rows by comparison id, each list in the query's order."""
+    out: dict[int, list[dict]] = {}
+    for r in diff.to_dict("records"):
+        out.setdefault(r["comparison_id"], []).append(r)
+    return out
+
+
 def render_first_divergence(summaries, diff, rollup, plots: dict, generated: str) -> str:
+    by_cmp = group_rows(diff)
     roll = {(r["channel"], r["tap"], r["loop_key"], r["occurrence"]): r
             for r in rollup.to_dict("records")}
     total = len(summaries)
     lines = _header("First divergence", summaries, generated)
     for s in summaries.to_dict("records"):
-        rows = [r for r in diff.to_dict("records") if r["comparison_id"] == s["comparison_id"]]
+        rows = by_cmp.get(s["comparison_id"], [])
         rside, cside = SIDE.get(s["ref_side"], "ref"), SIDE.get(s["cand_side"], "cand")
         title = pixel_title(s["pixel"])
         if s["status"] == "nothing compared":
@@ -350,13 +359,14 @@ def render_summary(summaries, diff, rollup, gap, model: str, plots: dict,
     lines += ["", f"### Specific to some pixels ({len(specific)})", ""]
     if specific:
         lines += ["| tap | diverged in | pixels |", "|---|---|---|"]
-        drecs = diff.to_dict("records")
+        where_of: dict = {}
+        for d in diff.to_dict("records"):
+            if d["status"] == "diverged":
+                where_of.setdefault((d["channel"], d["tap"], d["loop_key"], d["occurrence"]),
+                                    set()).add(pix_of[d["comparison_id"]])
         for r in specific:
-            where = sorted({pix_of[d["comparison_id"]] for d in drecs
-                            if d["tap"] == r["tap"] and d["loop_key"] == r["loop_key"]
-                            and d["channel"] == r["channel"]
-                            and d["occurrence"] == r["occurrence"]
-                            and d["status"] == "diverged"})
+            where = sorted(where_of.get((r["channel"], r["tap"], r["loop_key"],
+                                         r["occurrence"]), ()))
             lines.append(f"| {code(rlabel(r))} "
                          f"| {r['pixels_diverged']} of {total} | {', '.join(where)} |")
     else:
@@ -489,7 +499,8 @@ def _plt():
 
 
 def _save(fig, path: Path) -> None:
-    fig.savefig(path, dpi=110, metadata={"Software": None}, bbox_inches="tight")
+    # fixed margins (no bbox_inches="tight", which draws every figure twice)
+    fig.savefig(path, dpi=100, metadata={"Software": None})
 
 
 def plot_profile(s: dict, rows: list[dict], path: Path, rtol: float, ascii_only: bool) -> None:
@@ -503,7 +514,13 @@ def plot_profile(s: dict, rows: list[dict], path: Path, rtol: float, ascii_only:
     for r in paired:
         v = _none(r["rel_delta"])
         ys.append(floor if v is None or v <= 0 else max(math.log10(v), floor))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.16 * len(paired) + 2), 4.2))
+    width = max(7.0, 0.16 * len(paired) + 3.2)
+    longest = max([len(lab) for lab in labels] + [8])
+    label_in = min(0.075 * longest, 3.5)  # room for rotated tap names, in inches
+    height = 3.6 + label_in
+    fig, ax = plt.subplots(figsize=(width, height))
+    fig.subplots_adjust(left=0.9 / width, right=1 - 1.9 / width, top=1 - 0.45 / height,
+                        bottom=(label_in + 0.55) / height)
     xs = list(range(len(paired)))
     ax.plot(xs, ys, color="#999999", linewidth=0.6, zorder=1)
     for status, color in STATUS_COLORS.items():
@@ -555,15 +572,21 @@ def plot_status_map(summaries, diff, path: Path, ascii_only: bool) -> None:
     names = list(STATUS_COLORS)
     grid = []
     ylabels = []
+    by_cmp = group_rows(diff)
     for s in summaries.to_dict("records"):
         status = {(r["channel"], r["tap"], r["loop_key"], r["occurrence"]): r["status"]
-                  for r in diff.to_dict("records") if r["comparison_id"] == s["comparison_id"]}
+                  for r in by_cmp.get(s["comparison_id"], [])}
         grid.append([names.index(status[k]) if k in status else math.nan for k in keys])
         ylabels.append(pixel_title(s["pixel"]))
     xl = [tap_label(k[1], k[2], k[3], k[0]) for k in keys]
     if ascii_only:
         xl = [asciify(x) for x in xl]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.16 * len(keys) + 2), 1.2 + 0.35 * len(grid)))
+    width = max(7.0, 0.16 * len(keys) + 3.2)
+    label_in = min(0.075 * max([len(x) for x in xl] + [8]), 3.5)
+    height = 1.0 + label_in + 0.3 * len(grid)
+    fig, ax = plt.subplots(figsize=(width, height))
+    fig.subplots_adjust(left=1.1 / width, right=1 - 1.7 / width, top=1 - 0.4 / height,
+                        bottom=(label_in + 0.2) / height)
     ax.imshow(grid, aspect="auto", interpolation="nearest",
               cmap=ListedColormap(list(STATUS_COLORS.values())), vmin=-0.5,
               vmax=len(names) - 0.5)
@@ -678,9 +701,9 @@ def write_report(wh, outdir: Path, *, ref=None, cand=None, pixels=None, rtol=1e-
                                 "(pip install 'tracedb[plot]')")
         else:
             (outdir / "plots").mkdir(exist_ok=True)
+            by_cmp = group_rows(diff)
             for s in summaries.to_dict("records"):
-                rows = [r for r in diff.to_dict("records")
-                        if r["comparison_id"] == s["comparison_id"]]
+                rows = by_cmp.get(s["comparison_id"], [])
                 if s["compared"] == 0:
                     continue
                 key = pixel_name(s["pixel"], s["ref_run"], s["cand_run"])
@@ -696,8 +719,9 @@ def write_report(wh, outdir: Path, *, ref=None, cand=None, pixels=None, rtol=1e-
     put("first_divergence.md", render_first_divergence(summaries, diff, rollup, plot_files,
                                                        generated))
     put("summary.md", render_summary(summaries, diff, rollup, gap, model, plot_files, None))
+    by_cmp = group_rows(diff)
     for s in summaries.to_dict("records"):
-        rows = [r for r in diff.to_dict("records") if r["comparison_id"] == s["comparison_id"]]
+        rows = by_cmp.get(s["comparison_id"], [])
         put(f"diff_{pixel_name(s['pixel'], s['ref_run'], s['cand_run'])}.txt",
             render_diff(s, rows))
     put("commands.txt", _commands(loads, argv or ["tracedb", "report", str(outdir)],

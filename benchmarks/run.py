@@ -1,0 +1,265 @@
+"""Benchmark tracedb against the database engine's own limits, side by side.
+
+    python -m benchmarks.run --size small                 # seconds; CI-friendly
+    python -m benchmarks.run --size large --backend both  # about 10 million values
+
+For each backend it generates (once) a synthetic campaign with planted
+divergences (benchmarks/generate.py) and measures, in the same run:
+
+- ingest: wall time, values/s, peak RSS of the `tracedb ingest` process;
+- the engine's own bulk load of the same value rows, flattened to CSV by this
+  harness: `sqlite3 .import` (and `psql \\copy` on PostgreSQL); the ratio;
+- the first divergence of every pixel pair (`tracedb diverge`, checked against
+  the planted truth) and its ratio to one full scan of the value rows by the
+  engine's shell (`sqlite3` / `psql`);
+- `tracedb report` for 100 pixels; warehouse bytes per value; `tracedb --help`.
+
+Only ratios measured in the same run mean anything on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from .generate import write_campaign
+
+SIZES = {"small": dict(pixels=200, stamps=1), "large": dict(pixels=28_800, stamps=1)}
+PG_URL = os.environ.get("TRACEDB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TRACEDB = [sys.executable, "-m", "tracedb"]
+
+
+def measure_rss(cmd: list[str], env=None, stdout=None) -> dict:
+    """Wall seconds and peak RSS (MB, from wait4) of one child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=stdout or subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env)
+    out_chunks = []
+    if stdout is None:
+        out_chunks.append(proc.stdout.read())
+    err = proc.stderr.read()
+    _pid, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {"seconds": wall, "rc": proc.returncode, "rss_mb": ru.ru_maxrss / 1024,
+            "out": b"".join(out_chunks).decode(), "err": err.decode()}
+
+
+def sqlite_shell(db: Path, *commands: str) -> dict:
+    return measure_rss(["sqlite3", str(db), *commands])
+
+
+def psql(url: str, sql: str, schema: str | None = None) -> dict:
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    args = ["psql", "-X", "-q", "-h", u.host or "127.0.0.1", "-p", str(u.port or 5432),
+            "-U", u.username or "postgres", "-d", u.database or "test", "-v",
+            "ON_ERROR_STOP=1", "-c", (f"SET search_path TO {schema}; " if schema else "") + sql]
+    return measure_rss(args)
+
+
+def check_truth(diverge_json: str, truth: dict) -> tuple[int, int]:
+    got = json.loads(diverge_json)
+    expected = next(iter(truth.values()))
+    bad = 0
+    for o in got:
+        f = o["first"]
+        name = None
+        if f:
+            name = f["tap"] if not f["channel"] else f"{f['channel']}:{f['tap']}"
+            if f["loop_key"]:
+                name += f"[{f['loop_key']}]"
+            if f["occurrence"] and f["occurrence"] > 1:
+                name += f"#{f['occurrence']}"
+        if expected.get(f"{o['pixel'][0]},{o['pixel'][1]}") != name:
+            bad += 1
+    return len(got), bad
+
+
+def export_values_csv(url: str, path: Path) -> int:
+    """Flatten the warehouse's value rows to CSV (what the engine baseline loads)."""
+    import csv
+
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    n = 0
+    with engine.connect() as conn, open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        res = conn.execution_options(stream_results=True).execute(text(
+            "SELECT tap_id, idx, label, num, text, kind, digits, half_ulp FROM value"))
+        for rows in iter(lambda: res.fetchmany(50_000), []):
+            w.writerows(rows)
+            n += len(rows)
+    engine.dispose()
+    return n
+
+
+VALUE_DDL = ("CREATE TABLE value (tap_id INTEGER NOT NULL, idx INTEGER NOT NULL, label TEXT, "
+             "num FLOAT, text TEXT NOT NULL, kind TEXT NOT NULL, digits INTEGER, "
+             "half_ulp FLOAT, PRIMARY KEY (tap_id, idx)) WITHOUT ROWID")
+SCAN_SQL = "SELECT count(*), sum(num), sum(length(text)), max(half_ulp) FROM value"
+
+
+def run_backend(backend: str, campaign: Path, work: Path, truth: dict) -> dict:
+    r: dict = {"backend": backend}
+    schema = None
+    if backend == "sqlite":
+        db = work / "bench.sqlite"
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+        url = f"sqlite:///{db.as_posix()}"
+    else:
+        from sqlalchemy import create_engine, text
+
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    env = {k: v for k, v in os.environ.items() if k != "TRACEDB_URL"}
+    try:
+        subprocess.run([*TRACEDB, "--db", url, "db", "upgrade"], check=True,
+                       capture_output=True, env=env)
+        ing = measure_rss([*TRACEDB, "--db", url, "ingest", str(campaign), "--format", "json"],
+                          env=env)
+        assert ing["rc"] == 0, ing["err"]
+        stats = json.loads(ing["out"])
+        r["values"] = stats["values"]
+        r["ingest_s"] = ing["seconds"]
+        r["ingest_values_per_s"] = stats["values"] / ing["seconds"]
+        r["ingest_rss_mb"] = ing["rss_mb"]
+
+        csv_path = work / "values.csv"
+        n = export_values_csv(url, csv_path)
+        imp_db = work / "import.sqlite"
+        imp_db.unlink(missing_ok=True)
+        sqlite_shell(imp_db, VALUE_DDL)
+        imp = sqlite_shell(imp_db, ".mode csv", f".import {csv_path} value")
+        assert imp["rc"] == 0, imp["err"]
+        r["sqlite_import_s"] = imp["seconds"]
+        r["ingest_vs_sqlite_import"] = ing["seconds"] / imp["seconds"]
+        r["csv_rows"] = n
+
+        if backend == "sqlite":
+            scans = [sqlite_shell(db, SCAN_SQL)["seconds"] for _ in range(3)]
+        else:
+            psql(PG_URL, f"CREATE TABLE {schema}.value_copy (LIKE {schema}.value)")
+            cp = psql(PG_URL, f"\\copy {schema}.value_copy FROM '{csv_path}' WITH (FORMAT csv)")
+            assert cp["rc"] == 0, cp["err"]
+            r["psql_copy_s"] = cp["seconds"]
+            r["ingest_vs_psql_copy"] = ing["seconds"] / cp["seconds"]
+            scans = [psql(PG_URL, SCAN_SQL, schema)["seconds"] for _ in range(3)]
+        r["full_scan_s"] = statistics.median(scans)
+
+        div = measure_rss([*TRACEDB, "--db", url, "diverge", "--format", "json"], env=env)
+        assert div["rc"] == 0, div["err"]
+        pairs, bad = check_truth(div["out"], truth)
+        r["diverge_s"] = div["seconds"]
+        r["diverge_pairs"] = pairs
+        r["diverge_truth_mismatches"] = bad
+        r["diverge_vs_full_scan"] = div["seconds"] / r["full_scan_s"]
+        r["diverge_rss_mb"] = div["rss_mb"]
+
+        pix = [f"{o['pixel'][0]},{o['pixel'][1]}" for o in json.loads(div["out"])][:100]
+        out = work / f"report_{backend}"
+        shutil.rmtree(out, ignore_errors=True)
+        rep = measure_rss([*TRACEDB, "--db", url, "report", str(out),
+                           *[a for p in pix for a in ("--pixel", p)]], env=env)
+        assert rep["rc"] == 0, rep["err"]
+        r["report_100_s"] = rep["seconds"]
+        r["report_rss_mb"] = rep["rss_mb"]
+
+        if backend == "sqlite":
+            sqlite_shell(db, "PRAGMA wal_checkpoint(TRUNCATE)")
+            size = db.stat().st_size
+        else:
+            res = psql(PG_URL, "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+                               f"JOIN pg_namespace n ON n.oid = c.relnamespace "
+                               f"WHERE n.nspname = '{schema}' AND c.relkind = 'r' "
+                               "AND c.relname <> 'value_copy'")
+            size = int([ln for ln in res["out"].split() if ln.strip().isdigit()][0]) \
+                if res["out"].strip() else 0
+        r["bytes_per_value"] = size / max(1, r["values"])
+    finally:
+        if schema:
+            from sqlalchemy import create_engine, text
+
+            admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    return r
+
+
+def help_time() -> float:
+    runs = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        subprocess.run([*TRACEDB, "--help"], capture_output=True, check=True)
+        runs.append(time.perf_counter() - t0)
+    return min(runs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="tracedb benchmark (ratios in one run)")
+    ap.add_argument("--size", choices=sorted(SIZES), default="small")
+    ap.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="sqlite")
+    ap.add_argument("--workdir", type=Path, help="keep the campaign and warehouses here")
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    work = a.workdir or Path(tempfile.mkdtemp(prefix="tracedb-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    campaign = work / f"campaign_{a.size}_{a.seed}"
+    if not (campaign / "truth.json").exists():
+        t0 = time.perf_counter()
+        info = write_campaign(campaign, seed=a.seed, **SIZES[a.size])
+        print(f"generated {info} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    truth = json.loads((campaign / "truth.json").read_text())
+    backends = ["sqlite", "postgresql"] if a.backend == "both" else [a.backend]
+    results = {"size": a.size, "help_s": help_time(),
+               "backends": [run_backend(b, campaign, work, truth) for b in backends]}
+    print(json.dumps(results, indent=2))
+    print(render(results))
+    if not a.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def render(res: dict) -> str:
+    lines = [f"tracedb benchmark, size {res['size']}; tracedb --help {res['help_s']:.3f} s", ""]
+    for r in res["backends"]:
+        lines += [
+            f"[{r['backend']}] {r['values']:,} values",
+            f"  ingest              {r['ingest_s']:8.2f} s  {r['ingest_values_per_s']:10,.0f} "
+            f"values/s  peak RSS {r['ingest_rss_mb']:.0f} MB",
+            f"  sqlite3 .import     {r['sqlite_import_s']:8.2f} s  -> ingest / import = "
+            f"{r['ingest_vs_sqlite_import']:.2f}x (target <= 2x)",
+        ]
+        if "psql_copy_s" in r:
+            lines.append(f"  psql \\copy          {r['psql_copy_s']:8.2f} s  -> ingest / copy = "
+                         f"{r['ingest_vs_psql_copy']:.2f}x")
+        lines += [
+            f"  full scan (shell)   {r['full_scan_s']:8.3f} s",
+            f"  diverge, all pairs  {r['diverge_s']:8.2f} s  -> / full scan = "
+            f"{r['diverge_vs_full_scan']:.1f}x (target <= 5x); {r['diverge_pairs']} pairs, "
+            f"{r['diverge_truth_mismatches']} differ from the planted truth; "
+            f"peak RSS {r['diverge_rss_mb']:.0f} MB",
+            f"  report, 100 pixels  {r['report_100_s']:8.2f} s  peak RSS "
+            f"{r['report_rss_mb']:.0f} MB",
+            f"  bytes per value     {r['bytes_per_value']:8.1f}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
