@@ -332,6 +332,10 @@ RtolOpt = Annotated[float, typer.Option("--rtol", help="relative tolerance")]
 AtolOpt = Annotated[float, typer.Option("--atol", help="absolute tolerance")]
 StrictOpt = Annotated[bool, typer.Option("--strict",
                                          help="count print_precision as diverged")]
+RefOpt = Annotated[str | None, typer.Option(
+    help="reference run selector [default: newest C run of each pixel]")]
+CandOpt = Annotated[str | None, typer.Option(
+    help="candidate run selector [default: newest PyTorch run of each pixel]")]
 PixelOpt = Annotated[list[str] | None, typer.Option(
     "--pixel", metavar="S,F", help="only this pixel (repeatable)")]
 
@@ -437,10 +441,8 @@ def _emit_divergences(df, fmt: str) -> None:
 
 @app.command()
 def diverge(
-    ref: Annotated[str | None, typer.Option(help="reference run selector [default: newest C "
-                                                 "run of each pixel]")] = None,
-    cand: Annotated[str | None, typer.Option(help="candidate run selector [default: newest "
-                                                  "PyTorch run of each pixel]")] = None,
+    ref: RefOpt = None,
+    cand: CandOpt = None,
     pixel: PixelOpt = None,
     rtol: RtolOpt = 1e-12,
     atol: AtolOpt = 0.0,
@@ -571,10 +573,8 @@ def regress(
 @app.command()
 def report(
     outdir: Annotated[Path, typer.Argument(help="directory to write the report into")],
-    ref: Annotated[str | None, typer.Option(help="reference run selector [default: newest C "
-                                                 "run of each pixel]")] = None,
-    cand: Annotated[str | None, typer.Option(help="candidate run selector [default: newest "
-                                                  "PyTorch run of each pixel]")] = None,
+    ref: RefOpt = None,
+    cand: CandOpt = None,
     pixel: PixelOpt = None,
     rtol: RtolOpt = 1e-12,
     atol: AtolOpt = 0.0,

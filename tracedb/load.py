@@ -499,6 +499,7 @@ class Loader:
             stats.bundles_updated += 1
         batch = Batch()
         reserved = w.ids("run", len(plan.trace_files))
+        file_ids = iter(w.ids("source_file", len(plan.trace_files)))
         jobs = [(tf, tuple(known.get(str(tf.path), ())), rid, self.suffixes, self.aliases)
                 for tf, rid in zip(plan.trace_files, reserved, strict=True)]
         for prep in mapper(prepare_file, jobs):
@@ -520,24 +521,37 @@ class Loader:
             if version > 1:
                 notes.append(Note(prep.tf.display, "content changed since last ingest; "
                                   f"loaded as version {version}", level="note"))
-            self.store(w, batch, bundle_id, prep, version, stats, now)
+            self.store(w, batch, bundle_id, prep, version, stats, now, next(file_ids))
             known.setdefault(str(prep.tf.path), []).append(prep.sha)
             if len(batch.rows["value"]) >= FLUSH_VALUES:
-                batch.flush(w)
+                self.flush(w, batch)
+        self.flush(w, batch)
+
+    def flush(self, w: BulkWriter, batch: Batch) -> None:
+        """Resolve the batch's pixels to ids (one insert, one lookup), then write it."""
+        runs = batch.rows["run"]
+        wanted = {r[5] for r in runs if r[5] is not None} - self.pixels.keys() \
+            - self._new_pixels.keys()
+        if wanted:
+            w.insert_ignore("pixel", ("slow", "fast"), sorted(wanted))
+            slows = sorted({p[0] for p in wanted})
+            for i in range(0, len(slows), 500):
+                chunk = slows[i:i + 500]
+                marks = ", ".join("?" * len(chunk))
+                for pid, slow, fast in w.query(
+                        f"SELECT id, slow, fast FROM pixel WHERE slow IN ({marks})",
+                        tuple(chunk)):
+                    if (slow, fast) in wanted:
+                        self._new_pixels[(slow, fast)] = pid
+        if runs:
+            ids = {**self.pixels, **self._new_pixels}
+            batch.rows["run"] = [r[:5] + (ids[r[5]] if r[5] is not None else None,) + r[6:]
+                                 for r in runs]
         batch.flush(w)
 
-    def pixel_id(self, w: BulkWriter, pixel: tuple[int, int]) -> int:
-        pid = self.pixels.get(pixel) or self._new_pixels.get(pixel)
-        if pid is None:
-            w.insert_ignore("pixel", ("slow", "fast"), [pixel])
-            pid = w.query("SELECT id FROM pixel WHERE slow = ? AND fast = ?", pixel)[0][0]
-            self._new_pixels[pixel] = pid
-        return pid
-
     def store(self, w: BulkWriter, batch: Batch, bundle_id: int, prep: Prepared,
-              version: int, stats: Stats, now: str) -> None:
+              version: int, stats: Stats, now: str, sf_id: int) -> None:
         tf = prep.tf
-        (sf_id,) = w.ids("source_file", 1)
         batch.rows["source_blob"].append((prep.sha, prep.size, "zlib", prep.blob))
         batch.rows["source_file"].append((
             sf_id, bundle_id, tf.display, str(tf.path), prep.sha, version, prep.size,
@@ -563,7 +577,7 @@ class Loader:
                 n_taps = len(taps)
             batch.rows["run"].append((
                 run_id, sf_id, bundle_id, segment, draft.side,
-                self.pixel_id(w, draft.pixel) if draft.pixel else None,
+                draft.pixel,  # resolved to a pixel id when the batch is flushed
                 draft.pixel_source, prep.path_stamp or prep.meta_stamp, prep.path_stamp,
                 prep.meta_stamp, prep.meta_time, prep.metadata_json, n_taps,
                 draft.taps[0][0], draft.taps[-1][0]))
