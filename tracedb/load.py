@@ -63,17 +63,6 @@ class Stats:
 # --------------------------------------------------------------------------- helpers
 
 
-def insert_ignore(conn: Connection, table: Table, rows: list[dict]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING: the one place the dialects differ here."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    conn.execute(insert(table).on_conflict_do_nothing(), rows)
-
-
 def _read_json(path: Path, display: str, notes: list[Note]) -> dict | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
