@@ -1,10 +1,11 @@
 -- quarantine: TRACE lines kept aside, with file, line number and reason.
--- Parameters: :path  substring of the file path (NULL = all)
+-- Parameters: :path  substring of the file path (NULL = all; case-sensitive,
+-- \ escapes % and _)
 SELECT sf.path    AS path,
        q.line_no  AS line,
        q.reason   AS reason,
        q.text     AS text
 FROM quarantine q
 JOIN source_file sf ON sf.id = q.source_file_id
-WHERE CAST(:path AS TEXT) IS NULL OR sf.path LIKE '%' || CAST(:path AS TEXT) || '%'
+WHERE CAST(:path AS TEXT) IS NULL OR sf.path LIKE '%' || CAST(:path AS TEXT) || '%' ESCAPE '\'
 ORDER BY sf.path, q.line_no

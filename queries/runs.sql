@@ -4,6 +4,7 @@
 --   :stamp   full stamp or a suffix of it, e.g. 064547Z
 --   :slow, :fast   pixel
 --   :path    substring of the trace file's path
+-- Matching is case-sensitive; in :stamp and :path, \ escapes % and _.
 --   :run_id  one run
 SELECT r.id                AS id,
        r.side              AS side,
@@ -29,9 +30,10 @@ JOIN source_file sf ON sf.id = r.source_file_id
 JOIN bundle b ON b.id = r.bundle_id
 LEFT JOIN pixel p ON p.id = r.pixel_id
 WHERE (CAST(:side AS TEXT) IS NULL OR r.side = CAST(:side AS TEXT))
-  AND (CAST(:stamp AS TEXT) IS NULL OR r.stamp LIKE '%' || CAST(:stamp AS TEXT))
+  AND (CAST(:stamp AS TEXT) IS NULL OR r.stamp LIKE '%' || CAST(:stamp AS TEXT) ESCAPE '\')
   AND (CAST(:slow AS INTEGER) IS NULL OR p.slow = CAST(:slow AS INTEGER))
   AND (CAST(:fast AS INTEGER) IS NULL OR p.fast = CAST(:fast AS INTEGER))
-  AND (CAST(:path AS TEXT) IS NULL OR sf.path LIKE '%' || CAST(:path AS TEXT) || '%')
+  AND (CAST(:path AS TEXT) IS NULL
+       OR sf.path LIKE '%' || CAST(:path AS TEXT) || '%' ESCAPE '\')
   AND (CAST(:run_id AS INTEGER) IS NULL OR r.id = CAST(:run_id AS INTEGER))
 ORDER BY r.stamp, sf.path, r.segment, r.id

@@ -49,8 +49,15 @@ def _query_text(name: str) -> str:
     return "\n".join(ln for ln in lines if not ln.lstrip().startswith("--"))
 
 
+def _is_write_query(name: str) -> bool:
+    first = _query_text(name).lstrip().split(None, 1)[0].upper()
+    return first in ("INSERT", "UPDATE", "DELETE")
+
+
 def query_names() -> list[str]:
-    return sorted(p.stem for p in db.resource_dir("queries").glob("*.sql"))
+    """The named queries a user can run (the engine's own writes are left out)."""
+    return sorted(p.stem for p in db.resource_dir("queries").glob("*.sql")
+                  if not _is_write_query(p.stem))
 
 
 class Warehouse:
@@ -100,6 +107,9 @@ class Warehouse:
         """Run the named query ``queries/<name>.sql``; returns a pandas DataFrame."""
         import pandas as pd
 
+        if _is_write_query(name):
+            raise TracedbError(f"{name!r} is one of tracedb's own write steps, not a query; "
+                               f"available: {', '.join(query_names())}")
         sql = text(_query_text(name))
         wanted = set(sql.compile().params)
         unknown = set(params) - wanted
@@ -207,7 +217,8 @@ class Warehouse:
         """Loaded runs, filtered; a pandas DataFrame (pixel as [slow, fast] or None)."""
         if side is not None and side not in ("c", "py"):
             raise TracedbError(f"side must be 'c' or 'py', not {side!r}")
-        df = self.query("runs", side=side, stamp=stamp, path=path, run_id=run_id,
+        df = self.query("runs", side=side, stamp=_like_literal(stamp),
+                        path=_like_literal(path), run_id=run_id,
                         slow=pixel[0] if pixel else None, fast=pixel[1] if pixel else None)
         df.insert(3, "pixel", [None if s is None or s != s else [int(s), int(f)]
                                for s, f in zip(df["pixel_slow"], df["pixel_fast"],
@@ -245,7 +256,7 @@ class Warehouse:
                                           "components"])
 
     def quarantine(self, path: str | None = None):
-        return self.query("quarantine", path=path)
+        return self.query("quarantine", path=_like_literal(path))
 
     # -- comparisons ---------------------------------------------------------------
     def _comparison_set(self, pairs: list[tuple[int, int, int, int, str]], rtol: float,
@@ -253,27 +264,34 @@ class Warehouse:
         """Compare (grp, ordinal, ref, cand, pairing) run pairs; returns the set id.
 
         The comparison runs in SQL (queries/compare.sql materialises the tap_status
-        view into tap_result). The same request made again replaces its earlier
-        result, so aliases or accepted divergences recorded since then count.
+        view into tap_result). Every request is compared afresh, so aliases or
+        accepted divergences recorded since count; results of the same request
+        older than an hour are removed then.
         """
         import hashlib
+        import math
 
-        if rtol < 0 or atol < 0:
-            raise TracedbError("--rtol and --atol must be >= 0")
+        if not (math.isfinite(rtol) and math.isfinite(atol)) or rtol < 0 or atol < 0:
+            raise TracedbError("--rtol and --atol must be finite numbers >= 0")
         key = hashlib.sha256(json.dumps(
             {"rtol": repr(float(rtol)), "atol": repr(float(atol)),
              "pairs": [list(p[:4]) for p in pairs]}).encode()).hexdigest()
         t_set, t_cmp = self.tables["comparison_set"], self.tables["comparison"]
         t_res = self.tables["tap_result"]
+        now = utcnow()
         with self.write() as conn, conn.begin():
-            for old in conn.execute(select(t_set.c.id).where(t_set.c.request_key == key)
-                                    ).scalars().all():
+            # Earlier results of the same request go once they are an hour old (a
+            # reader of a result made moments ago by another process keeps it).
+            cutoff = _hours_ago(now, 1)
+            for old in conn.execute(select(t_set.c.id).where(
+                    (t_set.c.request_key == key) & (t_set.c.created_at < cutoff))
+                    ).scalars().all():
                 conn.execute(t_res.delete().where(t_res.c.set_id == old))
                 conn.execute(t_cmp.delete().where(t_cmp.c.set_id == old))
                 conn.execute(t_set.delete().where(t_set.c.id == old))
             set_id = conn.execute(t_set.insert().returning(t_set.c.id), dict(
                 request_key=key, rtol=float(rtol), atol=float(atol),
-                description=description, created_at=utcnow())).scalar_one()
+                description=description, created_at=now)).scalar_one()
             conn.execute(t_cmp.insert(), [dict(
                 set_id=set_id, grp=g, ordinal=o, ref_run_id=r, cand_run_id=c, pairing=how)
                 for g, o, r, c, how in pairs])
@@ -304,8 +322,8 @@ class Warehouse:
         runs = self._pixel_runs(pixels)
         rsel = sel.parse_selector(ref) if ref else None
         csel = sel.parse_selector(cand) if cand else None
-        rdf = sel.apply(runs, rsel) if rsel else runs[runs["side"] == "c"]
-        cdf = sel.apply(runs, csel) if csel else runs[runs["side"] == "py"]
+        rdf = sel.apply(runs, rsel) if rsel else sel.latest_versions(runs[runs["side"] == "c"])
+        cdf = sel.apply(runs, csel) if csel else sel.latest_versions(runs[runs["side"] == "py"])
         if rdf.empty or cdf.empty:
             which = "reference (C)" if rdf.empty else "candidate (PyTorch)"
             raise TracedbError(f"no {which} runs to compare; load some or pass --ref/--cand")
@@ -327,6 +345,9 @@ class Warehouse:
 
     def _summaries(self, set_id: int, strict: bool):
         df = self.query("divergence", set_id=set_id, strict=int(strict))
+        if df.empty:
+            raise TracedbError(f"comparison set {set_id} has no results (removed while "
+                               "reading?); run the command again")
         df["pixel"] = [_pixel(r.ref_slow, r.ref_fast) or _pixel(r.cand_slow, r.cand_fast)
                        for r in df.itertuples()]
         df["status"] = ["nothing compared" if c == 0 else "diverged" if d > 0 else "match"
@@ -377,7 +398,7 @@ class Warehouse:
 
         runs = self._pixel_runs([pixel])
         rsel = sel.parse_selector(ref) if ref else None
-        rdf = sel.apply(runs, rsel) if rsel else runs[runs["side"] == "c"]
+        rdf = sel.apply(runs, rsel) if rsel else sel.latest_versions(runs[runs["side"] == "c"])
         if rdf.empty:
             raise TracedbError(f"no C run of pixel {pixel[0]},{pixel[1]}; pass --ref")
         if rsel and len(rdf) > 1:
@@ -387,7 +408,7 @@ class Warehouse:
         r = sel.newest(rdf)
         other = "py" if r["side"] == "c" else "c"
         csel = sel.parse_selector(cand) if cand else None
-        cdf = sel.apply(runs, csel) if csel else runs[runs["side"] == other]
+        cdf = sel.apply(runs, csel) if csel else sel.latest_versions(runs[runs["side"] == other])
         cdf = cdf[cdf["id"] != r["id"]]
         unstamped = cdf[cdf["stamp"].isna()]
         cdf = cdf[cdf["stamp"].notna()]
@@ -416,8 +437,8 @@ class Warehouse:
 
         runs = self._pixel_runs(pixels)
         rsel = sel.parse_selector(ref) if ref else None
-        rby = sel.one_per_pixel(sel.apply(runs, rsel) if rsel else runs[runs["side"] == "c"],
-                                rsel, "ref")
+        rby = sel.one_per_pixel(sel.apply(runs, rsel) if rsel
+                                else sel.latest_versions(runs[runs["side"] == "c"]), rsel, "ref")
         bsel, hsel = sel.parse_selector(base), sel.parse_selector(head)
         bby = sel.one_per_pixel(sel.apply(runs, bsel), bsel, "base")
         hby = sel.one_per_pixel(sel.apply(runs, hsel), hsel, "head")
@@ -585,6 +606,20 @@ class Warehouse:
 PARALLEL_MIN_FILES = 300
 
 
+def _like_literal(text: str | None) -> str | None:
+    """A substring for LIKE ... ESCAPE '\\': % and _ match themselves."""
+    if text is None:
+        return None
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _hours_ago(stamp: str, hours: float) -> str:
+    from datetime import datetime, timedelta
+
+    t = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ") - timedelta(hours=hours)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _parse_pool(files: int, workers: int | None):
     import os
 
@@ -639,7 +674,8 @@ def _read_only_statement(statement: str) -> str:
     import re
 
     stmt = statement.strip().rstrip(";").strip()
-    body = re.sub(r"--[^\n]*|/\*.*?\*/", " ", stmt, flags=re.S).strip().lower()
+    body = re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"", "''", stmt)  # literals
+    body = re.sub(r"--[^\n]*|/\*.*?\*/", " ", body, flags=re.S).strip().lower()
     if not body:
         raise TracedbError("empty SQL statement")
     if ";" in body:

@@ -51,6 +51,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA journal_mode = WAL")
     cur.execute("PRAGMA synchronous = NORMAL")
     cur.execute("PRAGMA foreign_keys = ON")
+    cur.execute("PRAGMA case_sensitive_like = ON")  # LIKE as on PostgreSQL
     try:  # named queries use LOG10; older SQLite builds lack the math functions
         cur.execute("SELECT log10(10)")
     except Exception:  # noqa: BLE001 - sqlite3.OperationalError: no such function

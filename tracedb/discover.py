@@ -78,21 +78,24 @@ def _has_bundle_metadata(d: Path) -> bool:
             or (d / "trace_env.json").is_file() or (d / "env").is_dir())
 
 
-def bundle_dir(d: Path, root: Path) -> Path:
-    """The bundle directory that owns directory ``d`` (``root`` bounds the search)."""
-    chain = [d]
-    while chain[-1] != root and chain[-1].parent != chain[-1] and root in chain[-1].parents:
-        chain.append(chain[-1].parent)
+STAMP_LEVELS = 6  # how far up a stamped directory is looked for
+META_LEVELS = 3  # how far up a directory with commands.txt or env metadata is looked for
+
+
+def bundle_dir(d: Path, root: Path | None = None) -> Path:
+    """The bundle directory that owns directory ``d``.
+
+    Independent of where an ingest starts (``root`` is accepted and ignored), so
+    the same file lands in the same bundle whether its tree or its folder is named.
+    """
+    chain = [d, *list(d.parents)[:STAMP_LEVELS]]
     for c in chain:
         if _STAMP.search(c.name):
             return c
-    for c in list(root.parents)[:3]:  # ingesting e.g. <STAMP>/c_traces directly
-        if _STAMP.search(c.name) and chain[-1] == root:
-            return c
-    for c in chain:
+    for c in chain[:META_LEVELS + 1]:
         if _has_bundle_metadata(c):
             return c
-    if _SIDE_DIR.match(d.name) and d != root:
+    if _SIDE_DIR.match(d.name) and d.parent != d:
         return d.parent
     return d
 
@@ -126,9 +129,14 @@ def classify(path: Path) -> tuple[str, str | None]:
             head = fh.read(BINARY_SNIFF)
             if not head:
                 return "empty", "empty file, nothing to load"
+            data = head + fh.read() if b"\0" not in head else head
             if b"\0" in head:
-                return "binary", "binary file skipped"
-            data = head + fh.read()
+                # NUL bytes mean binary, unless the file holds TRACE lines (a trace
+                # with a stray NUL is loaded; the loader names the line)
+                data = head + fh.read()
+                if not is_trace_text(data.decode("utf-8", errors="replace")):
+                    return "binary", "binary file skipped"
+                return "trace", None
     except OSError as exc:
         return "error", f"cannot read: {exc.strerror or exc}"
     text = data.decode("utf-8", errors="replace")

@@ -475,10 +475,15 @@ class Loader:
         now = utcnow()
         brow = conn.execute(select(t["bundle"]).where(
             t["bundle"].c.directory == str(plan.directory))).mappings().first()
+        # what is already loaded from these paths (under any bundle: a file is the
+        # same file whichever folder an ingest started from)
         known: dict[str, list[str]] = {}
-        if brow is not None:
+        paths = [str(tf.path) for tf in plan.trace_files]
+        for i in range(0, len(paths), 500):
+            chunk = paths[i:i + 500]
+            marks = ", ".join("?" * len(chunk))
             for abs_path, sha in w.query("SELECT abs_path, sha256 FROM source_file "
-                                         "WHERE bundle_id = ?", (brow["id"],)):
+                                         f"WHERE abs_path IN ({marks})", tuple(chunk)):
                 known.setdefault(abs_path, []).append(sha)
         meta = bundle_metadata(plan, notes)
         bundle_id = brow["id"] if brow is not None else None

@@ -214,6 +214,13 @@ def _record(line: Line, side, channel, loop_key, groups) -> None:
         if key in INDEX_KEYS or key.endswith("_tic"):
             index.append(f"{key}={_index_text(vals)}")
     key_text = ";".join(([loop_key] if loop_key else []) + index)
+    if index and all(k == "pixel" or k in INDEX_KEYS or k.endswith("_tic")
+                     for k, _ in groups):
+        # only loop indices (phi_tic=1 mos_tic=0): the line marks a loop step
+        text = " ".join(f"{k}={' '.join(v)}" for k, v in groups if k != "pixel")
+        line.taps.append(Tap(side, channel, "index", key_text, "event",
+                             [Component(text=text, kind="text")], raw=text))
+        return
     for key, vals in groups:
         if key == "pixel" and line.pixel is not None:
             continue

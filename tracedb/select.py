@@ -59,8 +59,11 @@ def parse_selector(text: str) -> Selector:
 
 def _describe(row) -> str:
     pix = "?" if row["pixel"] is None else f"{row['pixel'][0]},{row['pixel'][1]}"
-    return (f"run:{row['id']} {row['side'] or '?'}@{row['stamp'] or '-'} pixel {pix} "
-            f"{row['path']}")
+    side = row["side"] if isinstance(row["side"], str) else "?"
+    stamp = row["stamp"] if isinstance(row["stamp"], str) else "-"
+    version = row.get("file_version", 1)
+    ver = f" (version {int(version)})" if version and int(version) > 1 else ""
+    return f"run:{row['id']} {side}@{stamp} pixel {pix} {row['path']}{ver}"
 
 
 def candidates_text(df, limit: int = 8) -> str:
@@ -87,7 +90,16 @@ def apply(df, sel: Selector):
     if out.empty:
         raise TracedbError(f"selector {sel.text!r} matches no run; list runs with "
                            "`tracedb runs`")
-    return out
+    return latest_versions(out) if sel.run_id is None else out
+
+
+def latest_versions(df):
+    """Drop runs of a trace file that was loaded again with new content (the newest
+    version of each path stays; `run:ID` still reaches the older ones)."""
+    if "file_version" not in df or df.empty:
+        return df
+    newest = df.groupby("path")["file_version"].transform("max")
+    return df[df["file_version"] == newest]
 
 
 def pixel_key(pixel) -> tuple[int, int] | None:

@@ -152,12 +152,13 @@ def upgrade() -> None:
     op.create_table(
         "comparison_set",
         sa.Column("id", ID, primary_key=True, autoincrement=True),
-        sa.Column("request_key", sa.String(64), nullable=False, unique=True),
+        sa.Column("request_key", sa.String(64), nullable=False),  # same request, same key
         sa.Column("rtol", DOUBLE, nullable=False),
         sa.Column("atol", DOUBLE, nullable=False),
         sa.Column("description", sa.Text),
         sa.Column("created_at", sa.Text, nullable=False),
     )
+    op.create_index("ix_comparison_set_key", "comparison_set", ["request_key"])
     op.create_table(
         "comparison",
         sa.Column("id", ID, primary_key=True, autoincrement=True),
