@@ -171,6 +171,8 @@ class Warehouse:
             if pool is not None:
                 pool.close()
         stats.pixels = len(stats.pixel_set)
+        if stats.values:
+            db.after_bulk_load(self.engine)
         result = stats.as_dict(time.perf_counter() - started)
         result["notes"] = [{"level": n.level, "path": n.path, "line": n.line,
                             "message": n.message} for n in notes]
@@ -295,6 +297,7 @@ class Warehouse:
             conn.execute(t_cmp.insert(), [dict(
                 set_id=set_id, grp=g, ordinal=o, ref_run_id=r, cand_run_id=c, pairing=how)
                 for g, o, r, c, how in pairs])
+            db.tune_for_comparison(conn)
             conn.execute(text(_query_text("compare")), {"set_id": set_id})
             conn.execute(text(_query_text("unit_hints")), {"set_id": set_id})
         return set_id

@@ -175,3 +175,24 @@ def reflect(engine: Engine) -> dict[str, Table]:
     md = MetaData()
     md.reflect(bind=engine)
     return dict(md.tables)
+
+
+# --------------------------------------------------------------------------- tuning
+
+
+def after_bulk_load(engine: Engine) -> None:
+    """Refresh planner statistics after an ingest added rows."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("ANALYZE run, tap, value, pixel, source_file")
+        else:
+            conn.exec_driver_sql("PRAGMA optimize")
+
+
+def tune_for_comparison(conn) -> None:
+    """Session settings for the one big comparison query of a request."""
+    if conn.dialect.name == "postgresql":
+        # sorts and hashes of a whole campaign stay in memory; the query is too
+        # short-lived for JIT compilation to pay off
+        conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+        conn.exec_driver_sql("SET LOCAL jit = off")
