@@ -181,12 +181,23 @@ def reflect(engine: Engine) -> dict[str, Table]:
 
 
 def after_bulk_load(engine: Engine) -> None:
-    """Refresh planner statistics after an ingest added rows."""
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.exec_driver_sql("ANALYZE run, tap, value, pixel, source_file")
-        else:
-            conn.exec_driver_sql("PRAGMA optimize")
+    """Refresh planner statistics after an ingest added rows (best effort: another
+    writer holding the lock only means the statistics wait for the next ingest)."""
+    conn = engine.connect()
+    if engine.dialect.name == "sqlite":
+        # take the write lock up front: a deferred transaction that starts reading
+        # and then writes can fail at once with SQLITE_BUSY under a concurrent writer
+        conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+    try:
+        with conn.begin():
+            if engine.dialect.name == "postgresql":
+                conn.exec_driver_sql("ANALYZE run, tap, value, pixel, source_file")
+            else:
+                conn.exec_driver_sql("PRAGMA optimize")
+    except OperationalError:
+        pass
+    finally:
+        conn.close()
 
 
 def tune_for_comparison(conn) -> None:
