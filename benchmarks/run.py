@@ -97,7 +97,7 @@ def export_values_csv(url: str, path: Path) -> int:
     with engine.connect() as conn, open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         res = conn.execution_options(stream_results=True).execute(text(
-            "SELECT tap_id, idx, label, num, text, kind, digits, half_ulp FROM value"))
+            f"SELECT {', '.join(VALUE_COLUMNS)} FROM value"))
         for rows in iter(lambda: res.fetchmany(50_000), []):
             w.writerows(rows)
             n += len(rows)
@@ -105,9 +105,13 @@ def export_values_csv(url: str, path: Path) -> int:
     return n
 
 
-VALUE_DDL = ("CREATE TABLE value (tap_id INTEGER NOT NULL, idx INTEGER NOT NULL, label TEXT, "
-             "num FLOAT, text TEXT NOT NULL, kind TEXT NOT NULL, digits INTEGER, "
-             "half_ulp FLOAT, PRIMARY KEY (tap_id, idx)) WITHOUT ROWID")
+# the warehouse's value table, as migrations/versions/0005 makes it
+VALUE_COLUMNS = ("run_id", "key_id", "idx", "label", "num", "text", "kind", "digits",
+                 "half_ulp")
+VALUE_DDL = ("CREATE TABLE value (run_id INTEGER NOT NULL, key_id INTEGER NOT NULL, "
+             "idx INTEGER NOT NULL, label TEXT, num FLOAT, text TEXT NOT NULL, "
+             "kind TEXT NOT NULL, digits INTEGER, half_ulp FLOAT, "
+             "PRIMARY KEY (run_id, key_id, idx)) WITHOUT ROWID")
 SCAN_SQL = "SELECT count(*), sum(num), sum(length(text)), max(half_ulp) FROM value"
 
 

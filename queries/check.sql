@@ -5,7 +5,8 @@ SELECT 'taps without their run' AS check_name, COUNT(*) AS problems
 FROM tap t LEFT JOIN run r ON r.id = t.run_id WHERE r.id IS NULL
 UNION ALL
 SELECT 'values without their tap', COUNT(*)
-FROM value v LEFT JOIN tap t ON t.id = v.tap_id WHERE t.id IS NULL
+FROM value v LEFT JOIN tap t ON t.run_id = v.run_id AND t.key_id = v.key_id
+WHERE t.id IS NULL
 UNION ALL
 SELECT 'runs without their source file', COUNT(*)
 FROM run r LEFT JOIN source_file sf ON sf.id = r.source_file_id WHERE sf.id IS NULL
@@ -24,7 +25,8 @@ WHERE r.tap_count <> COALESCE(t.n, 0)
 UNION ALL
 SELECT 'taps whose component count differs from their values', COUNT(*)
 FROM tap t
-LEFT JOIN (SELECT tap_id, COUNT(*) AS n FROM value GROUP BY tap_id) v ON v.tap_id = t.id
+LEFT JOIN (SELECT run_id, key_id, COUNT(*) AS n FROM value GROUP BY run_id, key_id) v
+       ON v.run_id = t.run_id AND v.key_id = t.key_id
 WHERE t.n_components <> COALESCE(v.n, 0)
 UNION ALL
 SELECT 'files whose parsed + quarantined lines differ from their TRACE lines', COUNT(*)
@@ -35,6 +37,14 @@ FROM source_file sf
 LEFT JOIN (SELECT source_file_id, COUNT(*) AS n FROM quarantine GROUP BY source_file_id) q
        ON q.source_file_id = sf.id
 WHERE sf.quarantined_lines <> COALESCE(q.n, 0)
+UNION ALL
+SELECT 'runs with a pairing key on two taps', COUNT(*)
+FROM (SELECT run_id, key_id FROM tap GROUP BY run_id, key_id HAVING COUNT(*) > 1) d
+UNION ALL
+SELECT 'taps whose key id names another pairing key (run tracedb db rekey)', COUNT(*)
+FROM tap t LEFT JOIN tap_key k ON k.id = t.key_id
+WHERE k.id IS NULL OR k.channel <> t.channel OR k.key_name <> t.key_name
+   OR k.loop_key <> t.loop_key OR k.key_occurrence <> t.key_occurrence
 UNION ALL
 SELECT 'taps whose pairing key is stale (run tracedb db rekey)', COUNT(*)
 FROM tap t

@@ -1,5 +1,7 @@
--- compare: materialise tap_status of one comparison set into tap_result (the
--- comparison itself; every other divergence query reads tap_result).
+-- compare: materialise tap_status of one comparison set into tap_result, every
+-- tap (comparison_set.detail = 'all'); every other divergence query reads
+-- tap_result. compare_flag + compare_flagged do the same for the taps that do
+-- not match only (detail = 'mismatch').
 -- Parameters:
 --   set_id   comparison_set.id
 INSERT INTO tap_result (set_id, comparison_id, ref_tap_id, cand_tap_id, channel, key_name,
@@ -14,3 +16,4 @@ SELECT set_id, comparison_id, ref_tap_id, cand_tap_id, channel, key_name,
        min_ratio, max_ratio, n_ratio, status, accepted_reason
 FROM tap_status
 WHERE set_id = CAST(:set_id AS INTEGER)
+  AND (CAST(:only_match AS INTEGER) = 0 OR status = 'match')

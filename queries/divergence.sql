@@ -1,6 +1,9 @@
 -- divergence: one row per comparison of a comparison set: counts by status and
 -- the first divergence (first tap, in the reference trace's order, whose status
--- is 'diverged'; 'accepted' taps never count).
+-- is 'diverged'; 'accepted' taps never count). Every reference tap is paired or
+-- missing in the candidate, so compared = reference taps - missing_cand and the
+-- matches are the compared taps with no other status (tap_result of a
+-- 'mismatch' set holds only those).
 -- Parameters:
 --   set_id   comparison_set.id (tracedb diverge creates it)
 --   strict   1 to count print_precision as diverged, else 0
@@ -13,8 +16,6 @@ WITH st AS (
 ),
 counts AS (
   SELECT comparison_id,
-         SUM(CASE WHEN eff IN ('missing_ref', 'missing_cand') THEN 0 ELSE 1 END) AS compared,
-         SUM(CASE WHEN eff = 'match' THEN 1 ELSE 0 END) AS matched,
          SUM(CASE WHEN eff = 'diverged' THEN 1 ELSE 0 END) AS diverged,
          SUM(CASE WHEN eff = 'print_precision' THEN 1 ELSE 0 END) AS print_precision,
          SUM(CASE WHEN eff = 'accepted' THEN 1 ELSE 0 END) AS accepted,
@@ -31,7 +32,9 @@ SELECT c.id AS comparison_id, c.grp AS grp, c.ordinal AS ordinal, c.pairing AS p
        rf.path AS ref_path, cf.path AS cand_path,
        rp.slow AS ref_slow, rp.fast AS ref_fast, cp.slow AS cand_slow, cp.fast AS cand_fast,
        s.rtol AS rtol, s.atol AS atol,
-       COALESCE(n.compared, 0) AS compared, COALESCE(n.matched, 0) AS matched,
+       rr.tap_count - COALESCE(n.missing_cand, 0) AS compared,
+       rr.tap_count - COALESCE(n.missing_cand, 0) - COALESCE(n.diverged, 0)
+         - COALESCE(n.print_precision, 0) - COALESCE(n.accepted, 0) AS matched,
        COALESCE(n.diverged, 0) AS diverged, COALESCE(n.print_precision, 0) AS print_precision,
        COALESCE(n.accepted, 0) AS accepted,
        COALESCE(n.missing_ref, 0) AS missing_ref, COALESCE(n.missing_cand, 0) AS missing_cand,

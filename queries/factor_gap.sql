@@ -29,8 +29,10 @@ vals AS (
   FROM firsts f
   JOIN tap_result ts ON ts.comparison_id = f.comparison_id AND ts.key_name = f.key_name
                     AND ts.ref_seq = f.ref_seq
-  JOIN value rv ON rv.tap_id = ts.ref_tap_id AND rv.idx = 0
-  JOIN value cv ON cv.tap_id = ts.cand_tap_id AND cv.idx = 0
+  JOIN tap rt ON rt.id = ts.ref_tap_id
+  JOIN tap ct ON ct.id = ts.cand_tap_id
+  JOIN value rv ON rv.run_id = rt.run_id AND rv.key_id = rt.key_id AND rv.idx = 0
+  JOIN value cv ON cv.run_id = ct.run_id AND cv.key_id = ct.key_id AND cv.idx = 0
 ),
 rows AS (
   SELECT c.id AS comparison_id, fm.target, fm.position, fm.factor, fm.exponent,

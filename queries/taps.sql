@@ -15,6 +15,6 @@ SELECT t.id          AS tap_id,
        v.num         AS num,
        v.kind        AS kind
 FROM tap t
-JOIN value v ON v.tap_id = t.id
+JOIN value v ON v.run_id = t.run_id AND v.key_id = t.key_id
 WHERE t.run_id = :run_id
 ORDER BY t.seq, v.idx

@@ -287,8 +287,8 @@ def test_worker_processes_load_the_same_rows(sqlite_url, tmp_path, monkeypatch):
             return [conn.execute(text(q)).all() for q in (
                 "SELECT id, run_id, seq, name, key_name, key_occurrence, value_text FROM tap "
                 "ORDER BY id",
-                "SELECT tap_id, idx, num, text, kind, digits, half_ulp FROM value "
-                "ORDER BY tap_id, idx",
+                "SELECT t.id, v.idx, v.num, v.text, v.kind, v.digits, v.half_ulp FROM value v "
+                "JOIN tap t ON t.run_id = v.run_id AND t.key_id = v.key_id ORDER BY t.id, v.idx",
                 "SELECT r.id, r.side, p.slow, p.fast, r.tap_count FROM run r "
                 "LEFT JOIN pixel p ON p.id = r.pixel_id ORDER BY r.id")]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 import tracedb
 from tracedb import db
@@ -25,12 +26,15 @@ def test_new_warehouse_is_created_at_head(url):
     assert {"bundle", "source_file", "source_blob", "run", "pixel", "tap", "value", "unit",
             "unit_suffix", "quarantine", "tap_alias", "accepted_divergence",
             "command_log", "comparison_set", "comparison", "tap_result",
-            "factor_model"} <= names
+            "factor_model", "tap_key", "tap_flag"} <= names
     indexes = {i["name"]: i["column_names"] for i in inspect(wh.engine).get_indexes("tap")}
-    assert indexes["ix_tap_pairing"] == ["run_id", "channel", "key_name", "loop_key",
-                                         "key_occurrence"]
-    assert {"tap_pair", "component_delta", "tap_status"} <= set(
-        inspect(wh.engine).get_view_names())
+    assert indexes["ix_tap_key"] == ["run_id", "key_id", "n_components"]
+    assert "ix_tap_pairing" not in indexes
+    # values are stored in pairing order: (run, pairing key, component)
+    assert inspect(wh.engine).get_pk_constraint("value")["constrained_columns"] == [
+        "run_id", "key_id", "idx"]
+    assert {"tap_pair", "component_delta", "tap_status", "tap_status_flagged",
+            "mismatch_key"} <= set(inspect(wh.engine).get_view_names())
     with wh.engine.connect() as conn:
         units = dict(conn.execute(text("SELECT symbol, factor_to_si FROM unit")).all())
     assert units["A^-1"] == 1e10 and units["mm"] == 1e-3
@@ -70,10 +74,14 @@ def test_sqlite_settings(sqlite_url):
 
 def test_foreign_keys_are_enforced(url):
     wh = tracedb.connect(url)
-    with pytest.raises(Exception), wh.engine.begin() as conn:  # noqa: B017, PT011
+    with wh.engine.begin() as conn:
+        conn.execute(text("INSERT INTO tap_key (id, channel, key_name, loop_key, "
+                          "key_occurrence) VALUES (1, '', 'x', '', 1)"))
+    with pytest.raises(IntegrityError, match="(?i)foreign key"), wh.engine.begin() as conn:
         conn.execute(text("INSERT INTO tap (run_id, seq, line_no, channel, name, loop_key, "
-                          "occurrence, shape, n_components, value_text) "
-                          "VALUES (424242, 1, 1, '', 'x', '', 1, 'scalar', 1, '1')"))
+                          "occurrence, shape, n_components, value_text, key_name, "
+                          "key_occurrence, key_id) "
+                          "VALUES (424242, 1, 1, '', 'x', '', 1, 'scalar', 1, '1', 'x', 1, 1)"))
 
 
 def test_wheel_in_fresh_virtualenv_creates_and_ingests(tmp_path):

@@ -119,7 +119,12 @@ class Warehouse:
         bound = {k: params.get(k) for k in wanted}
         with self.engine.connect() as conn:
             result = conn.execute(sql, bound)
-            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+            keys = list(result.keys())
+            rows = result.fetchall()
+        # column by column: much faster than a frame built from row objects
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(keys)
+        return pd.DataFrame({k: list(c) for k, c in zip(keys, columns, strict=True)},
+                            columns=keys)
 
     def _log_command(self, command: str, argv: list[str] | None) -> int:
         import os
@@ -262,24 +267,30 @@ class Warehouse:
 
     # -- comparisons ---------------------------------------------------------------
     def _comparison_set(self, pairs: list[tuple[int, int, int, int, str]], rtol: float,
-                        atol: float, description: str) -> int:
+                        atol: float, description: str, detail: str = "all") -> int:
         """Compare (grp, ordinal, ref, cand, pairing) run pairs; returns the set id.
 
-        The comparison runs in SQL (queries/compare.sql materialises the tap_status
-        view into tap_result). Every request is compared afresh, so aliases or
-        accepted divergences recorded since count; results of the same request
-        older than an hour are removed then.
+        The comparison runs in SQL. ``detail='all'`` materialises the tap_status
+        view of every tap into tap_result (queries/compare.sql); ``'mismatch'``
+        keeps only the taps that do not match (compare_flag + compare_flagged: one
+        ordered pass over the values, then the full rules for the flagged taps),
+        which is what a divergence summary needs; :meth:`complete` adds the rest.
+        Every request is compared afresh, so aliases or accepted divergences
+        recorded since count; results of the same request older than an hour are
+        removed then.
         """
         import hashlib
         import math
 
         if not (math.isfinite(rtol) and math.isfinite(atol)) or rtol < 0 or atol < 0:
             raise TracedbError("--rtol and --atol must be finite numbers >= 0")
+        if detail not in ("all", "mismatch"):
+            raise ValueError(f"detail must be 'all' or 'mismatch', not {detail!r}")
         key = hashlib.sha256(json.dumps(
-            {"rtol": repr(float(rtol)), "atol": repr(float(atol)),
+            {"rtol": repr(float(rtol)), "atol": repr(float(atol)), "detail": detail,
              "pairs": [list(p[:4]) for p in pairs]}).encode()).hexdigest()
         t_set, t_cmp = self.tables["comparison_set"], self.tables["comparison"]
-        t_res = self.tables["tap_result"]
+        t_res, t_flag = self.tables["tap_result"], self.tables["tap_flag"]
         now = utcnow()
         with self.write() as conn, conn.begin():
             # Earlier results of the same request go once they are an hour old (a
@@ -288,19 +299,43 @@ class Warehouse:
             for old in conn.execute(select(t_set.c.id).where(
                     (t_set.c.request_key == key) & (t_set.c.created_at < cutoff))
                     ).scalars().all():
-                conn.execute(t_res.delete().where(t_res.c.set_id == old))
-                conn.execute(t_cmp.delete().where(t_cmp.c.set_id == old))
+                for t in (t_res, t_flag, t_cmp):
+                    conn.execute(t.delete().where(t.c.set_id == old))
                 conn.execute(t_set.delete().where(t_set.c.id == old))
             set_id = conn.execute(t_set.insert().returning(t_set.c.id), dict(
-                request_key=key, rtol=float(rtol), atol=float(atol),
+                request_key=key, rtol=float(rtol), atol=float(atol), detail=detail,
                 description=description, created_at=now)).scalar_one()
             conn.execute(t_cmp.insert(), [dict(
                 set_id=set_id, grp=g, ordinal=o, ref_run_id=r, cand_run_id=c, pairing=how)
                 for g, o, r, c, how in pairs])
             db.tune_for_comparison(conn)
-            conn.execute(text(_query_text("compare")), {"set_id": set_id})
+            if detail == "all":
+                conn.execute(text(_query_text("compare")), {"set_id": set_id, "only_match": 0})
+            else:
+                conn.execute(text(_query_text("compare_flag")), {"set_id": set_id})
+                conn.execute(text(_query_text("compare_flagged")), {"set_id": set_id})
             conn.execute(text(_query_text("unit_hints")), {"set_id": set_id})
         return set_id
+
+    def complete(self, set_id: int) -> None:
+        """Add the matching taps to a 'mismatch' comparison set (a no-op for 'all' sets).
+
+        Per-tap queries (``tap_diff``, ``tap_changes``, ``factor_gap``) need every
+        tap; :meth:`diff` and ``tracedb report`` call this first.
+        """
+        t_set = self.tables["comparison_set"]
+        with self.write() as conn, conn.begin():
+            query = select(t_set.c.detail).where(t_set.c.id == set_id)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()  # one completer at a time
+            detail = conn.execute(query).scalar_one_or_none()
+            if detail is None:
+                raise TracedbError(f"no comparison set {set_id}")
+            if detail == "all":
+                return
+            db.tune_for_comparison(conn)
+            conn.execute(text(_query_text("compare")), {"set_id": set_id, "only_match": 1})
+            conn.execute(t_set.update().where(t_set.c.id == set_id).values(detail="all"))
 
     def _pixel_runs(self, pixels):
         runs = self.runs()
@@ -351,28 +386,37 @@ class Warehouse:
         if df.empty:
             raise TracedbError(f"comparison set {set_id} has no results (removed while "
                                "reading?); run the command again")
-        df["pixel"] = [_pixel(r.ref_slow, r.ref_fast) or _pixel(r.cand_slow, r.cand_fast)
-                       for r in df.itertuples()]
+        col = {c: df[c].tolist() for c in (
+            "ref_slow", "ref_fast", "cand_slow", "cand_fast", "compared", "diverged",
+            "ref_side", "cand_side", "first_hint_ref_unit", "first_hint_cand_unit")}
+        df["pixel"] = [_pixel(rs, rf) or _pixel(cs, cf) for rs, rf, cs, cf in zip(
+            col["ref_slow"], col["ref_fast"], col["cand_slow"], col["cand_fast"], strict=True)]
         df["status"] = ["nothing compared" if c == 0 else "diverged" if d > 0 else "match"
-                        for c, d in zip(df["compared"], df["diverged"], strict=True)]
+                        for c, d in zip(col["compared"], col["diverged"], strict=True)]
         df["first_unit_hint"] = [
-            unit_hint_text(r.ref_side, r.cand_side, r.first_hint_ref_unit,
-                           r.first_hint_cand_unit)
-            for r in df.itertuples()]
+            unit_hint_text(rs, cs, rh, ch) for rs, cs, rh, ch in zip(
+                col["ref_side"], col["cand_side"], col["first_hint_ref_unit"],
+                col["first_hint_cand_unit"], strict=True)]
         return df
 
     def diverge(self, ref: str | None = None, cand: str | None = None,
                 pixels: list[tuple[int, int]] | None = None, rtol: float = 1e-12,
-                atol: float = 0.0, strict: bool = False):
-        """First divergence per pixel pair; one row per pair (a pandas DataFrame)."""
+                atol: float = 0.0, strict: bool = False, detail: str = "mismatch"):
+        """First divergence per pixel pair; one row per pair (a pandas DataFrame).
+
+        ``df.attrs["set_id"]`` names the comparison set; with the default
+        ``detail='mismatch'`` it holds the taps that did not match (enough for
+        every count and divergence); ``detail='all'`` stores every tap.
+        """
         pairs = self.pair_runs(ref, cand, pixels)
-        set_id = self._comparison_set(pairs, rtol, atol, "diverge")
+        set_id = self._comparison_set(pairs, rtol, atol, "diverge", detail)
         df = self._summaries(set_id, strict)
         df.attrs.update(set_id=set_id, rtol=rtol, atol=atol, strict=strict)
         return df
 
     def diff(self, set_id: int, strict: bool = False):
         """Every tap of every comparison in a set, side by side, with statuses."""
+        self.complete(set_id)
         df = self.query("tap_diff", set_id=set_id, strict=int(strict))
         sides = self.query("divergence", set_id=set_id, strict=int(strict))[
             ["comparison_id", "ref_side", "cand_side"]]
@@ -472,6 +516,8 @@ class Warehouse:
     def _rekey(self, conn, name: str | None) -> None:
         conn.execute(text(_query_text("rekey_names")), {"name": name})
         conn.execute(text(_query_text("rekey_occurrence")), {"name": name})
+        for step in ("rekey_register", "rekey_values", "rekey_taps", "rekey_values_finish"):
+            conn.execute(text(_query_text(step)))
 
     def rekey(self) -> None:
         """Recompute every tap's pairing key from tap_alias (after editing it by SQL)."""

@@ -70,6 +70,39 @@ class BulkWriter:
         self.cur.execute(sql, params)
         return self.cur.fetchall()
 
+    # -- pairing keys ------------------------------------------------------------------
+    def tap_keys(self) -> dict[tuple[str, str, str, int], int]:
+        """Every registered pairing key: (channel, key_name, loop_key, occurrence) -> id."""
+        self.cur.execute("SELECT channel, key_name, loop_key, key_occurrence, id FROM tap_key")
+        return {tuple(r[:4]): r[4] for r in self.cur.fetchall()}  # type: ignore[misc]
+
+    def register_tap_keys(self, keys: list[tuple[str, str, str, int]]
+                          ) -> dict[tuple[str, str, str, int], int]:
+        """Add pairing keys to ``tap_key`` (if absent) and return their ids.
+
+        SQLite: inside the bundle's transaction (its write lock serialises writers).
+        PostgreSQL: in a separate, immediately committed transaction, so that writers
+        of other bundles never wait on (or deadlock over) a key this one added; a key
+        left unused by a failed bundle is harmless.
+        """
+        cols = "channel, key_name, loop_key, key_occurrence"
+        if self.dialect == "sqlite":
+            self.cur.executemany(f"INSERT INTO tap_key ({cols}) VALUES (?, ?, ?, ?) "
+                                 "ON CONFLICT DO NOTHING", keys)
+            return {k: self._key_id(self.cur, "?", k) for k in keys}
+        with self.conn.engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT") as other:
+            cur = other.connection.dbapi_connection.cursor()
+            cur.executemany(f"INSERT INTO tap_key ({cols}) VALUES (%s, %s, %s, %s) "
+                            "ON CONFLICT DO NOTHING", keys)
+            return {k: self._key_id(cur, "%s", k) for k in keys}
+
+    @staticmethod
+    def _key_id(cur, mark: str, key: tuple) -> int:
+        cur.execute(f"SELECT id FROM tap_key WHERE channel = {mark} AND key_name = {mark} "
+                    f"AND loop_key = {mark} AND key_occurrence = {mark}", key)
+        return cur.fetchone()[0]
+
     def lock_bundle(self, directory: str) -> None:
         """Serialise writers of one bundle (SQLite's write lock already does)."""
         if self.dialect == "postgresql":

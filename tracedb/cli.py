@@ -105,11 +105,17 @@ def _jsonable(v):
     return v
 
 
+def json_lines(records: list[dict]) -> str:
+    """A JSON array with one object per line (the C encoder: fast for 10^5 rows)."""
+    if not records:
+        return "[]"
+    return "[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]"
+
+
 def emit(records: list[dict], columns: list[str], fmt: str, title: str | None = None) -> None:
     """Render rows as a Rich table, a JSON list or CSV (stable column order)."""
     if fmt == "json":
-        out = [{c: _jsonable(r.get(c)) for c in columns} for r in records]
-        typer.echo(json.dumps(out, indent=2))
+        typer.echo(json_lines([{c: _jsonable(r.get(c)) for c in columns} for r in records]))
         return
     if fmt == "csv":
         import csv
@@ -387,9 +393,11 @@ def _tolerance_line(df) -> str:
 
 
 def _emit_divergences(df, fmt: str) -> None:
-    records = [divergence_record(r) for r in df.to_dict("records")]
+    from .select import records as rows_of
+
+    records = [divergence_record(r) for r in rows_of(df)]
     if fmt == "json":
-        typer.echo(json.dumps(records, indent=2))
+        typer.echo(json_lines(records))
         return
     flat = []
     for rec in records:

@@ -222,10 +222,6 @@ class Prepared:
     meta_time: str | None = None
     meta_stamp: str | None = None
     path_stamp: str | None = None
-    run_id: int | None = None  # reserved by the writer; set when the rows are built here
-    tap_rows: list[tuple] | None = None  # final rows when the file holds a single run
-    value_rows: list[tuple] | None = None
-    n_taps: int = 0
 
 
 def decode(data: bytes, display: str, notes: list[Note]) -> tuple[str, str]:
@@ -251,9 +247,8 @@ def read_file(path: Path) -> bytes:
         return fh.read()
 
 
-#: A tap's id is its run id shifted by TAP_BITS plus its order in the run, so tap
-#: and value rows can be built where the file is parsed (in a worker process)
-#: without a round trip to the database.
+#: A tap's id is its run id shifted by TAP_BITS plus its order in the run, so the
+#: writer builds tap rows without a round trip to the database.
 TAP_BITS = 20
 MAX_TAPS = (1 << TAP_BITS) - 1
 
@@ -286,8 +281,14 @@ def alias_lookup(aliases: tuple[tuple[str, str, str], ...]):
     return key_of
 
 
-def tap_rows(run_id: int, draft: RunDraft, unit_of, key_of) -> tuple[list[tuple], list[tuple]]:
-    """Final tap and value rows of one run."""
+def tap_rows(run_id: int, draft: RunDraft, unit_of, key_of, key_id_of
+             ) -> tuple[list[tuple], list[tuple]]:
+    """Final tap and value rows of one run.
+
+    ``key_of`` maps (channel, name) to the pairing name (aliases); ``key_id_of``
+    maps a pairing key (channel, key_name, loop_key, key_occurrence) to its
+    ``tap_key`` id. Value rows are keyed by (run, key id, component).
+    """
     if len(draft.taps) > MAX_TAPS:
         raise ValueError(f"a run with more than {MAX_TAPS} taps is not supported")
     seen: dict = {}
@@ -302,22 +303,22 @@ def tap_rows(run_id: int, draft: RunDraft, unit_of, key_of) -> tuple[list[tuple]
         key_name = key_of(channel, name)
         pkey = (channel, key_name, loop_key)
         key_occ = seen_key[pkey] = seen_key.get(pkey, 0) + 1
+        key_id = key_id_of((channel, key_name, loop_key, key_occ))
         comps = tap.components
-        tap_id = base + seq
-        taps.append((tap_id, run_id, seq, line_no, channel, name, loop_key, occ,
-                     unit_of(name), tap.shape, len(comps), tap.raw, key_name, key_occ))
+        taps.append((base + seq, run_id, seq, line_no, channel, name, loop_key, occ,
+                     unit_of(name), tap.shape, len(comps), tap.raw, key_name, key_occ, key_id))
         for idx, c in enumerate(comps):
-            values.append((tap_id, idx, c.label, c.num, c.text, c.kind, c.digits, c.half_ulp))
+            values.append((run_id, key_id, idx, c.label, c.num, c.text, c.kind, c.digits,
+                           c.half_ulp))
     return taps, values
 
 
 def prepare_file(job: tuple) -> Prepared:
     """Read, hash and parse one trace file; no database, so it runs in worker processes.
 
-    ``job`` is (trace file, known sha256s of that path, reserved run id, unit
-    suffixes, aliases). A file that holds one run comes back with its final rows.
+    ``job`` is (trace file, known sha256s of that path).
     """
-    tf, known_shas, run_id, suffixes, aliases = job
+    tf, known_shas = job
     prep = Prepared(tf=tf)
     try:
         data = read_file(tf.path)
@@ -366,13 +367,6 @@ def prepare_file(job: tuple) -> Prepared:
     prep.line_count = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
     prep.size = len(data)
     prep.blob = zlib.compress(data, BLOB_LEVEL)
-    if len(prep.drafts) == 1 and run_id is not None:
-        prep.run_id = run_id
-        prep.tap_rows, prep.value_rows = tap_rows(run_id, prep.drafts[0],
-                                                  unit_lookup(suffixes), alias_lookup(aliases))
-        d = prep.drafts[0]
-        prep.n_taps = len(d.taps)
-        d.taps = [d.taps[0], d.taps[-1]]  # keep first/last line numbers, not the taps
     return prep
 
 
@@ -408,8 +402,9 @@ class WindowedPool:
 
 
 TAP_COLS = ("id", "run_id", "seq", "line_no", "channel", "name", "loop_key", "occurrence",
-            "unit", "shape", "n_components", "value_text", "key_name", "key_occurrence")
-VALUE_COLS = ("tap_id", "idx", "label", "num", "text", "kind", "digits", "half_ulp")
+            "unit", "shape", "n_components", "value_text", "key_name", "key_occurrence",
+            "key_id")
+VALUE_COLS = ("run_id", "key_id", "idx", "label", "num", "text", "kind", "digits", "half_ulp")
 RUN_COLS = ("id", "source_file_id", "bundle_id", "segment", "side", "pixel_id", "pixel_source",
             "stamp", "path_stamp", "meta_stamp", "meta_time", "metadata_json", "tap_count",
             "first_line", "last_line")
@@ -453,6 +448,8 @@ class Loader:
         self.key_of = alias_lookup(self.aliases)
         self.pixels: dict[tuple[int, int], int] = {}  # committed pixel ids
         self._new_pixels: dict[tuple[int, int], int] = {}  # this transaction's
+        self.key_ids: dict[tuple[str, str, str, int], int] = {}  # pairing key -> tap_key.id
+        self._writer: BulkWriter | None = None
 
     def committed(self) -> None:
         self.pixels.update(self._new_pixels)
@@ -492,10 +489,11 @@ class Loader:
                          .values(updated_at=now, **meta))
             stats.bundles_updated += 1
         batch = Batch()
-        reserved = w.ids("run", len(plan.trace_files))
+        # pairing keys as the database has them now (another writer may have added some)
+        self._writer = w
+        self.key_ids = w.tap_keys()
         file_ids = iter(w.ids("source_file", len(plan.trace_files)))
-        jobs = [(tf, tuple(known.get(str(tf.path), ())), rid, self.suffixes, self.aliases)
-                for tf, rid in zip(plan.trace_files, reserved, strict=True)]
+        jobs = [(tf, tuple(known.get(str(tf.path), ()))) for tf in plan.trace_files]
         for prep in mapper(prepare_file, jobs):
             notes.extend(prep.notes)
             if prep.error:
@@ -520,6 +518,15 @@ class Loader:
             if len(batch.rows["value"]) >= FLUSH_VALUES:
                 self.flush(w, batch)
         self.flush(w, batch)
+
+    def key_id_of(self, key: tuple[str, str, str, int]) -> int:
+        """The tap_key id of a pairing key, registering it when it is new."""
+        key_id = self.key_ids.get(key)
+        if key_id is None:
+            assert self._writer is not None
+            self.key_ids.update(self._writer.register_tap_keys([key]))
+            key_id = self.key_ids[key]
+        return key_id
 
     def flush(self, w: BulkWriter, batch: Batch) -> None:
         """Resolve the batch's pixels to ids (one insert, one lookup), then write it."""
@@ -557,18 +564,11 @@ class Loader:
             batch.rows["quarantine"].extend(
                 (qid, sf_id, line_no, reason, text)
                 for qid, (line_no, reason, text) in zip(qids, prep.quarantined, strict=True))
-        if prep.tap_rows is not None:
-            run_ids = [prep.run_id]
-        else:
-            run_ids = w.ids("run", len(prep.drafts))
+        run_ids = w.ids("run", len(prep.drafts))
         for segment, (run_id, draft) in enumerate(zip(run_ids, prep.drafts, strict=True),
                                                   start=1):
-            if prep.tap_rows is not None:
-                taps, values = prep.tap_rows, prep.value_rows
-                n_taps = prep.n_taps
-            else:
-                taps, values = tap_rows(run_id, draft, self.unit_of, self.key_of)
-                n_taps = len(taps)
+            taps, values = tap_rows(run_id, draft, self.unit_of, self.key_of, self.key_id_of)
+            n_taps = len(taps)
             batch.rows["run"].append((
                 run_id, sf_id, bundle_id, segment, draft.side,
                 draft.pixel,  # resolved to a pixel id when the batch is flushed

@@ -675,7 +675,7 @@ def write_report(wh, outdir: Path, *, ref=None, cand=None, pixels=None, rtol=1e-
                  argv: list[str] | None = None, plots: bool = True) -> Report:
     outdir = Path(outdir)
     summaries = wh.diverge(ref=ref, cand=cand, pixels=pixels, rtol=rtol, atol=atol,
-                           strict=strict)
+                           strict=strict, detail="all")
     _prepare_outdir(outdir, force)
     set_id = summaries.attrs["set_id"]
     diff = wh.diff(set_id, strict=strict)

@@ -106,6 +106,13 @@ def pixel_key(pixel) -> tuple[int, int] | None:
     return None if pixel is None else (int(pixel[0]), int(pixel[1]))
 
 
+def records(df) -> list[dict]:
+    """Rows of a DataFrame as dicts of plain Python values (a fast ``to_dict("records")``)."""
+    cols = list(df.columns)
+    return [dict(zip(cols, row, strict=True))
+            for row in zip(*(df[c].tolist() for c in cols), strict=True)]
+
+
 def _order(rec: dict) -> tuple[str, int]:
     stamp = rec["stamp"]
     return (stamp if isinstance(stamp, str) else "", int(rec["id"]))
@@ -113,8 +120,8 @@ def _order(rec: dict) -> tuple[str, int]:
 
 def newest(df):
     """The newest run: latest stamp (runs without a stamp are oldest), then highest id."""
-    records = df.to_dict("records") if hasattr(df, "to_dict") else list(df)
-    return max(records, key=_order)
+    rows = records(df) if hasattr(df, "to_dict") else list(df)
+    return max(rows, key=_order)
 
 
 def one_per_pixel(df, sel: Selector | None, role: str) -> dict:
@@ -122,7 +129,7 @@ def one_per_pixel(df, sel: Selector | None, role: str) -> dict:
     import pandas as pd
 
     groups: dict = {}
-    for rec in df.to_dict("records"):
+    for rec in records(df):
         groups.setdefault(pixel_key(rec["pixel"]), []).append(rec)
     out = {}
     for pix, recs in groups.items():

@@ -1,0 +1,264 @@
+"""Pairing keys as integers; value rows stored in pairing order; mismatch-only comparisons.
+
+A pairing key (channel, key_name, loop_key, key_occurrence) gets an integer id
+in ``tap_key``; ``tap.key_id`` names it and value rows are keyed by
+(run_id, key_id, idx). The values of one run are therefore stored in pairing
+order, and comparing two runs is one ordered pass over the reference run's
+values with a keyed look-up of each candidate value: no per-tap look-ups.
+
+Comparisons come in two details (``comparison_set.detail``):
+
+- ``all``: ``tap_status`` of every tap is materialised into ``tap_result``
+  (as before);
+- ``mismatch``: only taps that do not plainly match. ``mismatch_key`` finds, per
+  comparison, the keys with a component outside ``|ref - cand| <= atol +
+  rtol * |ref|`` (a condition that implies 'match'), a missing tap or a length
+  difference; ``compare_flag.sql`` stores them in ``tap_flag``;
+  ``tap_status_flagged`` is ``tap_status`` for exactly those keys (the same
+  status rules, from 0003). A tap of the comparison that is absent from
+  ``tap_result`` matched.
+
+The text of the status rules lives in 0003 and is imported here, so there is
+still one definition.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-27
+"""
+
+import importlib.util
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+REF = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+DOUBLE = sa.Float(precision=53)
+
+
+def _rules():
+    """The status rules of revision 0003 (a migration is a fixed text: import, don't copy)."""
+    path = Path(__file__).with_name("0003_divergence.py")
+    spec = importlib.util.spec_from_file_location("tracedb_migration_0003", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+R = _rules()
+
+PAIRED = """FROM comparison c
+JOIN comparison_set s ON s.id = c.set_id
+JOIN tap r ON r.run_id = c.ref_run_id
+LEFT JOIN tap k ON k.run_id = c.cand_run_id AND k.key_id = r.key_id"""
+
+# The flagged taps are few: start from tap_flag and look their taps up (CROSS JOIN
+# keeps that loop order on SQLite; other engines plan as they like).
+FLAGGED = """FROM tap_flag f
+JOIN comparison c ON c.id = f.comparison_id
+JOIN comparison_set s ON s.id = c.set_id
+CROSS JOIN tap r
+LEFT JOIN tap k ON k.run_id = c.cand_run_id AND k.key_id = r.key_id"""
+FLAGGED_WHERE = "WHERE r.run_id = c.ref_run_id AND r.key_id = f.key_id"
+
+CAND_ONLY = """FROM comparison c
+JOIN tap k ON k.run_id = c.cand_run_id
+WHERE NOT EXISTS (SELECT 1 FROM tap r WHERE r.run_id = c.ref_run_id AND r.key_id = k.key_id)"""
+
+CAND_ONLY_FLAGGED = """FROM tap_flag f
+JOIN comparison c ON c.id = f.comparison_id
+CROSS JOIN tap k
+WHERE k.run_id = c.cand_run_id AND k.key_id = f.key_id
+  AND NOT EXISTS (SELECT 1 FROM tap r WHERE r.run_id = c.ref_run_id AND r.key_id = k.key_id)"""
+
+VALUES = """LEFT JOIN value rv ON rv.run_id = r.run_id AND rv.key_id = r.key_id
+     AND k.id IS NOT NULL
+LEFT JOIN value cv ON cv.run_id = k.run_id AND cv.key_id = k.key_id AND cv.idx = rv.idx"""
+
+TAP_PAIR = f"""
+CREATE VIEW tap_pair AS
+SELECT {R._PAIR_COLS}
+{PAIRED}
+UNION ALL
+SELECT {R._CAND_ONLY_COLS}
+{CAND_ONLY}
+"""
+
+COMPONENT_DELTA = f"""
+CREATE VIEW component_delta AS
+SELECT c.set_id AS set_id, c.id AS comparison_id, r.id AS ref_tap_id, k.id AS cand_tap_id,
+       r.key_name AS key_name, rv.idx AS idx, rv.label AS ref_label, cv.label AS cand_label,
+       rv.text AS ref_text, cv.text AS cand_text, rv.kind AS ref_kind, cv.kind AS cand_kind,
+       rv.num AS ref_num, cv.num AS cand_num, rv.half_ulp AS ref_half_ulp,
+       cv.half_ulp AS cand_half_ulp, s.rtol AS rtol, s.atol AS atol,
+       {R.ABS_DELTA} AS abs_delta, {R.REL_DELTA} AS rel_delta, {R.RATIO} AS ratio,
+       {R.STATUS} AS status
+{PAIRED}
+JOIN value rv ON rv.run_id = r.run_id AND rv.key_id = r.key_id
+LEFT JOIN value cv ON cv.run_id = k.run_id AND cv.key_id = k.key_id AND cv.idx = rv.idx
+WHERE k.id IS NOT NULL
+"""
+
+
+def _tap_status(view: str, paired: str, cand_only: str, where: str = "") -> str:
+    return f"""
+CREATE VIEW {view} AS
+SELECT {R._PAIR_COLS},
+       {R._N_DIV} AS n_diverged, {R._N_PP} AS n_print_precision,
+       MAX({R.ABS_DELTA}) AS max_abs_delta, MAX({R.REL_DELTA}) AS max_rel_delta,
+       MIN(CASE WHEN {R.STATUS} = 'diverged' AND {R.RATIO} <> 0 THEN {R.RATIO} END) AS min_ratio,
+       MAX(CASE WHEN {R.STATUS} = 'diverged' AND {R.RATIO} <> 0 THEN {R.RATIO} END) AS max_ratio,
+       SUM(CASE WHEN {R.STATUS} = 'diverged' AND {R.RATIO} <> 0 THEN 1 ELSE 0 END) AS n_ratio,
+       CASE
+         WHEN k.id IS NULL THEN 'missing_cand'
+         WHEN {R._DIVERGED} AND EXISTS (SELECT 1 FROM accepted_divergence ad
+                                        WHERE {R._ACCEPTED_WHERE}) THEN 'accepted'
+         WHEN {R._DIVERGED} THEN 'diverged'
+         WHEN {R._N_PP} > 0 THEN 'print_precision'
+         ELSE 'match'
+       END AS status,
+       CASE WHEN k.id IS NOT NULL AND {R._DIVERGED}
+            THEN (SELECT ad.reason FROM accepted_divergence ad WHERE {R._ACCEPTED_WHERE}
+                  ORDER BY ad.id LIMIT 1) END AS accepted_reason
+{paired}
+{VALUES}
+{where}
+-- in the order the indexes deliver rows, so the grouping streams instead of sorting
+GROUP BY c.set_id, c.grp, c.ordinal, c.id, r.key_id, r.n_components, r.id, k.id
+UNION ALL
+SELECT {R._CAND_ONLY_COLS},
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'missing_ref', NULL
+{cand_only}
+"""
+
+
+TAP_STATUS = _tap_status("tap_status", PAIRED, CAND_ONLY)
+TAP_STATUS_FLAGGED = _tap_status("tap_status_flagged", FLAGGED, CAND_ONLY_FLAGGED,
+                                 FLAGGED_WHERE)
+
+# Keys that need the full status rules. A component with both numbers present and
+# |ref - cand| <= atol + rtol*|ref| is a 'match' under those rules (their bound
+# uses max(|ref|, |cand|)), so every other component, a tap missing on either
+# side and a length difference flag the key. Flagged taps may still come out
+# 'match' (equal strings, nan against nan). A key may come more than once (one row
+# per component; UNION ALL so that a filter on set_id reaches both arms).
+MISMATCH_KEY = """
+CREATE VIEW mismatch_key AS
+SELECT c.set_id AS set_id, c.id AS comparison_id, rv.key_id AS key_id
+FROM comparison c
+JOIN comparison_set s ON s.id = c.set_id
+JOIN value rv ON rv.run_id = c.ref_run_id
+LEFT JOIN value cv ON cv.run_id = c.cand_run_id AND cv.key_id = rv.key_id AND cv.idx = rv.idx
+WHERE (ABS(rv.num - cv.num) <= s.atol + s.rtol * ABS(rv.num)) IS NOT TRUE
+UNION ALL
+SELECT c.set_id, c.id, k.key_id
+FROM comparison c
+JOIN tap k ON k.run_id = c.cand_run_id
+LEFT JOIN tap r ON r.run_id = c.ref_run_id AND r.key_id = k.key_id
+WHERE r.id IS NULL OR r.n_components <> k.n_components
+"""
+
+VIEWS = ["tap_pair", "component_delta", "tap_status", "tap_status_flagged", "mismatch_key"]
+OLD_VIEWS = ["tap_status", "component_delta", "tap_pair"]
+
+VALUE_COLS = ["label", "num", "text", "kind", "digits", "half_ulp"]
+
+
+def _value_columns() -> list[sa.Column]:
+    return [sa.Column("label", sa.Text), sa.Column("num", DOUBLE),
+            sa.Column("text", sa.Text, nullable=False), sa.Column("kind", sa.Text, nullable=False),
+            sa.Column("digits", sa.Integer), sa.Column("half_ulp", DOUBLE)]
+
+
+def upgrade() -> None:
+    for view in OLD_VIEWS:
+        op.execute(f"DROP VIEW {view}")
+    op.create_table(
+        "tap_key",
+        sa.Column("id", ID, primary_key=True, autoincrement=True),
+        sa.Column("channel", sa.Text, nullable=False),
+        sa.Column("key_name", sa.Text, nullable=False),
+        sa.Column("loop_key", sa.Text, nullable=False),
+        sa.Column("key_occurrence", sa.Integer, nullable=False),
+        sa.UniqueConstraint("channel", "key_name", "loop_key", "key_occurrence",
+                            name="uq_tap_key"),
+    )
+    op.execute("INSERT INTO tap_key (channel, key_name, loop_key, key_occurrence) "
+               "SELECT DISTINCT channel, key_name, loop_key, key_occurrence FROM tap")
+    op.add_column("tap", sa.Column("key_id", REF))
+    op.execute("UPDATE tap SET key_id = (SELECT k.id FROM tap_key k WHERE "
+               "k.channel = tap.channel AND k.key_name = tap.key_name AND "
+               "k.loop_key = tap.loop_key AND k.key_occurrence = tap.key_occurrence)")
+    # values keyed by (run, pairing key, component): a run's values in pairing order
+    op.create_table(
+        "value_by_key",
+        sa.Column("run_id", REF, sa.ForeignKey("run.id"), primary_key=True),
+        sa.Column("key_id", REF, primary_key=True),
+        sa.Column("idx", sa.Integer, primary_key=True),
+        *_value_columns(),
+        sqlite_with_rowid=False,
+    )
+    cols = ", ".join(VALUE_COLS)
+    op.execute(f"INSERT INTO value_by_key (run_id, key_id, idx, {cols}) "
+               f"SELECT t.run_id, t.key_id, v.idx, {', '.join('v.' + c for c in VALUE_COLS)} "
+               "FROM value v JOIN tap t ON t.id = v.tap_id")
+    op.drop_table("value")
+    op.rename_table("value_by_key", "value")
+    op.drop_index("ix_tap_pairing", table_name="tap")
+    with op.batch_alter_table("tap") as batch:
+        batch.alter_column("key_id", existing_type=REF, nullable=False)
+        batch.create_foreign_key("fk_tap_key", "tap_key", ["key_id"], ["id"])
+    # pairs taps across runs and, with n_components, judges lengths from the index
+    op.create_index("ix_tap_key", "tap", ["run_id", "key_id", "n_components"])
+    with op.batch_alter_table("comparison_set") as batch:
+        batch.add_column(sa.Column("detail", sa.Text, nullable=False, server_default="all"))
+    op.create_table(
+        "tap_flag",
+        sa.Column("comparison_id", ID, sa.ForeignKey("comparison.id"), primary_key=True),
+        sa.Column("key_id", REF, primary_key=True),
+        sa.Column("set_id", ID, sa.ForeignKey("comparison_set.id"), nullable=False),
+        sqlite_with_rowid=False,
+    )
+    for sql in (TAP_PAIR, COMPONENT_DELTA, TAP_STATUS, TAP_STATUS_FLAGGED, MISMATCH_KEY):
+        op.execute(sql)
+
+
+def _value_by_tap(name: str, foreign_key: bool) -> None:
+    tap_id = sa.Column("tap_id", REF, *([sa.ForeignKey("tap.id")] if foreign_key else []),
+                       primary_key=True)
+    op.create_table(name, tap_id, sa.Column("idx", sa.Integer, primary_key=True),
+                    *_value_columns(), sqlite_with_rowid=False)
+
+
+def downgrade() -> None:
+    for view in reversed(VIEWS):
+        op.execute(f"DROP VIEW {view}")
+    op.drop_table("tap_flag")
+    op.execute("ALTER TABLE comparison_set DROP COLUMN detail")
+    op.drop_index("ix_tap_key", table_name="tap")
+    # back to rows keyed by tap id; the foreign key to tap is added once tap has been
+    # rebuilt without key_id (SQLite rebuilds a table to drop a constrained column)
+    cols = ", ".join(VALUE_COLS)
+    _value_by_tap("value_by_tap", foreign_key=False)
+    op.execute(f"INSERT INTO value_by_tap (tap_id, idx, {cols}) "
+               f"SELECT t.id, v.idx, {', '.join('v.' + c for c in VALUE_COLS)} "
+               "FROM value v JOIN tap t ON t.run_id = v.run_id AND t.key_id = v.key_id")
+    op.drop_table("value")
+    with op.batch_alter_table("tap") as batch:
+        batch.drop_constraint("fk_tap_key", type_="foreignkey")
+        batch.drop_column("key_id")
+    op.drop_table("tap_key")
+    _value_by_tap("value", foreign_key=True)
+    op.execute(f"INSERT INTO value (tap_id, idx, {cols}) SELECT tap_id, idx, {cols} "
+               "FROM value_by_tap")
+    op.drop_table("value_by_tap")
+    op.create_index("ix_tap_pairing", "tap",
+                    ["run_id", "channel", "key_name", "loop_key", "key_occurrence"])
+    for sql in (R.TAP_PAIR, R.COMPONENT_DELTA, R.TAP_STATUS):
+        op.execute(sql)
