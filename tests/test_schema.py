@@ -21,7 +21,7 @@ from .conftest import REPO
 
 def test_new_warehouse_is_created_at_head(url):
     wh = tracedb.connect(url)
-    assert wh.revision() == db.head_revision()
+    assert wh.revision() == db.head_revision() == db.HEAD
     names = set(inspect(wh.engine).get_table_names())
     assert {"bundle", "source_file", "source_blob", "run", "pixel", "tap", "value", "unit",
             "unit_suffix", "quarantine", "tap_alias", "accepted_divergence",

@@ -227,10 +227,7 @@ class Warehouse:
         df = self.query("runs", side=side, stamp=_like_literal(stamp),
                         path=_like_literal(path), run_id=run_id,
                         slow=pixel[0] if pixel else None, fast=pixel[1] if pixel else None)
-        df.insert(3, "pixel", [None if s is None or s != s else [int(s), int(f)]
-                               for s, f in zip(df["pixel_slow"], df["pixel_fast"],
-                                               strict=True)])
-        return df.drop(columns=["pixel_slow", "pixel_fast"])
+        return _with_pixel(df)
 
     def run(self, run_id: int) -> dict:
         df = self.runs(run_id=run_id)
@@ -314,7 +311,8 @@ class Warehouse:
             else:
                 conn.execute(text(_query_text("compare_flag")), {"set_id": set_id})
                 conn.execute(text(_query_text("compare_flagged")), {"set_id": set_id})
-            conn.execute(text(_query_text("unit_hints")), {"set_id": set_id})
+            for step in ("unit_hints", "unit_hints_other"):
+                conn.execute(text(_query_text(step)), {"set_id": set_id})
         return set_id
 
     def complete(self, set_id: int) -> None:
@@ -338,7 +336,7 @@ class Warehouse:
             conn.execute(t_set.update().where(t_set.c.id == set_id).values(detail="all"))
 
     def _pixel_runs(self, pixels):
-        runs = self.runs()
+        runs = _with_pixel(self.query("pairing_runs"))
         if pixels:
             wanted = {tuple(p) for p in pixels}
             runs = runs[[p is not None and tuple(p) in wanted for p in runs["pixel"]]]
@@ -653,6 +651,14 @@ class Warehouse:
 
 
 PARALLEL_MIN_FILES = 300
+
+
+def _with_pixel(df):
+    """Replace pixel_slow/pixel_fast by one ``pixel`` column: [slow, fast] or None."""
+    df.insert(3, "pixel", [None if s is None or s != s else [int(s), int(f)]
+                           for s, f in zip(df["pixel_slow"].tolist(), df["pixel_fast"].tolist(),
+                                           strict=True)])
+    return df.drop(columns=["pixel_slow", "pixel_fast"])
 
 
 def _like_literal(text: str | None) -> str | None:

@@ -96,8 +96,8 @@ def _err(message: str) -> None:
 
 
 def _jsonable(v):
-    if v is None:
-        return None
+    if v is None or type(v) is str or type(v) is int:
+        return v
     if hasattr(v, "item"):  # numpy scalar
         v = v.item()
     if isinstance(v, float) and v != v:
@@ -360,6 +360,11 @@ def _int(v):
     return None if v is None else int(v)
 
 
+DIVERGENCE_FIELDS = ("ref_run", "cand_run", "ref_side", "cand_side", "ref_stamp", "cand_stamp",
+                     "ref_path", "cand_path", "pairing", "rtol", "atol", "compared", "matched",
+                     "diverged", "print_precision", "accepted", "missing_ref", "missing_cand")
+
+
 def divergence_record(r: dict) -> dict:
     """The documented JSON object for one compared pixel pair."""
     first = None
@@ -377,9 +382,7 @@ def divergence_record(r: dict) -> dict:
             "unit_hint": _jsonable(r["first_unit_hint"]),
         }
     out = {"pixel": r["pixel"], "status": r["status"]}
-    for k in ("ref_run", "cand_run", "ref_side", "cand_side", "ref_stamp", "cand_stamp",
-              "ref_path", "cand_path", "pairing", "rtol", "atol", "compared", "matched",
-              "diverged", "print_precision", "accepted", "missing_ref", "missing_cand"):
+    for k in DIVERGENCE_FIELDS:
         out[k] = _jsonable(r[k])
     out["first"] = first
     return out
@@ -395,7 +398,9 @@ def _tolerance_line(df) -> str:
 def _emit_divergences(df, fmt: str) -> None:
     from .select import records as rows_of
 
-    records = [divergence_record(r) for r in rows_of(df)]
+    wanted = [c for c in df.columns if c.startswith("first_") or c in DIVERGENCE_FIELDS
+              or c in ("pixel", "status")]
+    records = [divergence_record(r) for r in rows_of(df[wanted])]
     if fmt == "json":
         typer.echo(json_lines(records))
         return

@@ -142,12 +142,13 @@ TAP_STATUS = _tap_status("tap_status", PAIRED, CAND_ONLY)
 TAP_STATUS_FLAGGED = _tap_status("tap_status_flagged", FLAGGED, CAND_ONLY_FLAGGED,
                                  FLAGGED_WHERE)
 
-# Keys that need the full status rules. A component with both numbers present and
-# |ref - cand| <= atol + rtol*|ref| is a 'match' under those rules (their bound
-# uses max(|ref|, |cand|)), so every other component, a tap missing on either
-# side and a length difference flag the key. Flagged taps may still come out
-# 'match' (equal strings, nan against nan). A key may come more than once (one row
-# per component; UNION ALL so that a filter on set_id reaches both arms).
+# Keys that need the full status rules. A component is a 'match' under those rules
+# when both numbers are present and |ref - cand| <= atol + rtol*|ref| (their bound
+# uses max(|ref|, |cand|)), or when both sides hold the same special value (nan,
+# inf, -inf) or the same string; every other component, a tap missing on either
+# side and a length difference flag the key. The second test only runs where the
+# first fails. A key may come more than once (one row per component; UNION ALL so
+# that a filter on set_id reaches both arms).
 MISMATCH_KEY = """
 CREATE VIEW mismatch_key AS
 SELECT c.set_id AS set_id, c.id AS comparison_id, rv.key_id AS key_id
@@ -156,6 +157,8 @@ JOIN comparison_set s ON s.id = c.set_id
 JOIN value rv ON rv.run_id = c.ref_run_id
 LEFT JOIN value cv ON cv.run_id = c.cand_run_id AND cv.key_id = rv.key_id AND cv.idx = rv.idx
 WHERE (ABS(rv.num - cv.num) <= s.atol + s.rtol * ABS(rv.num)) IS NOT TRUE
+  AND (rv.kind = cv.kind AND rv.kind <> 'num'
+       AND (rv.kind <> 'text' OR rv.text = cv.text)) IS NOT TRUE
 UNION ALL
 SELECT c.set_id, c.id, k.key_id
 FROM comparison c
