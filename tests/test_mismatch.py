@@ -189,3 +189,40 @@ def test_detail_is_checked(sqlite_url, tmp_path, detail):
     wh.ingest([tmp_path / "reports"])
     with pytest.raises(ValueError, match="detail"):
         wh.diverge(detail=detail)
+
+
+def test_flags_equal_the_mismatch_key_view_and_shapes_stay_fresh(url, tmp_path):
+    """compare_flag shares the missing-tap work between comparisons of runs with the
+    same shapes; what it stores equals the plain view, and rekey keeps shapes fresh."""
+    write_campaign(tmp_path / "campaign", pixels=16, stamps=1, seed=5)
+    _edge_tree(tmp_path / "edge")
+    wh = tracedb.connect(url)
+    assert wh.ingest([tmp_path / "campaign", tmp_path / "edge"]).ok
+
+    def flags_and_view():
+        set_id = wh.diverge().attrs["set_id"]
+        with wh.engine.connect() as conn:
+            stored = set(conn.execute(text(
+                "SELECT comparison_id, key_id FROM tap_flag WHERE set_id = :s"), {"s": set_id}))
+            view = set(conn.execute(text(
+                "SELECT DISTINCT comparison_id, key_id FROM mismatch_key WHERE set_id = :s"),
+                {"s": set_id}))
+            shapes = conn.execute(text("SELECT count(DISTINCT shape_sig), count(*) FROM run")
+                                  ).one()
+        return stored, view, shapes
+
+    stored, view, (n_shapes, n_runs) = flags_and_view()
+    assert stored == view and len(stored) > 16
+    assert n_shapes < n_runs  # shapes repeat: the missing-tap work is shared
+    wh.add_alias("only_py", "only_c")  # reshapes the edge runs
+    stored, view, _ = flags_and_view()
+    assert stored == view
+    checks = wh.check().set_index("check_name").problems
+    assert checks.sum() == 0
+    assert "runs whose shape signature is stale (run tracedb db rekey)" in checks
+    with wh.engine.begin() as conn:  # a stale shape is reported
+        conn.execute(text("UPDATE run SET shape_sig = 'x' WHERE id = (SELECT MIN(id) FROM run)"))
+    checks = wh.check().set_index("check_name").problems
+    assert checks["runs whose shape signature is stale (run tracedb db rekey)"] == 1
+    wh.rekey()
+    assert wh.check().problems.sum() == 0

@@ -516,6 +516,11 @@ class Warehouse:
         conn.execute(text(_query_text("rekey_occurrence")), {"name": name})
         for step in ("rekey_register", "rekey_values", "rekey_taps", "rekey_values_finish"):
             conn.execute(text(_query_text(step)))
+        from .load import stale_shapes
+
+        changed = stale_shapes(conn)  # new key ids: new run shapes
+        if changed:
+            conn.execute(text("UPDATE run SET shape_sig = :sig WHERE id = :id"), changed)
 
     def rekey(self) -> None:
         """Recompute every tap's pairing key from tap_alias (after editing it by SQL)."""
@@ -601,6 +606,11 @@ class Warehouse:
                 fk = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                 extra.append(("foreign keys (PRAGMA foreign_key_check)", len(fk),
                               "; ".join(str(r) for r in fk[:5])))
+            from .load import stale_shapes
+
+            stale = stale_shapes(conn)
+            extra.append(("runs whose shape signature is stale (run tracedb db rekey)",
+                          len(stale), "; ".join(f"run {r['id']}" for r in stale[:5])))
             running = conn.execute(text(
                 "SELECT id, started_at, command FROM command_log WHERE status = 'running'")
             ).fetchall()

@@ -281,6 +281,32 @@ def alias_lookup(aliases: tuple[tuple[str, str, str], ...]):
     return key_of
 
 
+def shape_signature(keys) -> str:
+    """A run's shape: sha256 of its sorted (pairing key id, component count) pairs.
+
+    Two comparisons whose runs have the same shapes have the same taps missing on
+    either side and the same length differences, so the comparison works that out
+    once per pair of shapes (queries/compare_flag.sql).
+    """
+    text = "\n".join(f"{k}:{n}" for k, n in sorted(keys))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stale_shapes(conn: Connection) -> list[dict]:
+    """Runs whose stored shape signature differs from their taps: [{id, sig}]."""
+    stored = dict(conn.exec_driver_sql("SELECT id, shape_sig FROM run").all())
+    keys: dict[int, list[tuple[int, int]]] = {}
+    for run_id, key_id, n in conn.exec_driver_sql(
+            "SELECT run_id, key_id, n_components FROM tap"):
+        keys.setdefault(run_id, []).append((key_id, n))
+    out = []
+    for run_id, sig in stored.items():
+        actual = shape_signature(keys.get(run_id, ()))
+        if sig != actual:
+            out.append({"id": run_id, "sig": actual})
+    return out
+
+
 def tap_rows(run_id: int, draft: RunDraft, unit_of, key_of, key_id_of
              ) -> tuple[list[tuple], list[tuple]]:
     """Final tap and value rows of one run.
@@ -407,7 +433,7 @@ TAP_COLS = ("id", "run_id", "seq", "line_no", "channel", "name", "loop_key", "oc
 VALUE_COLS = ("run_id", "key_id", "idx", "label", "num", "text", "kind", "digits", "half_ulp")
 RUN_COLS = ("id", "source_file_id", "bundle_id", "segment", "side", "pixel_id", "pixel_source",
             "stamp", "path_stamp", "meta_stamp", "meta_time", "metadata_json", "tap_count",
-            "first_line", "last_line")
+            "first_line", "last_line", "shape_sig")
 FILE_COLS = ("id", "bundle_id", "path", "abs_path", "sha256", "version", "size", "line_count",
              "trace_lines", "parsed_lines", "quarantined_lines", "parser", "encoding",
              "metadata_path", "command_id", "loaded_at")
@@ -574,7 +600,8 @@ class Loader:
                 draft.pixel,  # resolved to a pixel id when the batch is flushed
                 draft.pixel_source, prep.path_stamp or prep.meta_stamp, prep.path_stamp,
                 prep.meta_stamp, prep.meta_time, prep.metadata_json, n_taps,
-                draft.taps[0][0], draft.taps[-1][0]))
+                draft.taps[0][0], draft.taps[-1][0],
+                shape_signature((t[14], t[10]) for t in taps)))
             batch.rows["tap"].extend(taps)
             batch.rows["value"].extend(values)
             stats.runs += 1

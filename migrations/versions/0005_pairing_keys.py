@@ -147,10 +147,11 @@ TAP_STATUS_FLAGGED = _tap_status("tap_status_flagged", FLAGGED, CAND_ONLY_FLAGGE
 # uses max(|ref|, |cand|)), or when both sides hold the same special value (nan,
 # inf, -inf) or the same string; every other component, a tap missing on either
 # side and a length difference flag the key. The second test only runs where the
-# first fails. A key may come more than once (one row per component; UNION ALL so
-# that a filter on set_id reaches both arms).
-MISMATCH_KEY = """
-CREATE VIEW mismatch_key AS
+# first fails. mismatch_value_key holds the first kind (one row per component),
+# mismatch_tap_key the candidate taps without a reference tap of the same key and
+# length; mismatch_key both (a key may come more than once).
+MISMATCH_VALUE_KEY = """
+CREATE VIEW mismatch_value_key AS
 SELECT c.set_id AS set_id, c.id AS comparison_id, rv.key_id AS key_id
 FROM comparison c
 JOIN comparison_set s ON s.id = c.set_id
@@ -159,15 +160,26 @@ LEFT JOIN value cv ON cv.run_id = c.cand_run_id AND cv.key_id = rv.key_id AND cv
 WHERE (ABS(rv.num - cv.num) <= s.atol + s.rtol * ABS(rv.num)) IS NOT TRUE
   AND (rv.kind = cv.kind AND rv.kind <> 'num'
        AND (rv.kind <> 'text' OR rv.text = cv.text)) IS NOT TRUE
-UNION ALL
-SELECT c.set_id, c.id, k.key_id
-FROM comparison c
-JOIN tap k ON k.run_id = c.cand_run_id
-LEFT JOIN tap r ON r.run_id = c.ref_run_id AND r.key_id = k.key_id
-WHERE r.id IS NULL OR r.n_components <> k.n_components
 """
 
-VIEWS = ["tap_pair", "component_delta", "tap_status", "tap_status_flagged", "mismatch_key"]
+MISMATCH_TAP_KEY = """
+CREATE VIEW mismatch_tap_key AS
+SELECT c.set_id AS set_id, c.id AS comparison_id, k.key_id AS key_id
+FROM comparison c
+JOIN tap k ON k.run_id = c.cand_run_id
+WHERE NOT EXISTS (SELECT 1 FROM tap r WHERE r.run_id = c.ref_run_id AND r.key_id = k.key_id
+                  AND r.n_components = k.n_components)
+"""
+
+MISMATCH_KEY = """
+CREATE VIEW mismatch_key AS
+SELECT set_id, comparison_id, key_id FROM mismatch_value_key
+UNION ALL
+SELECT set_id, comparison_id, key_id FROM mismatch_tap_key
+"""
+
+VIEWS = ["tap_pair", "component_delta", "tap_status", "tap_status_flagged",
+         "mismatch_value_key", "mismatch_tap_key", "mismatch_key"]
 OLD_VIEWS = ["tap_status", "component_delta", "tap_pair"]
 
 VALUE_COLS = ["label", "num", "text", "kind", "digits", "half_ulp"]
@@ -228,8 +240,28 @@ def upgrade() -> None:
         sa.Column("set_id", ID, sa.ForeignKey("comparison_set.id"), nullable=False),
         sqlite_with_rowid=False,
     )
-    for sql in (TAP_PAIR, COMPONENT_DELTA, TAP_STATUS, TAP_STATUS_FLAGGED, MISMATCH_KEY):
+    # a run's shape (see tracedb.load.shape_signature): comparisons of runs with
+    # the same shapes have the same missing taps and length differences
+    op.add_column("run", sa.Column("shape_sig", sa.String(64)))
+    bind = op.get_bind()
+    shapes: dict[int, list[tuple[int, int]]] = {}
+    for run_id, key_id, n in bind.execute(sa.text(
+            "SELECT run_id, key_id, n_components FROM tap")):
+        shapes.setdefault(run_id, []).append((key_id, n))
+    if shapes:
+        bind.execute(sa.text("UPDATE run SET shape_sig = :sig WHERE id = :id"),
+                     [{"id": rid, "sig": _shape(keys)} for rid, keys in shapes.items()])
+    for sql in (TAP_PAIR, COMPONENT_DELTA, TAP_STATUS, TAP_STATUS_FLAGGED, MISMATCH_VALUE_KEY,
+                MISMATCH_TAP_KEY, MISMATCH_KEY):
         op.execute(sql)
+
+
+def _shape(keys: list[tuple[int, int]]) -> str:
+    """The shape signature of tracedb.load.shape_signature, frozen with this revision."""
+    import hashlib
+
+    text = "\n".join(f"{k}:{n}" for k, n in sorted(keys))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _value_by_tap(name: str, foreign_key: bool) -> None:
@@ -244,6 +276,7 @@ def downgrade() -> None:
         op.execute(f"DROP VIEW {view}")
     op.drop_table("tap_flag")
     op.execute("ALTER TABLE comparison_set DROP COLUMN detail")
+    op.execute("ALTER TABLE run DROP COLUMN shape_sig")
     op.drop_index("ix_tap_key", table_name="tap")
     # back to rows keyed by tap id; the foreign key to tap is added once tap has been
     # rebuilt without key_id (SQLite rebuilds a table to drop a constrained column)
