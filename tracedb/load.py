@@ -166,6 +166,19 @@ def build_runs(parsed: parse.ParsedText, file_side: str | None,
     """
     markers = sorted([(ln.line_no, ln.pixel) for ln in parsed.lines if ln.pixel]
                      + parsed.markers)
+    if not markers and all(ln.side == parsed.lines[0].side for ln in parsed.lines):
+        # no pixel markers and one side (nearly every file): one run, in file order
+        side = parsed.lines[0].side if parsed.lines else None
+        runs_by_side: dict[str | None, RunDraft] = {}
+        for ln in parsed.lines:
+            for tap in ln.taps:
+                key = tap.side or side or file_side
+                draft = runs_by_side.get(key)
+                if draft is None:
+                    draft = runs_by_side[key] = RunDraft(
+                        key, file_pixel, file_pixel_source if file_pixel else None)
+                draft.taps.append((ln.line_no, tap))
+        return list(runs_by_side.values())
     first_marker = markers[0][1] if markers else None
     events: list[tuple[int, int, object]] = [(no, 0, pix) for no, pix in parsed.markers]
     events += [(ln.line_no, 1, ln) for ln in parsed.lines]
@@ -333,9 +346,8 @@ def tap_rows(run_id: int, draft: RunDraft, unit_of, key_of, key_id_of
         comps = tap.components
         taps.append((base + seq, run_id, seq, line_no, channel, name, loop_key, occ,
                      unit_of(name), tap.shape, len(comps), tap.raw, key_name, key_occ, key_id))
-        for idx, c in enumerate(comps):
-            values.append((run_id, key_id, idx, c.label, c.num, c.text, c.kind, c.digits,
-                           c.half_ulp))
+        # a Component's fields are the value columns after (run_id, key_id, idx)
+        values.extend([(run_id, key_id, idx) + c for idx, c in enumerate(comps)])
     return taps, values
 
 

@@ -56,14 +56,23 @@ INDEX_KEYS = frozenset({"phi_tic", "mos_tic", "source_tic", "thick_tic", "subpix
 
 
 class Component(NamedTuple):
-    """One component of a tap value, as written and as read."""
+    """One component of a tap value, as written and as read.
 
-    text: str
+    The fields are in the order of the ``value`` table's columns after the key,
+    so the loader builds a row as ``(run_id, key_id, idx) + component``.
+    """
+
+    label: str | None
+    num: float | None  # None for strings, nan and infinities
+    text: str  # as written
     kind: str  # "num", "nan", "inf", "-inf" or "text"
-    num: float | None = None
-    label: str | None = None
     digits: int | None = None  # significant digits as written (numbers only)
     half_ulp: float | None = None  # half a unit in the last significant digit
+
+
+def _word(text: str, kind: str) -> Component:
+    """A component that is not a finite number (a string, nan, inf, -inf)."""
+    return Component(None, None, text, kind)
 
 
 @dataclass(slots=True)
@@ -106,25 +115,32 @@ def _precision(text: str) -> tuple[int, float]:
     having at least 6 significant digits (C's %g drops trailing zeros); an exact
     zero carries no precision (half_ulp 0).
     """
-    s = text.lstrip("+-")
-    exp = 0
+    s = text
+    if s[0] in "+-":
+        s = s[1:]
     cut = s.find("e")
     if cut < 0:
         cut = s.find("E")
     if cut >= 0:
         exp = int(s[cut + 1:])
         s = s[:cut]
-    whole, _, frac = s.partition(".")
-    significant = (whole + frac).lstrip("0")
-    if not significant:
+    else:
+        exp = 0
+    point = s.find(".")
+    if point >= 0:
+        digits = s[:point] + s[point + 1:]
+    else:
+        digits, point = s, len(s)
+    n = len(digits.lstrip("0"))
+    if not n:
         return 0, 0.0
-    lead = whole.lstrip("0")
-    adjusted = (len(lead) - 1 if lead else -(len(frac) - len(frac.lstrip("0")) + 1)) + exp
-    digits = len(significant)
-    return digits, 0.5 * 10.0 ** (adjusted - (max(digits, 6) - 1))
+    # position of the first significant digit relative to the units digit
+    adjusted = point - (len(digits) - n) - 1 + exp
+    return n, 0.5 * 10.0 ** (adjusted - (n if n > 6 else 6) + 1)
 
 
 _INF = float("inf")
+_new = tuple.__new__  # builds a Component without the NamedTuple constructor's overhead
 
 
 def number(text: str) -> Component | None:
@@ -132,12 +148,12 @@ def number(text: str) -> Component | None:
     if _NUMBER.match(text):
         value = float(text)
         if value == _INF or value == -_INF:  # overflow such as "1e999"
-            return Component(text, "inf" if value > 0 else "-inf")
+            return _word(text, "inf" if value > 0 else "-inf")
         digits, half_ulp = _precision(text)
-        return Component(text, "num", value, None, digits, half_ulp)
+        return _new(Component, (None, value, text, "num", digits, half_ulp))
     special = _SPECIAL.get(text.lower())
     if special is not None:
-        return Component(text, special)
+        return _word(text, special)
     return None
 
 
@@ -171,7 +187,7 @@ def parse_value(text: str) -> tuple[str, list[Component]] | None:
             out.append(_labelled(m.group(1), c))  # type: ignore[union-attr]
         else:
             return "labelled", out
-    return "text", [Component(text=text, kind="text")]
+    return "text", [_word(text, "text")]
 
 
 # --------------------------------------------------------------------------- lines
@@ -219,7 +235,7 @@ def _record(line: Line, side, channel, loop_key, groups) -> None:
         # only loop indices (phi_tic=1 mos_tic=0): the line marks a loop step
         text = " ".join(f"{k}={' '.join(v)}" for k, v in groups if k != "pixel")
         line.taps.append(Tap(side, channel, "index", key_text, "event",
-                             [Component(text=text, kind="text")], raw=text))
+                             [_word(text, "text")], raw=text))
         return
     for key, vals in groups:
         if key == "pixel" and line.pixel is not None:
@@ -277,9 +293,12 @@ _FAST_SIDE = {"C": "c", "PY": "py"}
 
 def _fast(text: str, line_no: int) -> Line | None:
     m = _FAST.match(text)
-    if m is None or m.group(2) == "pixel":
+    if m is None:
         return None
-    raw = m.group(3).strip()
+    prefix, name, raw = m.groups()
+    if name == "pixel":
+        return None
+    raw = raw.strip()
     comps = []
     for tok in raw.split():
         try:  # the character class admits only digits, signs, '.', 'e' and 'E'
@@ -287,13 +306,13 @@ def _fast(text: str, line_no: int) -> Line | None:
         except ValueError:
             return None
         if value == _INF or value == -_INF:
-            comps.append(Component(tok, "inf" if value > 0 else "-inf"))
+            comps.append(_word(tok, "inf" if value > 0 else "-inf"))
             continue
         digits, half_ulp = _precision(tok)
-        comps.append(Component(tok, "num", value, None, digits, half_ulp))
-    side = _FAST_SIDE[m.group(1)]
-    shape = "scalar" if len(comps) == 1 else "vector"
-    return Line(line_no, side, [Tap(side, "", m.group(2), "", shape, comps, raw)])
+        comps.append(_new(Component, (None, value, tok, "num", digits, half_ulp)))
+    side = _FAST_SIDE[prefix]
+    return Line(line_no, side, [Tap(side, "", name, "", "scalar" if len(comps) == 1
+                                    else "vector", comps, raw)])
 
 
 def parse_line(text: str, line_no: int = 0) -> Line:
@@ -321,7 +340,7 @@ def parse_line(text: str, line_no: int = 0) -> Line:
     if not body:
         # A bare prefix (TRACE_PY_TRICUBIC_GRID_START) marks an event in the trace.
         line.taps.append(Tap(side, channel, "event", "", "event",
-                             [Component(text=m.group(0), kind="text")], raw=m.group(0)))
+                             [_word(m.group(0), "text")], raw=m.group(0)))
         return line
 
     sentence = _PIXEL_SENTENCE.search(body)
@@ -404,8 +423,13 @@ def parse_text(text: str) -> ParsedText:
     markers: list[tuple[int, tuple[int, int]]] = []
     warnings: list[str] = []
     trace_lines = 0
+    fast = _fast
     for no, raw in enumerate(split_lines(text), start=1):
-        if TRACE_LINE.match(raw):
+        parsed = fast(raw, no) if len(raw) <= MAX_LINE_CHARS else None
+        if parsed is not None:  # the common shape: one regex, no second look
+            trace_lines += 1
+            lines.append(parsed)
+        elif TRACE_LINE.match(raw):
             trace_lines += 1
             parsed = parse_line(raw, no)
             if parsed.quarantine and len(raw) > MAX_LINE_CHARS:
@@ -423,6 +447,8 @@ def split_lines(text: str) -> list[str]:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    if "\r" not in text:
+        return lines
     return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
