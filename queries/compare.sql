@@ -16,4 +16,3 @@ SELECT set_id, comparison_id, ref_tap_id, cand_tap_id, channel, key_name,
        min_ratio, max_ratio, n_ratio, status, accepted_reason
 FROM tap_status
 WHERE set_id = CAST(:set_id AS INTEGER)
-  AND (CAST(:only_match AS INTEGER) = 0 OR status = 'match')

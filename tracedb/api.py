@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,9 +50,12 @@ def _query_text(name: str) -> str:
     return "\n".join(ln for ln in lines if not ln.lstrip().startswith("--"))
 
 
+_WRITE = re.compile(r"\s*(?:WITH\b.*?\)\s*)?(INSERT|UPDATE|DELETE)\b", re.I | re.S)
+
+
 def _is_write_query(name: str) -> bool:
-    first = _query_text(name).lstrip().split(None, 1)[0].upper()
-    return first in ("INSERT", "UPDATE", "DELETE")
+    """A write step: INSERT, UPDATE or DELETE, possibly after a WITH clause."""
+    return _WRITE.match(_query_text(name)) is not None
 
 
 def query_names() -> list[str]:
@@ -306,20 +310,16 @@ class Warehouse:
                 set_id=set_id, grp=g, ordinal=o, ref_run_id=r, cand_run_id=c, pairing=how)
                 for g, o, r, c, how in pairs])
             db.tune_for_comparison(conn)
-            if detail == "all":
-                conn.execute(text(_query_text("compare")), {"set_id": set_id, "only_match": 0})
-            else:
-                conn.execute(text(_query_text("compare_flag")), {"set_id": set_id})
-                conn.execute(text(_query_text("compare_flagged")), {"set_id": set_id})
-            for step in ("unit_hints", "unit_hints_other"):
-                conn.execute(text(_query_text(step)), {"set_id": set_id})
+            self._compare(conn, set_id, detail)
         return set_id
 
     def complete(self, set_id: int) -> None:
-        """Add the matching taps to a 'mismatch' comparison set (a no-op for 'all' sets).
+        """Make a 'mismatch' comparison set hold every tap (a no-op for 'all' sets).
 
         Per-tap queries (``tap_diff``, ``tap_changes``, ``factor_gap``) need every
-        tap; :meth:`diff` and ``tracedb report`` call this first.
+        tap; :meth:`diff` and ``tracedb report`` call this first. The set is compared
+        again in full (not topped up), so aliases or accepted divergences recorded
+        since its comparison cannot leave it half old, half new.
         """
         t_set = self.tables["comparison_set"]
         with self.write() as conn, conn.begin():
@@ -331,9 +331,19 @@ class Warehouse:
                 raise TracedbError(f"no comparison set {set_id}")
             if detail == "all":
                 return
+            for name in ("tap_result", "tap_flag"):
+                t = self.tables[name]
+                conn.execute(t.delete().where(t.c.set_id == set_id))
             db.tune_for_comparison(conn)
-            conn.execute(text(_query_text("compare")), {"set_id": set_id, "only_match": 1})
+            self._compare(conn, set_id, "all")
             conn.execute(t_set.update().where(t_set.c.id == set_id).values(detail="all"))
+
+    @staticmethod
+    def _compare(conn, set_id: int, detail: str) -> None:
+        """Fill tap_result for a comparison set, then add the unit hints."""
+        steps = ["compare"] if detail == "all" else ["compare_flag", "compare_flagged"]
+        for step in [*steps, "unit_hints", "unit_hints_other"]:
+            conn.execute(text(_query_text(step)), {"set_id": set_id})
 
     def _pixel_runs(self, pixels):
         runs = _with_pixel(self.query("pairing_runs"))

@@ -63,6 +63,10 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+#: UPDATE ... FROM (3.33), DROP COLUMN and AS MATERIALIZED (3.35) are used.
+MIN_SQLITE = (3, 35, 0)
+
+
 def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
@@ -71,6 +75,13 @@ def make_engine(url: str) -> Engine:
                            "postgresql+psycopg://user@host/db)") from None
     kwargs: dict = {}
     if parsed.get_backend_name() == "sqlite":
+        import sqlite3
+
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise TracedbError(
+                f"SQLite {sqlite3.sqlite_version} is too old: tracedb needs "
+                f"{'.'.join(map(str, MIN_SQLITE))} or newer (the library Python's sqlite3 "
+                "module is linked with; python.org and conda builds bring a recent one)")
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             parent = Path(database).parent

@@ -320,6 +320,10 @@ def stale_shapes(conn: Connection) -> list[dict]:
     return out
 
 
+def _value_key(row: tuple) -> tuple:
+    return row[1], row[2]  # (key_id, idx) within one run
+
+
 def tap_rows(run_id: int, draft: RunDraft, unit_of, key_of, key_id_of
              ) -> tuple[list[tuple], list[tuple]]:
     """Final tap and value rows of one run.
@@ -348,6 +352,8 @@ def tap_rows(run_id: int, draft: RunDraft, unit_of, key_of, key_id_of
                      unit_of(name), tap.shape, len(comps), tap.raw, key_name, key_occ, key_id))
         # a Component's fields are the value columns after (run_id, key_id, idx)
         values.extend([(run_id, key_id, idx) + c for idx, c in enumerate(comps)])
+    # in primary-key order: the B-tree grows at its end instead of splitting pages
+    values.sort(key=_value_key)
     return taps, values
 
 

@@ -244,10 +244,11 @@ def upgrade() -> None:
     # the same shapes have the same missing taps and length differences
     op.add_column("run", sa.Column("shape_sig", sa.String(64)))
     bind = op.get_bind()
-    shapes: dict[int, list[tuple[int, int]]] = {}
+    shapes: dict[int, list[tuple[int, int]]] = {
+        run_id: [] for (run_id,) in bind.execute(sa.text("SELECT id FROM run"))}
     for run_id, key_id, n in bind.execute(sa.text(
             "SELECT run_id, key_id, n_components FROM tap")):
-        shapes.setdefault(run_id, []).append((key_id, n))
+        shapes[run_id].append((key_id, n))
     if shapes:
         bind.execute(sa.text("UPDATE run SET shape_sig = :sig WHERE id = :id"),
                      [{"id": rid, "sig": _shape(keys)} for rid, keys in shapes.items()])
