@@ -306,17 +306,32 @@ def shape_signature(keys) -> str:
 
 
 def stale_shapes(conn: Connection) -> list[dict]:
-    """Runs whose stored shape signature differs from their taps: [{id, sig}]."""
+    """Runs whose stored shape signature differs from their taps: [{id, sig}].
+
+    Streams the taps in id order (run by run, since a tap id starts with its run id),
+    so memory holds one run at a time.
+    """
     stored = dict(conn.exec_driver_sql("SELECT id, shape_sig FROM run").all())
-    keys: dict[int, list[tuple[int, int]]] = {}
-    for run_id, key_id, n in conn.exec_driver_sql(
-            "SELECT run_id, key_id, n_components FROM tap"):
-        keys.setdefault(run_id, []).append((key_id, n))
     out = []
-    for run_id, sig in stored.items():
-        actual = shape_signature(keys.get(run_id, ()))
-        if sig != actual:
+
+    def judge(run_id: int, keys: list[tuple[int, int]]) -> None:
+        actual = shape_signature(keys)
+        if stored.pop(run_id, None) != actual:
             out.append({"id": run_id, "sig": actual})
+
+    current, keys = None, []
+    rows = conn.exec_driver_sql("SELECT run_id, key_id, n_components FROM tap ORDER BY id",
+                                execution_options={"stream_results": True})
+    for run_id, key_id, n in rows:
+        if run_id != current:
+            if current is not None:
+                judge(current, keys)
+            current, keys = run_id, []
+        keys.append((key_id, n))
+    if current is not None:
+        judge(current, keys)
+    for run_id in list(stored):  # runs without taps
+        judge(run_id, [])
     return out
 
 
