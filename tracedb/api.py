@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -20,9 +21,10 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection, Engine
 
 from . import __version__, db
+from .bulk import bulk_session
 from .discover import Note, discover
 from .errors import TracedbError
-from .load import Loader, Stats, utcnow
+from .load import Loader, Stats, can_stage, utcnow
 
 ProgressFn = Callable[[str, int, int], None]  # (description, done, total)
 
@@ -152,9 +154,12 @@ class Warehouse:
                argv: list[str] | None = None, workers: int | None = None) -> IngestResult:
         """Load every trace file under ``paths``. Re-running loads only what is new.
 
-        With ``workers`` > 0 (or ``TRACEDB_WORKERS``), ingests of a few hundred
-        files or more are read and parsed by that many processes while this one
-        writes. Off by default: on two cores the pickling costs more than it saves.
+        Ingests of a few hundred files or more are read and parsed by ``workers``
+        processes (or ``TRACEDB_WORKERS``) while this one writes; 0 keeps it all in
+        this process. On SQLite the default is one worker per CPU: workers hand over
+        whole staged databases (see ``load.stage_files``), so the writer does no
+        per-row work. On PostgreSQL the default is 0: parsed rows would have to be
+        pickled, which on two cores costs more than it saves.
         """
         started = time.perf_counter()
         found = discover([str(p) for p in paths])
@@ -172,10 +177,12 @@ class Warehouse:
                 select(ta.c.channel, ta.c.name, ta.c.canonical).order_by(ta.c.id))]
         loader = Loader(self.tables, cid, suffixes, aliases)
         total = stats.trace_files
-        pool = _parse_pool(total, workers)
+        staged = self.engine.dialect.name == "sqlite" and can_stage()
+        pool = _parse_pool(total, workers, staged)
         mapper = pool if pool is not None else map
         try:
-            self._ingest_bundles(found, loader, stats, notes, mapper, progress, total)
+            self._ingest_bundles(found, loader, stats, notes, mapper, progress, total,
+                                 staged)
         finally:
             if pool is not None:
                 pool.close()
@@ -190,7 +197,8 @@ class Warehouse:
         self._finish_command(cid, status, {k: v for k, v in result.items() if k != "notes"})
         return IngestResult(stats=result, notes=notes, missing=found.missing)
 
-    def _ingest_bundles(self, found, loader, stats, notes, mapper, progress, total) -> None:
+    def _ingest_bundles(self, found, loader, stats, notes, mapper, progress, total,
+                        staged: bool) -> None:
         done = 0
         for plan in found.bundles:
             if progress:
@@ -198,8 +206,10 @@ class Warehouse:
             bundle_notes: list[Note] = []
             before = Stats()
             try:
-                with self.write() as conn, conn.begin():
-                    loader.load_bundle(conn, plan, before, bundle_notes, mapper)
+                with self.write() as conn, \
+                        bulk_session(conn.connection.dbapi_connection) if staged \
+                        else nullcontext(), conn.begin():
+                    loader.load_bundle(conn, plan, before, bundle_notes, mapper, staged)
             except Exception as exc:  # a failing bundle rolls back alone
                 loader.rolled_back()
                 stats.failed_bundles += 1
@@ -695,17 +705,23 @@ def _hours_ago(stamp: str, hours: float) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _parse_pool(files: int, workers: int | None):
+def _parse_pool(files: int, workers: int | None, staged: bool):
     import os
 
     from .load import WindowedPool
 
     if workers is None:
-        env = os.environ.get("TRACEDB_WORKERS", "0")
-        workers = int(env) if env.isdigit() else 0
+        env = os.environ.get("TRACEDB_WORKERS", "")
+        if env.isdigit():
+            workers = int(env)
+        else:
+            workers = (os.cpu_count() or 1) if staged else 0
     if files < PARALLEL_MIN_FILES:
         workers = 0
-    return WindowedPool(workers) if workers > 0 else None
+    if workers <= 0:
+        return None
+    # staged groups are large (hundreds of files): a couple per worker keep it busy
+    return WindowedPool(workers, window=2 * workers if staged else 64)
 
 
 def report_argv(url: str, outdir, *, ref=None, cand=None, pixels=None, rtol=1e-12, atol=0.0,

@@ -10,8 +10,43 @@ writers of the same bundle take turns.
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 
 from sqlalchemy.engine import Connection
+
+#: The schema name under which a writer's SQLite connection attaches staged rows.
+STAGE = "tracedb_stage"
+
+
+#: Page cache of a staged ingest's connection (KiB; SQLite's default is 2 MB): a
+#: bundle's transaction spills fewer pages to the WAL before it commits.
+BULK_CACHE_KIB = 65536
+
+
+@contextmanager
+def bulk_session(dbapi_conn):
+    """Set a SQLite connection up for staged bundle transactions, then put it back.
+
+    Outside any transaction (SQLite cannot ATTACH, or switch foreign keys, inside
+    one): attaches the in-memory stage schema, enlarges the page cache and turns
+    foreign-key enforcement off. Every row a staged bundle writes refers to rows
+    the same transaction wrote just before (runs to their file, taps and values to
+    their run, units to the unit table, as unit_suffix does), so the per-row look-ups
+    would only cost time; ``tracedb db check`` runs SQLite's foreign_key_check.
+    """
+    names = [r[1] for r in dbapi_conn.execute("PRAGMA database_list")]
+    if STAGE not in names:
+        dbapi_conn.execute(f"ATTACH DATABASE ':memory:' AS {STAGE}")
+    fk = dbapi_conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    cache = dbapi_conn.execute("PRAGMA cache_size").fetchone()[0]
+    dbapi_conn.execute("PRAGMA foreign_keys = OFF")
+    dbapi_conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        dbapi_conn.execute(f"PRAGMA cache_size = {int(cache)}")
+        dbapi_conn.execute(f"PRAGMA foreign_keys = {1 if fk else 0}")
+        dbapi_conn.execute(f"DETACH DATABASE {STAGE}")
 
 
 class BulkWriter:
@@ -102,6 +137,41 @@ class BulkWriter:
         cur.execute(f"SELECT id FROM tap_key WHERE channel = {mark} AND key_name = {mark} "
                     f"AND loop_key = {mark} AND key_occurrence = {mark}", key)
         return cur.fetchone()[0]
+
+    # -- staged rows (SQLite) ------------------------------------------------------------
+    def stage(self, image: bytes) -> None:
+        """Put a stage database image (see load.stage_files) in the attached stage schema."""
+        self.raw.deserialize(image, name=STAGE)
+
+    def remap_stage_keys(self, mapping: list[tuple[int, int]]
+                         ) -> dict[int, list[tuple[int, int]]]:
+        """Replace provisional key ids by registered ones; each run's (key id, length)."""
+        self.cur.executemany(f"UPDATE {STAGE}.new_key SET gid = ? WHERE lid = ?",
+                             [(gid, lid) for lid, gid in mapping])
+        for table in ("tap", "value"):
+            self.cur.execute(f"UPDATE {STAGE}.{table} SET key_id = (SELECT gid FROM "
+                             f"{STAGE}.new_key WHERE lid = key_id) WHERE key_id < 0")
+        shapes: dict[int, list[tuple[int, int]]] = {}
+        for run, key_id, n in self.query(f"SELECT run_id, key_id, n_components "
+                                         f"FROM {STAGE}.tap ORDER BY id"):
+            shapes.setdefault(run, []).append((key_id, n))
+        return shapes
+
+    def copy_stage(self, first_run: int, tap_cols: tuple[str, ...],
+                   value_cols: tuple[str, ...], tap_bits: int, in_order: bool) -> None:
+        """Copy the staged taps and values, local run ids shifted to start at ``first_run``.
+
+        One INSERT ... SELECT per table: the engine moves the rows, not Python. Values
+        are staged in primary-key order unless keys were remapped (``in_order`` False).
+        """
+        shift = {"id": f"id + {first_run << tap_bits}", "run_id": f"run_id + {first_run}"}
+        tap_sel = ", ".join(shift.get(c, c) for c in tap_cols)
+        self.cur.execute(f"INSERT INTO tap ({', '.join(tap_cols)}) SELECT {tap_sel} "
+                         f"FROM {STAGE}.tap ORDER BY id")
+        value_sel = ", ".join(shift.get(c, c) for c in value_cols)
+        order = "" if in_order else " ORDER BY run_id, key_id, idx"
+        self.cur.execute(f"INSERT INTO value ({', '.join(value_cols)}) SELECT {value_sel} "
+                         f"FROM {STAGE}.value{order}")
 
     def lock_bundle(self, directory: str) -> None:
         """Serialise writers of one bundle (SQLite's write lock already does)."""

@@ -112,10 +112,14 @@ def _initiative_phase(directory: Path) -> tuple[str | None, str | None]:
     return initiative, phase
 
 
-def _metadata_for(path: Path) -> Path | None:
+def _metadata_for(path: Path, names: set[str] | None = None) -> Path | None:
+    """The per-trace metadata JSON beside ``path`` (``names``: its folder's file names,
+    when known, spare a stat per candidate)."""
     stem = path.stem
     for cand in (f"{stem}_metadata.json", f"{stem}.json", f"{stem}_meta.json",
                  f"{stem}_per_phi.json"):
+        if names is not None and cand not in names:
+            continue
         p = path.with_name(cand)
         if p.is_file():
             return p
@@ -129,6 +133,8 @@ def classify(path: Path) -> tuple[str, str | None]:
             head = fh.read(BINARY_SNIFF)
             if not head:
                 return "empty", "empty file, nothing to load"
+            if b"\0" not in head and is_trace_text(head.decode("utf-8", errors="replace")):
+                return "trace", None  # a TRACE line near the top: no need to read on
             data = head + fh.read() if b"\0" not in head else head
             if b"\0" in head:
                 # NUL bytes mean binary, unless the file holds TRACE lines (a trace
@@ -150,8 +156,12 @@ def discover(paths: list[str]) -> Discovery:
     files = 0
     meta_files: list[tuple[Path, Path, str, str]] = []  # (file, root, root_display, kind)
 
+    owner: dict[Path, Path] = {}  # directory -> its bundle directory
+
     def plan_for(directory: Path, root: Path, root_display: str) -> BundlePlan:
-        b = bundle_dir(directory, root)
+        b = owner.get(directory)
+        if b is None:
+            b = owner[directory] = bundle_dir(directory, root)
         plan = bundles.get(b)
         if plan is None:
             initiative, phase = _initiative_phase(b)
@@ -181,13 +191,15 @@ def discover(paths: list[str]) -> Discovery:
                 candidates.append((Path(dirpath), sorted(
                     f for f in filenames if not f.startswith("."))))
         for directory, names in candidates:
+            in_dir = set(names)
+            dir_display = _display(root, root_display, directory)
             for name in names:
                 f = directory / name
                 if not f.is_file():
                     continue
                 files += 1
                 low = name.lower()
-                display = _display(root, root_display, f)
+                display = f"{dir_display.rstrip('/')}/{name}" if dir_display != "." else name
                 if low.endswith(".md"):
                     meta_files.append((f, root, root_display, "note"))
                     continue
@@ -203,7 +215,7 @@ def discover(paths: list[str]) -> Discovery:
                 kind, message = classify(f)
                 if kind == "trace":
                     plan = plan_for(directory, root, root_display)
-                    plan.trace_files.append(TraceFile(f, display, _metadata_for(f)))
+                    plan.trace_files.append(TraceFile(f, display, _metadata_for(f, in_dir)))
                 elif kind in ("binary", "empty"):
                     notes.append(Note(display, message or kind))
                 elif kind == "error":

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 
-from . import parse
+from . import parse, stage
 from .bulk import BulkWriter
 from .discover import BundlePlan, Note, TraceFile
 
@@ -152,62 +152,66 @@ class RunDraft:
     side: str | None
     pixel: tuple[int, int] | None
     pixel_source: str | None
-    taps: list[tuple[int, parse.Tap]] = field(default_factory=list)  # (line_no, tap)
+    taps: list[tuple] = field(default_factory=list)  # see build_runs
+    # set when the run's rows were staged (the taps are then dropped)
+    tap_count: int = 0
+    value_count: int = 0
+    first_line: int | None = None
+    last_line: int | None = None
+    shape_sig: str | None = None  # None: staged with provisional keys, the writer sets it
 
 
-def build_runs(parsed: parse.ParsedText, file_side: str | None,
+def build_runs(scanned: parse.Scanned, file_side: str | None,
                file_pixel: tuple[int, int] | None, file_pixel_source: str | None
                ) -> list[RunDraft]:
     """Split a file's taps into runs by side and by in-file pixel markers.
 
     Taps before the first marker belong to the first marker's pixel (the C code
     prints detector geometry before it announces the pixel); without markers,
-    the pixel comes from the metadata JSON or the file name.
+    the pixel comes from the metadata JSON or the file name. A tap without a side
+    of its own takes the last side named by a line before it (else the file's).
+    A run's taps are common-shape tuples ``(line_no, side, name, raw, n)`` or
+    ``(line_no, Tap)``.
     """
-    markers = sorted([(ln.line_no, ln.pixel) for ln in parsed.lines if ln.pixel]
-                     + parsed.markers)
-    if not markers and all(ln.side == parsed.lines[0].side for ln in parsed.lines):
-        # no pixel markers and one side (nearly every file): one run, in file order
-        side = parsed.lines[0].side if parsed.lines else None
-        runs_by_side: dict[str | None, RunDraft] = {}
-        for ln in parsed.lines:
-            for tap in ln.taps:
-                key = tap.side or side or file_side
-                draft = runs_by_side.get(key)
-                if draft is None:
-                    draft = runs_by_side[key] = RunDraft(
-                        key, file_pixel, file_pixel_source if file_pixel else None)
-                draft.taps.append((ln.line_no, tap))
-        return list(runs_by_side.values())
-    first_marker = markers[0][1] if markers else None
-    events: list[tuple[int, int, object]] = [(no, 0, pix) for no, pix in parsed.markers]
-    events += [(ln.line_no, 1, ln) for ln in parsed.lines]
-    events.sort(key=lambda e: (e[0], e[1]))
+    plain = sorted(scanned.markers)  # pixel sentences outside TRACE lines
+    traced = [(ln.line_no, ln.pixel) for ln in scanned.general if ln.pixel]
+    first_marker = min(plain + traced)[1] if plain or traced else None
     current = None
     last_side = file_side
     runs: dict[tuple, RunDraft] = {}
-    for _no, kind, item in events:
-        if kind == 0:
-            current = item
+    j, n_plain = 0, len(plain)
+    for item in scanned.items:
+        no = item[0]
+        while j < n_plain and plain[j][0] <= no:
+            current = plain[j][1]
+            j += 1
+        if current is not None:
+            pixel, source = current, "marker"
+        elif first_marker is not None:
+            pixel, source = first_marker, "marker"
+        else:
+            pixel, source = file_pixel, file_pixel_source
+        if len(item) == 5:  # a common-shape line: one tap, its side from the prefix
+            last_side = item[1]
+            key = (last_side, pixel)
+            draft = runs.get(key)
+            if draft is None:
+                draft = runs[key] = RunDraft(last_side, pixel, source if pixel else None)
+            draft.taps.append(item)
             continue
-        ln: parse.Line = item  # type: ignore[assignment]
+        ln: parse.Line = item[1]
         if ln.pixel:
-            current = ln.pixel
+            current = pixel = ln.pixel
+            source = "marker"
         if ln.side:
             last_side = ln.side
         for tap in ln.taps:
             side = tap.side or last_side
-            if current is not None:
-                pixel, source = current, "marker"
-            elif first_marker is not None:
-                pixel, source = first_marker, "marker"
-            else:
-                pixel, source = file_pixel, file_pixel_source
             key = (side, pixel)
             draft = runs.get(key)
             if draft is None:
                 draft = runs[key] = RunDraft(side, pixel, source if pixel else None)
-            draft.taps.append((ln.line_no, tap))
+            draft.taps.append((no, tap))
     return list(runs.values())
 
 
@@ -335,41 +339,91 @@ def stale_shapes(conn: Connection) -> list[dict]:
     return out
 
 
-def _value_key(row: tuple) -> tuple:
-    return row[1], row[2]  # (key_id, idx) within one run
+@dataclass(slots=True)
+class Template:
+    """What the taps of a run with a given sequence of tap names share with every
+    other run of that sequence (the pixels of a campaign run the same code path)."""
+
+    static: list[tuple]  # per tap: channel, name, loop_key, occurrence, unit, key_name,
+    #                      key_occurrence, key_id
+    order: list[int]  # tap positions in key id order (the value rows' key order)
+    provisional: bool  # some key id is provisional (< 0): no shape signature yet
+    sigs: dict[tuple, str] = field(default_factory=dict)  # component counts -> shape
 
 
-def tap_rows(run_id: int, draft: RunDraft, unit_of, key_of, key_id_of
-             ) -> tuple[list[tuple], list[tuple]]:
-    """Final tap and value rows of one run.
-
-    ``key_of`` maps (channel, name) to the pairing name (aliases); ``key_id_of``
-    maps a pairing key (channel, key_name, loop_key, key_occurrence) to its
-    ``tap_key`` id. Value rows are keyed by (run, key id, component).
-    """
-    if len(draft.taps) > MAX_TAPS:
-        raise ValueError(f"a run with more than {MAX_TAPS} taps is not supported")
+def _template(ident: tuple, unit_of, key_of, key_id_of) -> Template:
     seen: dict = {}
     seen_key: dict = {}
-    taps: list[tuple] = []
-    values: list[tuple] = []
-    base = run_id << TAP_BITS
-    for seq, (line_no, tap) in enumerate(draft.taps, start=1):
-        channel, name, loop_key = tap.channel, tap.name, tap.loop_key
+    static = []
+    for item in ident:
+        channel, name, loop_key = ("", item, "") if type(item) is str else item
         key = (channel, name, loop_key)
         occ = seen[key] = seen.get(key, 0) + 1
         key_name = key_of(channel, name)
         pkey = (channel, key_name, loop_key)
         key_occ = seen_key[pkey] = seen_key.get(pkey, 0) + 1
         key_id = key_id_of((channel, key_name, loop_key, key_occ))
-        comps = tap.components
-        taps.append((base + seq, run_id, seq, line_no, channel, name, loop_key, occ,
-                     unit_of(name), tap.shape, len(comps), tap.raw, key_name, key_occ, key_id))
-        # a Component's fields are the value columns after (run_id, key_id, idx)
-        values.extend([(run_id, key_id, idx) + c for idx, c in enumerate(comps)])
+        static.append((channel, name, loop_key, occ, unit_of(name), key_name, key_occ, key_id))
+    order = sorted(range(len(static)), key=lambda i: static[i][7])
+    return Template(static, order, any(t[7] < 0 for t in static))
+
+
+def tap_rows(run_id: int, draft: RunDraft, unit_of, key_of, key_id_of,
+             templates: dict | None = None) -> tuple[list[tuple], list[tuple], int, str | None]:
+    """Tap rows of one run, its value entries, its number of values and its shape.
+
+    ``key_of`` maps (channel, name) to the pairing name (aliases); ``key_id_of``
+    maps a pairing key (channel, key_name, loop_key, key_occurrence) to its
+    ``tap_key`` id. Entries are ``(key id, value text or components)`` in key order,
+    which is the order of the value rows' primary key (run, key id, component);
+    ``stage.value_rows`` or a stager turns them into rows. The shape signature is
+    None while a key id is provisional. ``templates`` caches what runs with the same
+    tap names share, for as long as ``key_id_of`` gives the same ids.
+    """
+    taps_in = draft.taps
+    if len(taps_in) > MAX_TAPS:
+        raise ValueError(f"a run with more than {MAX_TAPS} taps is not supported")
+    ident = tuple([e[2] if len(e) == 5 else (e[1].channel, e[1].name, e[1].loop_key)
+                   for e in taps_in])
+    template = templates.get(ident) if templates is not None else None
+    if template is None:
+        template = _template(ident, unit_of, key_of, key_id_of)
+        if templates is not None:
+            if len(templates) >= 1024:
+                templates.clear()
+            templates[ident] = template
+    taps: list[tuple] = []
+    payloads: list = []
+    counts: list[int] = []
+    base = run_id << TAP_BITS
+    for seq, (entry, static) in enumerate(zip(taps_in, template.static, strict=True), start=1):
+        channel, name, loop_key, occ, unit, key_name, key_occ, key_id = static
+        if len(entry) == 5:  # common shape: numbers on the main channel
+            line_no, raw, n = entry[0], entry[3], entry[4]
+            shape = "scalar" if n == 1 else "vector"
+            payloads.append(raw)
+        else:
+            line_no, tap = entry
+            shape, raw, comps = tap.shape, tap.raw, tap.components
+            n = len(comps)
+            payloads.append(comps)
+        counts.append(n)
+        taps.append((base + seq, run_id, seq, line_no, channel, name, loop_key, occ, unit,
+                     shape, n, raw, key_name, key_occ, key_id))
     # in primary-key order: the B-tree grows at its end instead of splitting pages
-    values.sort(key=_value_key)
-    return taps, values
+    entries = [(template.static[i][7], payloads[i]) for i in template.order]
+    sig = None
+    if not template.provisional:
+        shape_key = tuple(counts)
+        sig = template.sigs.get(shape_key)
+        if sig is None:
+            sig = template.sigs[shape_key] = shape_signature(
+                (t[7], n) for t, n in zip(template.static, counts, strict=True))
+    return taps, entries, sum(counts), sig
+
+
+def _first(item: tuple):
+    return item[0]
 
 
 def prepare_file(job: tuple) -> Prepared:
@@ -392,7 +446,7 @@ def prepare_file(job: tuple) -> Prepared:
         return prep
     notes = prep.notes
     text, prep.encoding = decode(data, tf.display, notes)
-    parsed = parse.parse_text(text)
+    parsed = parse.scan_text(text, stage.scan)
     for warning in parsed.warnings:
         no, _, msg = warning.partition(": ")
         notes.append(Note(tf.display, msg, int(no.split()[1]), level="warning"))
@@ -416,7 +470,7 @@ def prepare_file(job: tuple) -> Prepared:
     prep.meta_time = _metadata_time(meta)
     prep.meta_stamp = parse.normalize_stamp(prep.meta_time)
     prep.metadata_json = json.dumps(meta, sort_keys=True) if meta is not None else None
-    quarantined = [ln for ln in parsed.lines if ln.quarantine]
+    quarantined = [ln for ln in parsed.general if ln.quarantine]
     if quarantined:
         lines = parse.split_lines(text)
         prep.quarantined = [(ln.line_no, ln.quarantine,
@@ -429,15 +483,35 @@ def prepare_file(job: tuple) -> Prepared:
     return prep
 
 
+def _orphan_watch(parent: int) -> None:
+    """In a worker: exit as soon as the ingest that started it is gone.
+
+    A writer killed with SIGKILL cannot stop its workers, and they would wait for
+    work forever (holding its stdout and stderr open).
+    """
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="tracedb-orphan-watch", daemon=True).start()
+
+
 class WindowedPool:
-    """An ordered map over a process pool with a bounded number of files in flight."""
+    """An ordered map over a process pool with a bounded number of jobs in flight."""
 
     def __init__(self, workers: int, window: int = 64):
         import multiprocessing
+        import os
         from concurrent.futures import ProcessPoolExecutor
 
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
+                                        initializer=_orphan_watch, initargs=(os.getpid(),))
         self.window = window
 
     def __call__(self, fn, jobs):
@@ -475,6 +549,10 @@ QUARANTINE_COLS = ("id", "source_file_id", "line_no", "reason", "text")
 
 #: Rows buffered before they are written (bounds memory whatever the input size).
 FLUSH_VALUES = 50_000
+#: Files per staged group (and bytes): small enough to bound memory, large enough
+#: that a group's fixed costs (a process round trip, a stage database) are noise.
+STAGE_FILES = 200
+STAGE_BYTES = 16 << 20
 BLOB_LEVEL = 1  # zlib level: raw files are kept for re-parsing, not for archiving
 
 
@@ -496,6 +574,106 @@ class Batch:
                 rows.clear()
 
 
+# --------------------------------------------------------------------------- staging
+#
+# On SQLite the tap and value rows of a group of files are built where the files are
+# parsed (a worker process when the ingest is large) into a private in-memory SQLite
+# database, shipped as that database's image (one bytes object: no per-row pickling)
+# and copied into the warehouse by one INSERT ... SELECT per table, which runs at the
+# engine's speed inside the bundle's transaction. The writing process thus spends no
+# Python time per row.
+
+
+@dataclass(frozen=True, slots=True)
+class StageContext:
+    """What a stager needs from the writer: unit rules, aliases and known key ids."""
+
+    suffixes: tuple[tuple[str, str], ...]
+    aliases: tuple[tuple[str, str, str], ...]
+    key_ids: dict[tuple[str, str, str, int], int]
+
+
+@dataclass(slots=True)
+class Staged:
+    """A group of files read, parsed and staged; run ids are local (0, 1, ...)."""
+
+    preps: list[Prepared]
+    runs: int  # staged runs, in file then segment order
+    image: bytes | None  # serialized stage database (None when nothing was staged)
+    new_keys: list[tuple[int, tuple[str, str, str, int]]]  # (provisional id < 0, key)
+
+
+STAGE_DDL = (
+    "CREATE TABLE tap (id INTEGER PRIMARY KEY, "
+    f"{', '.join(c for c in TAP_COLS if c != 'id')})",
+    f"CREATE TABLE value ({', '.join(VALUE_COLS)})",
+    "CREATE TABLE new_key (lid INTEGER PRIMARY KEY, channel, key_name, loop_key, "
+    "key_occurrence, gid INTEGER)",
+)
+STAGE_SQL = (
+    f"INSERT INTO tap VALUES ({', '.join('?' * len(TAP_COLS))})",
+    f"INSERT INTO value VALUES ({', '.join('?' * len(VALUE_COLS))})",
+    "INSERT INTO new_key (lid, channel, key_name, loop_key, key_occurrence) "
+    "VALUES (?, ?, ?, ?, ?)",
+)
+
+
+def stage_files(job: tuple[list[tuple], StageContext]) -> Staged:
+    """Read, parse and stage a group of files (runs in worker processes; no warehouse).
+
+    Pairing keys the writer did not know when the job was made get provisional
+    negative ids; the writer registers them and rewrites the ids before copying.
+    A run with such a key has no shape signature yet (the writer computes it).
+    """
+    files, ctx = job
+    unit_of = unit_lookup(ctx.suffixes)
+    key_of = alias_lookup(ctx.aliases)
+    known = ctx.key_ids
+    new: dict[tuple[str, str, str, int], int] = {}
+
+    def key_id_of(key: tuple[str, str, str, int]) -> int:
+        kid = known.get(key)
+        if kid is None:
+            kid = new.get(key)
+            if kid is None:
+                kid = new[key] = -(len(new) + 1)
+        return kid
+
+    preps: list[Prepared] = []
+    templates: dict = {}
+    stager = None
+    local = 0
+    for item in files:
+        prep = prepare_file(item)
+        preps.append(prep)
+        if prep.error or prep.unchanged:
+            continue
+        for draft in prep.drafts:
+            taps, entries, n_values, sig = tap_rows(local, draft, unit_of, key_of, key_id_of,
+                                                    templates)
+            if stager is None:
+                stager = stage.Stager(STAGE_DDL, *STAGE_SQL)
+            stager.taps(taps)
+            stager.values(local, entries)
+            draft.tap_count, draft.value_count, draft.shape_sig = len(taps), n_values, sig
+            draft.first_line, draft.last_line = draft.taps[0][0], draft.taps[-1][0]
+            draft.taps = []
+            local += 1
+    image = None
+    if stager is not None:
+        stager.new_keys([(kid, *key) for key, kid in new.items()])
+        image = stager.image()
+    return Staged(preps, local, image, [(kid, key) for key, kid in new.items()])
+
+
+def can_stage() -> bool:
+    """Staging needs sqlite3's serialize/deserialize (Python 3.11 on SQLite 3.36+)."""
+    import sqlite3
+
+    return hasattr(sqlite3.Connection, "deserialize") \
+        and sqlite3.sqlite_version_info >= (3, 36, 0)
+
+
 class Loader:
     def __init__(self, tables: dict[str, Table], command_id: int | None,
                  suffixes: list[tuple[str, str]], aliases: list[tuple[str, str, str]]):
@@ -508,6 +686,7 @@ class Loader:
         self.pixels: dict[tuple[int, int], int] = {}  # committed pixel ids
         self._new_pixels: dict[tuple[int, int], int] = {}  # this transaction's
         self.key_ids: dict[tuple[str, str, str, int], int] = {}  # pairing key -> tap_key.id
+        self.templates: dict = {}  # see tap_rows (registered key ids never change)
         self._writer: BulkWriter | None = None
 
     def committed(self) -> None:
@@ -519,11 +698,13 @@ class Loader:
 
     # -- one bundle --------------------------------------------------------------
     def load_bundle(self, conn: Connection, plan: BundlePlan, stats: Stats,
-                    notes: list[Note], mapper=map) -> None:
+                    notes: list[Note], mapper=map, staged: bool = False) -> None:
         """Everything for one bundle, inside the caller's transaction.
 
         ``mapper`` runs :func:`prepare_file` (read, hash, parse: no database) over
-        the bundle's files, in order; a process pool's windowed map parallelises it.
+        the bundle's files, in order, or with ``staged`` (SQLite, see
+        :func:`stage_files`) runs :func:`stage_files` over groups of them; a process
+        pool's windowed map parallelises either.
         """
         t = self.t
         w = BulkWriter(conn)
@@ -551,16 +732,20 @@ class Loader:
         # pairing keys as the database has them now (another writer may have added some)
         self._writer = w
         self.key_ids = w.tap_keys()
+        self.templates = {}  # their key ids may be from a rolled-back bundle
         file_ids = iter(w.ids("source_file", len(plan.trace_files)))
         jobs = [(tf, tuple(known.get(str(tf.path), ()))) for tf in plan.trace_files]
-        for prep in mapper(prepare_file, jobs):
+
+        def accept(prep: Prepared) -> bool:
+            """Notes, errors and unchanged files; True when ``prep`` is to be stored."""
+            nonlocal bundle_id
             notes.extend(prep.notes)
             if prep.error:
                 stats.errors += 1
-                continue
+                return False
             if prep.unchanged:
                 stats.unchanged_files += 1
-                continue
+                return False
             if bundle_id is None:
                 bundle_id = conn.execute(
                     t["bundle"].insert().returning(t["bundle"].c.id), dict(
@@ -568,15 +753,67 @@ class Loader:
                         initiative=plan.initiative, phase=plan.phase, stamp=plan.stamp,
                         created_at=now, updated_at=now, **meta)).scalar_one()
                 stats.bundles += 1
+            return True
+
+        def version_of(prep: Prepared) -> int:
             version = len(known.get(str(prep.tf.path), [])) + 1
             if version > 1:
                 notes.append(Note(prep.tf.display, "content changed since last ingest; "
                                   f"loaded as version {version}", level="note"))
-            self.store(w, batch, bundle_id, prep, version, stats, now, next(file_ids))
             known.setdefault(str(prep.tf.path), []).append(prep.sha)
+            return version
+
+        if staged:
+            for group in mapper(stage_files, self._stage_jobs(jobs)):
+                run_ids = self._open_stage(w, group)
+                ids = iter(run_ids)
+                for prep in group.preps:
+                    if accept(prep):
+                        self.store(w, batch, bundle_id, prep, version_of(prep), stats, now,
+                                   next(file_ids), ids)
+                self.flush(w, batch)  # run rows before the taps and values that need them
+                if run_ids:
+                    w.copy_stage(run_ids[0], TAP_COLS, VALUE_COLS, TAP_BITS,
+                                 in_order=not group.new_keys)
+            return
+        for prep in mapper(prepare_file, jobs):
+            if accept(prep):
+                self.store(w, batch, bundle_id, prep, version_of(prep), stats, now,
+                           next(file_ids))
             if len(batch.rows["value"]) >= FLUSH_VALUES:
                 self.flush(w, batch)
         self.flush(w, batch)
+
+    def _stage_jobs(self, jobs: list[tuple]):
+        """Groups of files to stage, each with the key ids known when it is handed out."""
+        group: list[tuple] = []
+        size = 0
+        for job in jobs:
+            group.append(job)
+            try:
+                size += job[0].path.stat().st_size
+            except OSError:
+                pass
+            if len(group) >= STAGE_FILES or size >= STAGE_BYTES:
+                yield group, StageContext(self.suffixes, self.aliases, dict(self.key_ids))
+                group, size = [], 0
+        if group:
+            yield group, StageContext(self.suffixes, self.aliases, dict(self.key_ids))
+
+    def _open_stage(self, w: BulkWriter, group: Staged) -> list[int]:
+        """Attach the group's staged rows, register its new keys, give its runs ids."""
+        if not group.runs:
+            return []
+        w.stage(group.image)
+        if group.new_keys:
+            gids = w.register_tap_keys([k for _lid, k in group.new_keys])
+            self.key_ids.update(gids)
+            shapes = w.remap_stage_keys([(lid, gids[k]) for lid, k in group.new_keys])
+            drafts = [d for p in group.preps if not (p.error or p.unchanged) for d in p.drafts]
+            for local, draft in enumerate(drafts):
+                if draft.shape_sig is None:
+                    draft.shape_sig = shape_signature(shapes.get(local, []))
+        return w.ids("run", group.runs)
 
     def key_id_of(self, key: tuple[str, str, str, int]) -> int:
         """The tap_key id of a pairing key, registering it when it is new."""
@@ -610,7 +847,9 @@ class Loader:
         batch.flush(w)
 
     def store(self, w: BulkWriter, batch: Batch, bundle_id: int, prep: Prepared,
-              version: int, stats: Stats, now: str, sf_id: int) -> None:
+              version: int, stats: Stats, now: str, sf_id: int, staged_ids=None) -> None:
+        """Rows of one file. With ``staged_ids`` (an iterator over the ids of the staged
+        runs) its taps and values are already staged and only the run rows are built."""
         tf = prep.tf
         batch.rows["source_blob"].append((prep.sha, prep.size, "zlib", prep.blob))
         batch.rows["source_file"].append((
@@ -623,23 +862,26 @@ class Loader:
             batch.rows["quarantine"].extend(
                 (qid, sf_id, line_no, reason, text)
                 for qid, (line_no, reason, text) in zip(qids, prep.quarantined, strict=True))
-        run_ids = w.ids("run", len(prep.drafts))
+        run_ids = w.ids("run", len(prep.drafts)) if staged_ids is None \
+            else [next(staged_ids) for _ in prep.drafts]
         for segment, (run_id, draft) in enumerate(zip(run_ids, prep.drafts, strict=True),
                                                   start=1):
-            taps, values = tap_rows(run_id, draft, self.unit_of, self.key_of, self.key_id_of)
-            n_taps = len(taps)
+            if staged_ids is None:
+                taps, entries, n_values, sig = tap_rows(
+                    run_id, draft, self.unit_of, self.key_of, self.key_id_of, self.templates)
+                batch.rows["tap"].extend(taps)
+                batch.rows["value"].extend(stage.value_rows(run_id, entries, stage.components))
+                draft.tap_count, draft.value_count, draft.shape_sig = len(taps), n_values, sig
+                draft.first_line, draft.last_line = draft.taps[0][0], draft.taps[-1][0]
             batch.rows["run"].append((
                 run_id, sf_id, bundle_id, segment, draft.side,
                 draft.pixel,  # resolved to a pixel id when the batch is flushed
                 draft.pixel_source, prep.path_stamp or prep.meta_stamp, prep.path_stamp,
-                prep.meta_stamp, prep.meta_time, prep.metadata_json, n_taps,
-                draft.taps[0][0], draft.taps[-1][0],
-                shape_signature((t[14], t[10]) for t in taps)))
-            batch.rows["tap"].extend(taps)
-            batch.rows["value"].extend(values)
+                prep.meta_stamp, prep.meta_time, prep.metadata_json, draft.tap_count,
+                draft.first_line, draft.last_line, draft.shape_sig))
             stats.runs += 1
-            stats.taps += n_taps
-            stats.values += len(values)
+            stats.taps += draft.tap_count
+            stats.values += draft.value_count
             if draft.pixel:
                 stats.pixel_set.add(draft.pixel)
         stats.new_trace_files += 1

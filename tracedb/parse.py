@@ -291,7 +291,8 @@ _FAST = re.compile(r"[ \t]*TRACE_(C|PY)(?::[ \t]*|[ \t]+)([A-Za-z_][A-Za-z0-9_.]
 _FAST_SIDE = {"C": "c", "PY": "py"}
 
 
-def _fast(text: str, line_no: int) -> Line | None:
+def fast_shape(text: str) -> tuple[str, str, str, int] | None:
+    """(side, name, value text, component count) of a common-shape line, else None."""
     m = _FAST.match(text)
     if m is None:
         return None
@@ -299,20 +300,35 @@ def _fast(text: str, line_no: int) -> Line | None:
     if name == "pixel":
         return None
     raw = raw.strip()
-    comps = []
-    for tok in raw.split():
+    tokens = raw.split()
+    for tok in tokens:
         try:  # the character class admits only digits, signs, '.', 'e' and 'E'
-            value = float(tok)
+            float(tok)
         except ValueError:
             return None
+    return _FAST_SIDE[prefix], name, raw, len(tokens)
+
+
+def fast_components(raw: str) -> list[Component]:
+    """The components of a common-shape value text (numbers only, checked before)."""
+    comps = []
+    for tok in raw.split():
+        value = float(tok)
         if value == _INF or value == -_INF:
             comps.append(_word(tok, "inf" if value > 0 else "-inf"))
             continue
         digits, half_ulp = _precision(tok)
         comps.append(_new(Component, (None, value, tok, "num", digits, half_ulp)))
-    side = _FAST_SIDE[prefix]
-    return Line(line_no, side, [Tap(side, "", name, "", "scalar" if len(comps) == 1
-                                    else "vector", comps, raw)])
+    return comps
+
+
+def _fast(text: str, line_no: int) -> Line | None:
+    shape = fast_shape(text)
+    if shape is None:
+        return None
+    side, name, raw, n = shape
+    return Line(line_no, side, [Tap(side, "", name, "", "scalar" if n == 1 else "vector",
+                                    fast_components(raw), raw)])
 
 
 def parse_line(text: str, line_no: int = 0) -> Line:
@@ -440,6 +456,81 @@ def parse_text(text: str) -> ParsedText:
             if m:
                 markers.append((no, _sentence_pixel(m)))
     return ParsedText(lines=lines, trace_lines=trace_lines, markers=markers, warnings=warnings)
+
+
+def scan_lines(text: str) -> tuple[list[tuple], list[tuple[int, str]], int]:
+    """The loader's first pass (``_cstage.scan`` does the same in C).
+
+    Returns ``fast``: ``(line_no, side, name, value text, n)`` for every line of the
+    common shape (no components built: the stager reads them from the value text),
+    ``rest``: ``(line_no, line)`` for the other TRACE lines and for lines that may
+    name a pixel, and the number of TRACE lines.
+    """
+    fast: list[tuple] = []
+    rest: list[tuple[int, str]] = []
+    trace_lines = 0
+    for no, raw in enumerate(split_lines(text), start=1):
+        shape = fast_shape(raw) if len(raw) <= MAX_LINE_CHARS else None
+        if shape is not None:
+            trace_lines += 1
+            fast.append((no, *shape))
+        elif TRACE_LINE.match(raw):
+            trace_lines += 1
+            rest.append((no, raw))
+        elif "ixel" in raw:
+            rest.append((no, raw))
+    return fast, rest, trace_lines
+
+
+#: Lines that repeat from file to file (a rotation matrix, a convention, a banner)
+#: are parsed once: parsed lines by their text. Their taps are shared, read-only.
+_LINE_CACHE: dict[str, Line] = {}
+LINE_CACHE_SIZE = 4096
+
+
+@dataclass(slots=True)
+class Scanned:
+    """A file as the loader reads it: common-shape lines kept as tuples."""
+
+    items: list[tuple]  # in line order: (line_no, side, name, raw, n) or (line_no, Line)
+    general: list[Line]  # the Line of every other TRACE line
+    trace_lines: int
+    markers: list[tuple[int, tuple[int, int]]]
+    warnings: list[str]
+
+
+def scan_text(text: str, scan=scan_lines) -> Scanned:
+    """Like :func:`parse_text`, but common-shape lines stay unparsed tuples."""
+    fast, rest, trace_lines = scan(text)
+    general: list[Line] = []
+    markers: list[tuple[int, tuple[int, int]]] = []
+    warnings: list[str] = []
+    cache = _LINE_CACHE
+    for no, raw in rest:
+        if TRACE_LINE.match(raw):
+            seen = cache.get(raw)
+            if seen is None:
+                if len(cache) >= LINE_CACHE_SIZE:
+                    cache.clear()
+                seen = cache[raw] = parse_line(raw)
+            parsed = Line(no, seen.side, seen.taps, seen.pixel, seen.quarantine)
+            if parsed.quarantine and len(raw) > MAX_LINE_CHARS:
+                warnings.append(f"line {no}: {parsed.quarantine}; kept in quarantine")
+            general.append(parsed)
+        else:
+            m = _PIXEL_SENTENCE.search(raw)
+            if m:
+                markers.append((no, _sentence_pixel(m)))
+    if general:
+        items = fast + [(ln.line_no, ln) for ln in general]
+        items.sort(key=_first)
+    else:
+        items = fast
+    return Scanned(items, general, trace_lines, markers, warnings)
+
+
+def _first(item: tuple) -> int:
+    return item[0]
 
 
 def split_lines(text: str) -> list[str]:
