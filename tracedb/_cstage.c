@@ -1,0 +1,516 @@
+/* tracedb._cstage: the loader's per-line and per-value work, in C.
+ *
+ * Optional accelerator. parse.py and stage.py hold the reference implementation
+ * in Python; stage.py picks this module when it was built (hatch_build.py compiles
+ * it at install time; TRACEDB_PURE_PYTHON=1 ignores it). tests/test_cstage.py
+ * checks that both give identical results.
+ *
+ *   scan(text) -> (fast, rest, trace_lines)
+ *       fast: [(line_no, side, name, raw, n)] for every line of the common shape
+ *             "TRACE_C: name 1 2 3" (see parse._FAST); rest: [(line_no, line)]
+ *             for the other TRACE lines and the lines that may name a pixel.
+ *   components(raw) -> [(label, num, text, kind, digits, half_ulp)]
+ *   Stager() with .taps(rows), .values(run_id, entries), .new_keys(rows) and
+ *   .image() -> bytes: rows written straight into a private in-memory SQLite
+ *   database through the C API, so no Python object is made per value.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <string.h>
+
+#define MAX_LINE_CHARS 65536
+
+static PyObject *S_c, *S_py, *S_num, *S_inf, *S_minf;
+
+/* ------------------------------------------------------------------ characters */
+
+static inline int is_blank(char c) { return c == ' ' || c == '\t'; }
+static inline int is_alpha_(char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+}
+static inline int is_ident(char c) { return is_alpha_(c) || (c >= '0' && c <= '9') || c == '.'; }
+static inline int is_numchar(char c) {
+    return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+/* ------------------------------------------------------------------ numbers */
+
+/* A token as float() reads it; 0 when float() would refuse it. */
+static int read_double(const char *tok, Py_ssize_t len, double *out) {
+    char small[64];
+    char *buf = small;
+    if (len >= (Py_ssize_t)sizeof(small)) {
+        buf = PyMem_Malloc(len + 1);
+        if (buf == NULL) return -1;
+    }
+    memcpy(buf, tok, len);
+    buf[len] = '\0';
+    double v = PyOS_string_to_double(buf, NULL, NULL);
+    int ok = 1;
+    if (v == -1.0 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError)) ok = -1;
+        else { PyErr_Clear(); ok = 0; }
+    }
+    if (buf != small) PyMem_Free(buf);
+    *out = v;
+    return ok;
+}
+
+/* parse._precision: significant digits as written, half a unit in the last one. */
+static void precision(const char *s, Py_ssize_t len, long *digits_out, double *half_ulp) {
+    const char *end = s + len;
+    if (s < end && (*s == '+' || *s == '-')) s++;
+    const char *cut = NULL;
+    for (const char *p = s; p < end; p++)
+        if (*p == 'e') { cut = p; break; }
+    if (cut == NULL)
+        for (const char *p = s; p < end; p++)
+            if (*p == 'E') { cut = p; break; }
+    long long exp = 0;
+    const char *mant_end = end;
+    if (cut != NULL) {
+        const char *p = cut + 1;
+        int neg = 0;
+        if (p < end && (*p == '+' || *p == '-')) { neg = *p == '-'; p++; }
+        for (; p < end; p++) {
+            if (exp < (1LL << 40)) exp = exp * 10 + (*p - '0');
+        }
+        if (neg) exp = -exp;
+        mant_end = cut;
+    }
+    /* digits: the mantissa without its point; point: index of the point in it */
+    Py_ssize_t ndig = 0, point = -1, lead = 0;
+    int in_lead = 1;
+    for (const char *p = s; p < mant_end; p++) {
+        if (*p == '.') {
+            if (point < 0) { point = ndig; continue; }
+        }
+        if (in_lead && *p == '0') lead++;
+        else in_lead = 0;
+        ndig++;
+    }
+    if (point < 0) point = ndig;
+    Py_ssize_t n = ndig - lead;
+    if (n == 0) { *digits_out = 0; *half_ulp = 0.0; return; }
+    long long adjusted = (long long)point - (long long)lead - 1 + exp;
+    long long k = adjusted - (n > 6 ? n : 6) + 1;
+    *digits_out = (long)n;
+    *half_ulp = 0.5 * pow(10.0, (double)k);
+}
+
+/* ------------------------------------------------------------------ lines */
+
+typedef struct {
+    int side; /* 0: c, 1: py */
+    const char *name; Py_ssize_t name_len;
+    const char *raw; Py_ssize_t raw_len;
+    Py_ssize_t n;
+} Fast;
+
+/* parse._fast without building anything: 1 when the line has the common shape. */
+static int match_fast(const char *s, Py_ssize_t len, Fast *f) {
+    const char *p = s, *end = s + len;
+    while (p < end && is_blank(*p)) p++;
+    if (end - p < 7 || memcmp(p, "TRACE_", 6) != 0) return 0;
+    p += 6;
+    if (*p == 'C') { f->side = 0; p++; }
+    else if (end - p >= 2 && p[0] == 'P' && p[1] == 'Y') { f->side = 1; p += 2; }
+    else return 0;
+    if (p < end && *p == ':') {
+        p++;
+        while (p < end && is_blank(*p)) p++;
+    } else if (p < end && is_blank(*p)) {
+        while (p < end && is_blank(*p)) p++;
+    } else return 0;
+    if (p >= end || !is_alpha_(*p)) return 0;
+    f->name = p;
+    while (p < end && is_ident(*p)) p++;
+    f->name_len = p - f->name;
+    if (p < end && *p == '=') p++;
+    else if (p < end && is_blank(*p)) { while (p < end && is_blank(*p)) p++; }
+    else return 0;
+    if (p >= end || !is_numchar(*p)) return 0;
+    const char *v = p;
+    for (; p < end; p++)
+        if (!is_numchar(*p) && !is_blank(*p)) return 0;
+    if (f->name_len == 5 && memcmp(f->name, "pixel", 5) == 0) return 0;
+    const char *vend = end;
+    while (vend > v && is_blank(vend[-1])) vend--;
+    f->raw = v; f->raw_len = vend - v;
+    Py_ssize_t n = 0;
+    p = v;
+    while (p < vend) {
+        const char *t = p;
+        while (p < vend && !is_blank(*p)) p++;
+        double d;
+        int ok = read_double(t, p - t, &d);
+        if (ok <= 0) return ok;
+        n++;
+        while (p < vend && is_blank(*p)) p++;
+    }
+    f->n = n;
+    return 1;
+}
+
+static int is_trace_line(const char *s, Py_ssize_t len) {
+    const char *p = s, *end = s + len;
+    while (p < end && is_blank(*p)) p++;
+    return end - p >= 6 && memcmp(p, "TRACE_", 6) == 0;
+}
+
+static int has_ixel(const char *s, Py_ssize_t len) {
+    for (Py_ssize_t i = 0; i + 4 <= len; i++)
+        if (s[i] == 'i' && memcmp(s + i, "ixel", 4) == 0) return 1;
+    return 0;
+}
+
+static PyObject *scan(PyObject *self, PyObject *arg) {
+    Py_ssize_t size;
+    const char *text = PyUnicode_AsUTF8AndSize(arg, &size);
+    if (text == NULL) return NULL;
+    int has_cr = memchr(text, '\r', size) != NULL;
+    PyObject *fast = PyList_New(0), *rest = PyList_New(0);
+    if (fast == NULL || rest == NULL) goto fail;
+    long trace_lines = 0, line_no = 0;
+    const char *p = text, *end = text + size;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', end - p);
+        const char *le = nl ? nl : end;
+        Py_ssize_t len = le - p;
+        line_no++;
+        if (has_cr && len > 0 && p[len - 1] == '\r') len--;
+        Fast f;
+        int m = 0;
+        if (len <= MAX_LINE_CHARS) {
+            m = match_fast(p, len, &f);
+            if (m < 0) goto fail;
+        }
+        if (m) {
+            trace_lines++;
+            PyObject *t = Py_BuildValue("(lOs#s#n)", line_no, f.side ? S_py : S_c,
+                                        f.name, f.name_len, f.raw, f.raw_len, f.n);
+            if (t == NULL || PyList_Append(fast, t) < 0) { Py_XDECREF(t); goto fail; }
+            Py_DECREF(t);
+        } else {
+            int trace = is_trace_line(p, len);
+            if (trace) trace_lines++;
+            if (trace || has_ixel(p, len)) {
+                PyObject *t = Py_BuildValue("(ls#)", line_no, p, len);
+                if (t == NULL || PyList_Append(rest, t) < 0) { Py_XDECREF(t); goto fail; }
+                Py_DECREF(t);
+            }
+        }
+        p = nl ? nl + 1 : end;
+    }
+    return Py_BuildValue("(NNl)", fast, rest, trace_lines);
+fail:
+    Py_XDECREF(fast);
+    Py_XDECREF(rest);
+    return NULL;
+}
+
+/* One component as parse.Component holds it. */
+static PyObject *component(const char *tok, Py_ssize_t len) {
+    double v;
+    int ok = read_double(tok, len, &v);
+    if (ok < 0) return NULL;
+    if (ok == 0) {
+        PyErr_Format(PyExc_ValueError, "not a number: %.*s", (int)len, tok);
+        return NULL;
+    }
+    if (isinf(v))
+        return Py_BuildValue("(OOs#OOO)", Py_None, Py_None, tok, len, v > 0 ? S_inf : S_minf,
+                             Py_None, Py_None);
+    long digits;
+    double half;
+    precision(tok, len, &digits, &half);
+    return Py_BuildValue("(Ods#Old)", Py_None, v, tok, len, S_num, digits, half);
+}
+
+static PyObject *components(PyObject *self, PyObject *arg) {
+    Py_ssize_t size;
+    const char *raw = PyUnicode_AsUTF8AndSize(arg, &size);
+    if (raw == NULL) return NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL) return NULL;
+    const char *p = raw, *end = raw + size;
+    while (p < end) {
+        while (p < end && is_blank(*p)) p++;
+        if (p >= end) break;
+        const char *t = p;
+        while (p < end && !is_blank(*p)) p++;
+        PyObject *c = component(t, p - t);
+        if (c == NULL || PyList_Append(out, c) < 0) { Py_XDECREF(c); Py_DECREF(out); return NULL; }
+        Py_DECREF(c);
+    }
+    return out;
+}
+
+/* ------------------------------------------------------------------ Stager */
+
+typedef struct {
+    PyObject_HEAD
+    sqlite3 *db;
+    sqlite3_stmt *tap, *value, *key;
+} Stager;
+
+static int db_error(Stager *st) {
+    PyErr_Format(PyExc_RuntimeError, "stage database: %s",
+                 st->db ? sqlite3_errmsg(st->db) : "not open");
+    return -1;
+}
+
+static void Stager_close(Stager *st) {
+    sqlite3_finalize(st->tap);
+    sqlite3_finalize(st->value);
+    sqlite3_finalize(st->key);
+    st->tap = st->value = st->key = NULL;
+    if (st->db) sqlite3_close(st->db);
+    st->db = NULL;
+}
+
+static void Stager_dealloc(Stager *st) {
+    Stager_close(st);
+    Py_TYPE(st)->tp_free((PyObject *)st);
+}
+
+static int Stager_init(Stager *st, PyObject *args, PyObject *kw) {
+    PyObject *ddl;
+    const char *tap_sql, *value_sql, *key_sql;
+    if (!PyArg_ParseTuple(args, "Osss", &ddl, &tap_sql, &value_sql, &key_sql)) return -1;
+    Stager_close(st);
+    if (sqlite3_open(":memory:", &st->db) != SQLITE_OK) return db_error(st);
+    PyObject *it = PyObject_GetIter(ddl);
+    if (it == NULL) return -1;
+    PyObject *item;
+    while ((item = PyIter_Next(it)) != NULL) {
+        const char *sql = PyUnicode_AsUTF8(item);
+        int rc = sql ? sqlite3_exec(st->db, sql, NULL, NULL, NULL) : SQLITE_ERROR;
+        Py_DECREF(item);
+        if (sql == NULL) { Py_DECREF(it); return -1; }
+        if (rc != SQLITE_OK) { Py_DECREF(it); return db_error(st); }
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) return -1;
+    if (sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK
+        || sqlite3_prepare_v2(st->db, tap_sql, -1, &st->tap, NULL) != SQLITE_OK
+        || sqlite3_prepare_v2(st->db, value_sql, -1, &st->value, NULL) != SQLITE_OK
+        || sqlite3_prepare_v2(st->db, key_sql, -1, &st->key, NULL) != SQLITE_OK)
+        return db_error(st);
+    return 0;
+}
+
+/* Bind a Python value as sqlite3's own adapters would (None, int, float, str). */
+static int bind_object(Stager *st, sqlite3_stmt *stmt, int i, PyObject *v) {
+    int rc;
+    if (v == Py_None) rc = sqlite3_bind_null(stmt, i);
+    else if (PyLong_CheckExact(v) || PyBool_Check(v)) {
+        long long x = PyLong_AsLongLong(v);
+        if (x == -1 && PyErr_Occurred()) return -1;
+        rc = sqlite3_bind_int64(stmt, i, x);
+    } else if (PyFloat_Check(v)) rc = sqlite3_bind_double(stmt, i, PyFloat_AS_DOUBLE(v));
+    else if (PyUnicode_Check(v)) {
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(v, &n);
+        if (s == NULL) return -1;
+        rc = sqlite3_bind_text(stmt, i, s, (int)n, SQLITE_TRANSIENT);
+    } else {
+        PyErr_Format(PyExc_TypeError, "cannot stage a %s", Py_TYPE(v)->tp_name);
+        return -1;
+    }
+    return rc == SQLITE_OK ? 0 : db_error(st);
+}
+
+static int step(Stager *st, sqlite3_stmt *stmt) {
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE ? 0 : db_error(st);
+}
+
+/* Insert tuples of Python values with ``stmt``; ``prefix`` values bound first. */
+static int insert_rows(Stager *st, sqlite3_stmt *stmt, PyObject *rows, long long *prefix,
+                       int nprefix) {
+    PyObject *it = PyObject_GetIter(rows);
+    if (it == NULL) return -1;
+    PyObject *row;
+    while ((row = PyIter_Next(it)) != NULL) {
+        PyObject *seq = PySequence_Fast(row, "a row must be a sequence");
+        Py_DECREF(row);
+        if (seq == NULL) { Py_DECREF(it); return -1; }
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        int err = 0;
+        for (int i = 0; i < nprefix && !err; i++)
+            if (sqlite3_bind_int64(stmt, i + 1, prefix[i]) != SQLITE_OK) err = db_error(st);
+        for (Py_ssize_t i = 0; i < n && !err; i++)
+            err = bind_object(st, stmt, (int)(nprefix + i + 1),
+                              PySequence_Fast_GET_ITEM(seq, i));
+        Py_DECREF(seq);
+        if (err || step(st, stmt) < 0) { Py_DECREF(it); return -1; }
+        if (nprefix) prefix[nprefix - 1]++; /* the component index */
+    }
+    Py_DECREF(it);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *Stager_taps(Stager *st, PyObject *rows) {
+    if (st->db == NULL) { db_error(st); return NULL; }
+    if (insert_rows(st, st->tap, rows, NULL, 0) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Stager_new_keys(Stager *st, PyObject *rows) {
+    if (st->db == NULL) { db_error(st); return NULL; }
+    if (insert_rows(st, st->key, rows, NULL, 0) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* values(run_id, entries): entries are (key_id, payload) in key order; a str payload
+ * is the value text of a common-shape line (numbers, parsed here), a list payload
+ * holds parse.Component tuples. */
+static PyObject *Stager_values(Stager *st, PyObject *args) {
+    long long run_id;
+    PyObject *entries;
+    if (!PyArg_ParseTuple(args, "LO", &run_id, &entries)) return NULL;
+    if (st->db == NULL) { db_error(st); return NULL; }
+    PyObject *it = PyObject_GetIter(entries);
+    if (it == NULL) return NULL;
+    sqlite3_stmt *stmt = st->value;
+    PyObject *entry;
+    while ((entry = PyIter_Next(it)) != NULL) {
+        long long key_id;
+        PyObject *payload;
+        if (!PyArg_ParseTuple(entry, "LO", &key_id, &payload)) {
+            Py_DECREF(entry); Py_DECREF(it); return NULL;
+        }
+        int err = 0;
+        if (PyUnicode_Check(payload)) {
+            Py_ssize_t size;
+            const char *raw = PyUnicode_AsUTF8AndSize(payload, &size);
+            if (raw == NULL) err = -1;
+            const char *p = raw, *end = raw + size;
+            long long idx = 0;
+            while (!err && p < end) {
+                while (p < end && is_blank(*p)) p++;
+                if (p >= end) break;
+                const char *t = p;
+                while (p < end && !is_blank(*p)) p++;
+                double v;
+                int ok = read_double(t, p - t, &v);
+                if (ok <= 0) {
+                    if (ok == 0) PyErr_Format(PyExc_ValueError, "not a number: %.*s",
+                                              (int)(p - t), t);
+                    err = -1; break;
+                }
+                sqlite3_bind_int64(stmt, 1, run_id);
+                sqlite3_bind_int64(stmt, 2, key_id);
+                sqlite3_bind_int64(stmt, 3, idx++);
+                sqlite3_bind_null(stmt, 4);
+                sqlite3_bind_text(stmt, 6, t, (int)(p - t), SQLITE_STATIC);
+                if (isinf(v)) {
+                    sqlite3_bind_null(stmt, 5);
+                    sqlite3_bind_text(stmt, 7, v > 0 ? "inf" : "-inf", -1, SQLITE_STATIC);
+                    sqlite3_bind_null(stmt, 8);
+                    sqlite3_bind_null(stmt, 9);
+                } else {
+                    long digits;
+                    double half;
+                    precision(t, p - t, &digits, &half);
+                    sqlite3_bind_double(stmt, 5, v);
+                    sqlite3_bind_text(stmt, 7, "num", 3, SQLITE_STATIC);
+                    sqlite3_bind_int64(stmt, 8, digits);
+                    sqlite3_bind_double(stmt, 9, half);
+                }
+                err = step(st, stmt);
+            }
+        } else {
+            long long prefix[3] = {run_id, key_id, 0};
+            err = insert_rows(st, stmt, payload, prefix, 3);
+        }
+        Py_DECREF(entry);
+        if (err) { Py_DECREF(it); return NULL; }
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* Commit and return the database image (then the stager is closed). */
+static PyObject *Stager_image(Stager *st, PyObject *unused) {
+    if (st->db == NULL) { db_error(st); return NULL; }
+    if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        db_error(st); return NULL;
+    }
+    sqlite3_int64 size = 0;
+    unsigned char *data = sqlite3_serialize(st->db, "main", &size, 0);
+    if (data == NULL) { db_error(st); return NULL; }
+    PyObject *out = PyBytes_FromStringAndSize((const char *)data, size);
+    sqlite3_free(data);
+    Stager_close(st);
+    return out;
+}
+
+static PyMethodDef Stager_methods[] = {
+    {"taps", (PyCFunction)Stager_taps, METH_O, "Stage tap rows (tuples in tap column order)."},
+    {"values", (PyCFunction)Stager_values, METH_VARARGS,
+     "Stage one run's values: values(run_id, [(key_id, raw text or components)])."},
+    {"new_keys", (PyCFunction)Stager_new_keys, METH_O, "Stage provisional pairing keys."},
+    {"image", (PyCFunction)Stager_image, METH_NOARGS, "Commit; the database image as bytes."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject StagerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracedb._cstage.Stager",
+    .tp_basicsize = sizeof(Stager),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Stager(ddl, tap_sql, value_sql, key_sql): rows into a private SQLite database.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Stager_init,
+    .tp_dealloc = (destructor)Stager_dealloc,
+    .tp_methods = Stager_methods,
+};
+
+/* ------------------------------------------------------------------ module */
+
+static PyObject *py_precision(PyObject *self, PyObject *arg) {
+    Py_ssize_t size;
+    const char *s = PyUnicode_AsUTF8AndSize(arg, &size);
+    if (s == NULL) return NULL;
+    long digits;
+    double half;
+    precision(s, size, &digits, &half);
+    return Py_BuildValue("(ld)", digits, half);
+}
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_O, "Split a trace text into common-shape lines and the rest."},
+    {"components", components, METH_O, "Components of a common-shape value text."},
+    {"precision", py_precision, METH_O, "parse._precision, in C."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, .m_name = "_cstage", .m_size = -1, .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__cstage(void) {
+    if (PyType_Ready(&StagerType) < 0) return NULL;
+    S_c = PyUnicode_InternFromString("c");
+    S_py = PyUnicode_InternFromString("py");
+    S_num = PyUnicode_InternFromString("num");
+    S_inf = PyUnicode_InternFromString("inf");
+    S_minf = PyUnicode_InternFromString("-inf");
+    if (!S_c || !S_py || !S_num || !S_inf || !S_minf) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&StagerType);
+    if (PyModule_AddObject(m, "Stager", (PyObject *)&StagerType) < 0) {
+        Py_DECREF(&StagerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyModule_AddStringConstant(m, "sqlite_version", sqlite3_libversion());
+    return m;
+}
