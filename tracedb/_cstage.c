@@ -281,7 +281,10 @@ static int Stager_init(Stager *st, PyObject *args, PyObject *kw) {
     const char *tap_sql, *value_sql, *key_sql;
     if (!PyArg_ParseTuple(args, "Osss", &ddl, &tap_sql, &value_sql, &key_sql)) return -1;
     Stager_close(st);
-    if (sqlite3_open(":memory:", &st->db) != SQLITE_OK) return db_error(st);
+    /* private to this object, used by one thread at a time: no per-call mutex */
+    if (sqlite3_open_v2(":memory:", &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                        | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+        return db_error(st);
     PyObject *it = PyObject_GetIter(ddl);
     if (it == NULL) return -1;
     PyObject *item;
@@ -366,9 +369,55 @@ static PyObject *Stager_new_keys(Stager *st, PyObject *rows) {
     Py_RETURN_NONE;
 }
 
-/* values(run_id, entries): entries are (key_id, payload) in key order; a str payload
- * is the value text of a common-shape line (numbers, parsed here), a list payload
- * holds parse.Component tuples. */
+/* One tap's value rows: ``payload`` is the value text of a common-shape line
+ * (numbers, parsed here) or a list of parse.Component tuples. */
+static int stage_payload(Stager *st, long long run_id, long long key_id, PyObject *payload) {
+    sqlite3_stmt *stmt = st->value;
+    if (!PyUnicode_Check(payload)) {
+        long long prefix[3] = {run_id, key_id, 0};
+        return insert_rows(st, stmt, payload, prefix, 3);
+    }
+    Py_ssize_t size;
+    const char *raw = PyUnicode_AsUTF8AndSize(payload, &size);
+    if (raw == NULL) return -1;
+    const char *p = raw, *end = raw + size;
+    long long idx = 0;
+    while (p < end) {
+        while (p < end && is_blank(*p)) p++;
+        if (p >= end) break;
+        const char *t = p;
+        while (p < end && !is_blank(*p)) p++;
+        double v;
+        int ok = read_double(t, p - t, &v);
+        if (ok <= 0) {
+            if (ok == 0) PyErr_Format(PyExc_ValueError, "not a number: %.*s", (int)(p - t), t);
+            return -1;
+        }
+        sqlite3_bind_int64(stmt, 1, run_id);
+        sqlite3_bind_int64(stmt, 2, key_id);
+        sqlite3_bind_int64(stmt, 3, idx++);
+        sqlite3_bind_null(stmt, 4);
+        sqlite3_bind_text(stmt, 6, t, (int)(p - t), SQLITE_STATIC);
+        if (isinf(v)) {
+            sqlite3_bind_null(stmt, 5);
+            sqlite3_bind_text(stmt, 7, v > 0 ? "inf" : "-inf", -1, SQLITE_STATIC);
+            sqlite3_bind_null(stmt, 8);
+            sqlite3_bind_null(stmt, 9);
+        } else {
+            long digits;
+            double half;
+            precision(t, p - t, &digits, &half);
+            sqlite3_bind_double(stmt, 5, v);
+            sqlite3_bind_text(stmt, 7, "num", 3, SQLITE_STATIC);
+            sqlite3_bind_int64(stmt, 8, digits);
+            sqlite3_bind_double(stmt, 9, half);
+        }
+        if (step(st, stmt) < 0) return -1;
+    }
+    return 0;
+}
+
+/* values(run_id, entries): entries are (key_id, payload) in key order. */
 static PyObject *Stager_values(Stager *st, PyObject *args) {
     long long run_id;
     PyObject *entries;
@@ -376,64 +425,113 @@ static PyObject *Stager_values(Stager *st, PyObject *args) {
     if (st->db == NULL) { db_error(st); return NULL; }
     PyObject *it = PyObject_GetIter(entries);
     if (it == NULL) return NULL;
-    sqlite3_stmt *stmt = st->value;
     PyObject *entry;
     while ((entry = PyIter_Next(it)) != NULL) {
         long long key_id;
         PyObject *payload;
-        if (!PyArg_ParseTuple(entry, "LO", &key_id, &payload)) {
-            Py_DECREF(entry); Py_DECREF(it); return NULL;
-        }
-        int err = 0;
-        if (PyUnicode_Check(payload)) {
-            Py_ssize_t size;
-            const char *raw = PyUnicode_AsUTF8AndSize(payload, &size);
-            if (raw == NULL) err = -1;
-            const char *p = raw, *end = raw + size;
-            long long idx = 0;
-            while (!err && p < end) {
-                while (p < end && is_blank(*p)) p++;
-                if (p >= end) break;
-                const char *t = p;
-                while (p < end && !is_blank(*p)) p++;
-                double v;
-                int ok = read_double(t, p - t, &v);
-                if (ok <= 0) {
-                    if (ok == 0) PyErr_Format(PyExc_ValueError, "not a number: %.*s",
-                                              (int)(p - t), t);
-                    err = -1; break;
-                }
-                sqlite3_bind_int64(stmt, 1, run_id);
-                sqlite3_bind_int64(stmt, 2, key_id);
-                sqlite3_bind_int64(stmt, 3, idx++);
-                sqlite3_bind_null(stmt, 4);
-                sqlite3_bind_text(stmt, 6, t, (int)(p - t), SQLITE_STATIC);
-                if (isinf(v)) {
-                    sqlite3_bind_null(stmt, 5);
-                    sqlite3_bind_text(stmt, 7, v > 0 ? "inf" : "-inf", -1, SQLITE_STATIC);
-                    sqlite3_bind_null(stmt, 8);
-                    sqlite3_bind_null(stmt, 9);
-                } else {
-                    long digits;
-                    double half;
-                    precision(t, p - t, &digits, &half);
-                    sqlite3_bind_double(stmt, 5, v);
-                    sqlite3_bind_text(stmt, 7, "num", 3, SQLITE_STATIC);
-                    sqlite3_bind_int64(stmt, 8, digits);
-                    sqlite3_bind_double(stmt, 9, half);
-                }
-                err = step(st, stmt);
-            }
-        } else {
-            long long prefix[3] = {run_id, key_id, 0};
-            err = insert_rows(st, stmt, payload, prefix, 3);
-        }
+        int err = PyArg_ParseTuple(entry, "LO", &key_id, &payload) ? 0 : -1;
+        if (!err) err = stage_payload(st, run_id, key_id, payload);
         Py_DECREF(entry);
         if (err) { Py_DECREF(it); return NULL; }
     }
     Py_DECREF(it);
     if (PyErr_Occurred()) return NULL;
     Py_RETURN_NONE;
+}
+
+/* A run's taps and values, as stage.run_rows builds them (see there):
+ * run(run_id, base, taps, static, order) -> component count of every tap.
+ * ``taps`` holds (line_no, side, name, raw, n) tuples and (line_no, Tap) pairs,
+ * ``static`` a template tuple per tap, ``order`` the tap positions in key order. */
+static PyObject *Stager_run(Stager *st, PyObject *args) {
+    long long run_id, base;
+    PyObject *taps, *statics, *order;
+    if (!PyArg_ParseTuple(args, "LLO!O!O!", &run_id, &base, &PyList_Type, &taps, &PyList_Type,
+                          &statics, &PyList_Type, &order))
+        return NULL;
+    if (st->db == NULL) { db_error(st); return NULL; }
+    Py_ssize_t n = PyList_GET_SIZE(taps);
+    if (PyList_GET_SIZE(statics) != n || PyList_GET_SIZE(order) != n) {
+        PyErr_SetString(PyExc_ValueError, "taps, static and order differ in length");
+        return NULL;
+    }
+    PyObject *counts = PyTuple_New(n);
+    if (counts == NULL) return NULL;
+    sqlite3_stmt *stmt = st->tap;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *entry = PyList_GET_ITEM(taps, i), *sta = PyList_GET_ITEM(statics, i);
+        if (!PyTuple_Check(entry) || !PyTuple_Check(sta) || PyTuple_GET_SIZE(sta) != 8) {
+            PyErr_SetString(PyExc_TypeError, "a tap entry or template is not a tuple");
+            goto fail;
+        }
+        PyObject *shape, *raw, *count;
+        int fast = PyTuple_GET_SIZE(entry) == 5;
+        if (fast) {
+            raw = PyTuple_GET_ITEM(entry, 3);
+            count = PyTuple_GET_ITEM(entry, 4);
+            Py_INCREF(raw);
+            Py_INCREF(count);
+            long nn = PyLong_AsLong(count);
+            if (nn == -1 && PyErr_Occurred()) { Py_DECREF(raw); Py_DECREF(count); goto fail; }
+            shape = PyUnicode_FromString(nn == 1 ? "scalar" : "vector");
+        } else {
+            PyObject *tap = PyTuple_GET_ITEM(entry, 1);
+            PyObject *comps = PyObject_GetAttrString(tap, "components");
+            if (comps == NULL) goto fail;
+            Py_ssize_t nn = PyObject_Length(comps);
+            Py_DECREF(comps);
+            if (nn < 0) goto fail;
+            count = PyLong_FromSsize_t(nn);
+            shape = PyObject_GetAttrString(tap, "shape");
+            raw = PyObject_GetAttrString(tap, "raw");
+        }
+        if (shape == NULL || raw == NULL || count == NULL) {
+            Py_XDECREF(shape); Py_XDECREF(raw); Py_XDECREF(count);
+            goto fail;
+        }
+        PyTuple_SET_ITEM(counts, i, count); /* steals */
+        long long seq = i + 1;
+        int err = 0;
+        if (sqlite3_bind_int64(stmt, 1, base + seq) != SQLITE_OK
+            || sqlite3_bind_int64(stmt, 2, run_id) != SQLITE_OK
+            || sqlite3_bind_int64(stmt, 3, seq) != SQLITE_OK)
+            err = db_error(st);
+        if (!err) err = bind_object(st, stmt, 4, PyTuple_GET_ITEM(entry, 0));
+        for (int k = 0; k < 5 && !err; k++) /* channel, name, loop_key, occurrence, unit */
+            err = bind_object(st, stmt, 5 + k, PyTuple_GET_ITEM(sta, k));
+        if (!err) err = bind_object(st, stmt, 10, shape);
+        if (!err) err = bind_object(st, stmt, 11, count);
+        if (!err) err = bind_object(st, stmt, 12, raw);
+        for (int k = 5; k < 8 && !err; k++) /* key_name, key_occurrence, key_id */
+            err = bind_object(st, stmt, 8 + k, PyTuple_GET_ITEM(sta, k));
+        Py_DECREF(shape);
+        Py_DECREF(raw);
+        if (err || step(st, stmt) < 0) goto fail;
+    }
+    for (Py_ssize_t j = 0; j < n; j++) {
+        Py_ssize_t i = PyLong_AsSsize_t(PyList_GET_ITEM(order, j));
+        if (i < 0 || i >= n) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_IndexError, "order out of range");
+            goto fail;
+        }
+        PyObject *entry = PyList_GET_ITEM(taps, i);
+        long long key_id = PyLong_AsLongLong(PyTuple_GET_ITEM(PyList_GET_ITEM(statics, i), 7));
+        if (key_id == -1 && PyErr_Occurred()) goto fail;
+        int err;
+        if (PyTuple_GET_SIZE(entry) == 5) {
+            err = stage_payload(st, run_id, key_id, PyTuple_GET_ITEM(entry, 3));
+        } else {
+            PyObject *comps = PyObject_GetAttrString(PyTuple_GET_ITEM(entry, 1), "components");
+            if (comps == NULL) goto fail;
+            err = stage_payload(st, run_id, key_id, comps);
+            Py_DECREF(comps);
+        }
+        if (err) goto fail;
+    }
+    return counts;
+fail:
+    Py_DECREF(counts);
+    return NULL;
 }
 
 /* Commit and return the database image (then the stager is closed). */
@@ -455,6 +553,8 @@ static PyMethodDef Stager_methods[] = {
     {"taps", (PyCFunction)Stager_taps, METH_O, "Stage tap rows (tuples in tap column order)."},
     {"values", (PyCFunction)Stager_values, METH_VARARGS,
      "Stage one run's values: values(run_id, [(key_id, raw text or components)])."},
+    {"run", (PyCFunction)Stager_run, METH_VARARGS,
+     "Stage one run's taps and values: run(run_id, base, taps, static, order) -> counts."},
     {"new_keys", (PyCFunction)Stager_new_keys, METH_O, "Stage provisional pairing keys."},
     {"image", (PyCFunction)Stager_image, METH_NOARGS, "Commit; the database image as bytes."},
     {NULL, NULL, 0, NULL},

@@ -118,7 +118,9 @@ def _metadata_for(path: Path, names: set[str] | None = None) -> Path | None:
     stem = path.stem
     for cand in (f"{stem}_metadata.json", f"{stem}.json", f"{stem}_meta.json",
                  f"{stem}_per_phi.json"):
-        if names is not None and cand not in names:
+        if names is not None:  # the folder's files, as listed a moment ago
+            if cand in names:
+                return path.with_name(cand)
             continue
         p = path.with_name(cand)
         if p.is_file():
@@ -126,20 +128,23 @@ def _metadata_for(path: Path, names: set[str] | None = None) -> Path | None:
     return None
 
 
-def classify(path: Path) -> tuple[str, str | None]:
+_TRACE_BYTES = re.compile(rb"^[ \t]*TRACE_", re.M)  # is_trace_text, on undecoded bytes
+
+
+def classify(path: Path | str) -> tuple[str, str | None]:
     """('trace' | 'text' | 'binary' | 'empty' | 'error', message)."""
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb", buffering=0) as fh:
             head = fh.read(BINARY_SNIFF)
             if not head:
                 return "empty", "empty file, nothing to load"
-            if b"\0" not in head and is_trace_text(head.decode("utf-8", errors="replace")):
+            if b"\0" not in head and _TRACE_BYTES.search(head):
                 return "trace", None  # a TRACE line near the top: no need to read on
-            data = head + fh.read() if b"\0" not in head else head
+            data = head + fh.readall() if b"\0" not in head else head
             if b"\0" in head:
                 # NUL bytes mean binary, unless the file holds TRACE lines (a trace
                 # with a stray NUL is loaded; the loader names the line)
-                data = head + fh.read()
+                data = head + fh.readall()
                 if not is_trace_text(data.decode("utf-8", errors="replace")):
                     return "binary", "binary file skipped"
                 return "trace", None
@@ -147,6 +152,35 @@ def classify(path: Path) -> tuple[str, str | None]:
         return "error", f"cannot read: {exc.strerror or exc}"
     text = data.decode("utf-8", errors="replace")
     return ("trace", None) if is_trace_text(text) else ("text", None)
+
+
+def _walk(top: str, onerror):
+    """Like os.walk (top-down, symlinked folders listed but not entered), in name
+    order, hidden entries left out: (folder, [(file name, is a file)])."""
+    try:
+        with os.scandir(top) as it:
+            entries = [e for e in it if not e.name.startswith(".")]
+    except OSError as exc:
+        onerror(exc)
+        return
+    dirs, files = [], []
+    for e in entries:
+        try:
+            is_dir = e.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
+            if not e.is_symlink():
+                dirs.append(e.name)
+            continue
+        try:
+            files.append((e.name, e.is_file()))
+        except OSError:
+            files.append((e.name, False))
+    files.sort()
+    yield top, files
+    for name in sorted(dirs):
+        yield from _walk(os.path.join(top, name), onerror)
 
 
 def discover(paths: list[str]) -> Discovery:
@@ -177,41 +211,37 @@ def discover(paths: list[str]) -> Discovery:
             missing.append(given)
             continue
         if p.is_file():
-            root, root_display, walk = p.resolve().parent, str(Path(given).parent), None
-            candidates = [(p.resolve().parent, [p.name])]
+            root, root_display = p.resolve().parent, str(Path(given).parent)
+            candidates = [(str(root), [(p.name, p.resolve().is_file())])]
         else:
             root, root_display = p.resolve(), given.rstrip("/") or "/"
-            walk = os.walk(root, onerror=lambda e: notes.append(
+            candidates = _walk(str(root), lambda e: notes.append(
                 Note(str(e.filename), f"cannot list directory: {e.strerror}", level="error")))
-            candidates = None
-        if candidates is None:
-            candidates = []
-            for dirpath, dirnames, filenames in walk:  # type: ignore[union-attr]
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                candidates.append((Path(dirpath), sorted(
-                    f for f in filenames if not f.startswith("."))))
-        for directory, names in candidates:
-            in_dir = set(names)
+        for dir_path, entries in candidates:
+            directory = Path(dir_path)
+            in_dir = {name for name, is_file in entries if is_file}
             dir_display = _display(root, root_display, directory)
-            for name in names:
-                f = directory / name
-                if not f.is_file():
+            prefix = "" if dir_display == "." else dir_display.rstrip("/") + "/"
+            in_env = directory.name == "env"
+            for name, is_file in entries:
+                if not is_file:
                     continue
                 files += 1
                 low = name.lower()
-                display = f"{dir_display.rstrip('/')}/{name}" if dir_display != "." else name
+                if low.endswith(".json") and not in_env and low not in _ENV_NAMES:
+                    continue  # per-trace metadata, read with its trace file
+                f = directory / name
+                display = prefix + name
                 if low.endswith(".md"):
                     meta_files.append((f, root, root_display, "note"))
                     continue
                 if low == "commands.txt":
                     meta_files.append((f, root, root_display, "commands"))
                     continue
-                if low in _ENV_NAMES or directory.name == "env":
+                if low in _ENV_NAMES or in_env:
                     meta_files.append((f, root, root_display, "env"))
                     if low.endswith(".json") or low.endswith(".txt"):
                         continue
-                if low.endswith(".json"):
-                    continue  # per-trace metadata, read with its trace file
                 kind, message = classify(f)
                 if kind == "trace":
                     plan = plan_for(directory, root, root_display)
@@ -242,7 +272,7 @@ def discover(paths: list[str]) -> Discovery:
                     plan.env_files.append(e)
     ordered = [bundles[k] for k in sorted(bundles)]
     for plan in ordered:
-        plan.trace_files.sort(key=lambda t: t.path)
+        plan.trace_files.sort(key=lambda t: t.path.parts)
         for bucket in (plan.commands_files, plan.env_files, plan.note_files):
             bucket.sort()
     return Discovery(bundles=ordered, files=files, notes=notes, missing=missing)

@@ -368,23 +368,19 @@ def _template(ident: tuple, unit_of, key_of, key_id_of) -> Template:
     return Template(static, order, any(t[7] < 0 for t in static))
 
 
-def tap_rows(run_id: int, draft: RunDraft, unit_of, key_of, key_id_of,
-             templates: dict | None = None) -> tuple[list[tuple], list[tuple], int, str | None]:
-    """Tap rows of one run, its value entries, its number of values and its shape.
+def run_template(draft: RunDraft, unit_of, key_of, key_id_of,
+                 templates: dict | None = None) -> Template:
+    """What a run shares with every run of the same tap names (see :class:`Template`).
 
     ``key_of`` maps (channel, name) to the pairing name (aliases); ``key_id_of``
     maps a pairing key (channel, key_name, loop_key, key_occurrence) to its
-    ``tap_key`` id. Entries are ``(key id, value text or components)`` in key order,
-    which is the order of the value rows' primary key (run, key id, component);
-    ``stage.value_rows`` or a stager turns them into rows. The shape signature is
-    None while a key id is provisional. ``templates`` caches what runs with the same
-    tap names share, for as long as ``key_id_of`` gives the same ids.
+    ``tap_key`` id. ``templates`` caches templates for as long as ``key_id_of``
+    gives the same ids.
     """
-    taps_in = draft.taps
-    if len(taps_in) > MAX_TAPS:
+    if len(draft.taps) > MAX_TAPS:
         raise ValueError(f"a run with more than {MAX_TAPS} taps is not supported")
     ident = tuple([e[2] if len(e) == 5 else (e[1].channel, e[1].name, e[1].loop_key)
-                   for e in taps_in])
+                   for e in draft.taps])
     template = templates.get(ident) if templates is not None else None
     if template is None:
         template = _template(ident, unit_of, key_of, key_id_of)
@@ -392,34 +388,19 @@ def tap_rows(run_id: int, draft: RunDraft, unit_of, key_of, key_id_of,
             if len(templates) >= 1024:
                 templates.clear()
             templates[ident] = template
-    taps: list[tuple] = []
-    payloads: list = []
-    counts: list[int] = []
-    base = run_id << TAP_BITS
-    for seq, (entry, static) in enumerate(zip(taps_in, template.static, strict=True), start=1):
-        channel, name, loop_key, occ, unit, key_name, key_occ, key_id = static
-        if len(entry) == 5:  # common shape: numbers on the main channel
-            line_no, raw, n = entry[0], entry[3], entry[4]
-            shape = "scalar" if n == 1 else "vector"
-            payloads.append(raw)
-        else:
-            line_no, tap = entry
-            shape, raw, comps = tap.shape, tap.raw, tap.components
-            n = len(comps)
-            payloads.append(comps)
-        counts.append(n)
-        taps.append((base + seq, run_id, seq, line_no, channel, name, loop_key, occ, unit,
-                     shape, n, raw, key_name, key_occ, key_id))
-    # in primary-key order: the B-tree grows at its end instead of splitting pages
-    entries = [(template.static[i][7], payloads[i]) for i in template.order]
-    sig = None
-    if not template.provisional:
-        shape_key = tuple(counts)
-        sig = template.sigs.get(shape_key)
-        if sig is None:
-            sig = template.sigs[shape_key] = shape_signature(
-                (t[7], n) for t, n in zip(template.static, counts, strict=True))
-    return taps, entries, sum(counts), sig
+    return template
+
+
+def run_shape(template: Template, counts: tuple[int, ...]) -> str | None:
+    """A run's shape signature from its template and component counts (None while a
+    key id is provisional)."""
+    if template.provisional:
+        return None
+    sig = template.sigs.get(counts)
+    if sig is None:
+        sig = template.sigs[counts] = shape_signature(
+            (t[7], n) for t, n in zip(template.static, counts, strict=True))
+    return sig
 
 
 def _first(item: tuple):
@@ -649,13 +630,13 @@ def stage_files(job: tuple[list[tuple], StageContext]) -> Staged:
         if prep.error or prep.unchanged:
             continue
         for draft in prep.drafts:
-            taps, entries, n_values, sig = tap_rows(local, draft, unit_of, key_of, key_id_of,
-                                                    templates)
+            template = run_template(draft, unit_of, key_of, key_id_of, templates)
             if stager is None:
                 stager = stage.Stager(STAGE_DDL, *STAGE_SQL)
-            stager.taps(taps)
-            stager.values(local, entries)
-            draft.tap_count, draft.value_count, draft.shape_sig = len(taps), n_values, sig
+            counts = stager.run(local, local << TAP_BITS, draft.taps, template.static,
+                                template.order)
+            draft.tap_count, draft.value_count = len(counts), sum(counts)
+            draft.shape_sig = run_shape(template, counts)
             draft.first_line, draft.last_line = draft.taps[0][0], draft.taps[-1][0]
             draft.taps = []
             local += 1
@@ -686,7 +667,7 @@ class Loader:
         self.pixels: dict[tuple[int, int], int] = {}  # committed pixel ids
         self._new_pixels: dict[tuple[int, int], int] = {}  # this transaction's
         self.key_ids: dict[tuple[str, str, str, int], int] = {}  # pairing key -> tap_key.id
-        self.templates: dict = {}  # see tap_rows (registered key ids never change)
+        self.templates: dict = {}  # see run_template (registered key ids never change)
         self._writer: BulkWriter | None = None
 
     def committed(self) -> None:
@@ -867,11 +848,14 @@ class Loader:
         for segment, (run_id, draft) in enumerate(zip(run_ids, prep.drafts, strict=True),
                                                   start=1):
             if staged_ids is None:
-                taps, entries, n_values, sig = tap_rows(
-                    run_id, draft, self.unit_of, self.key_of, self.key_id_of, self.templates)
+                template = run_template(draft, self.unit_of, self.key_of, self.key_id_of,
+                                        self.templates)
+                taps, entries, counts = stage.run_rows(run_id, run_id << TAP_BITS, draft.taps,
+                                                       template.static, template.order)
                 batch.rows["tap"].extend(taps)
                 batch.rows["value"].extend(stage.value_rows(run_id, entries, stage.components))
-                draft.tap_count, draft.value_count, draft.shape_sig = len(taps), n_values, sig
+                draft.tap_count, draft.value_count = len(counts), sum(counts)
+                draft.shape_sig = run_shape(template, counts)
                 draft.first_line, draft.last_line = draft.taps[0][0], draft.taps[-1][0]
             batch.rows["run"].append((
                 run_id, sf_id, bundle_id, segment, draft.side,

@@ -35,6 +35,37 @@ def value_rows(run_id: int, entries, components=parse.fast_components) -> list[t
     return rows
 
 
+def run_rows(run_id: int, base: int, taps, static, order
+             ) -> tuple[list[tuple], list[tuple], tuple[int, ...]]:
+    """A run's tap rows, its value entries in key order and each tap's component count.
+
+    ``taps`` holds common-shape tuples ``(line_no, side, name, raw, n)`` and
+    ``(line_no, Tap)`` pairs; ``static`` a template tuple per tap (channel, name,
+    loop_key, occurrence, unit, key_name, key_occurrence, key_id, see
+    ``load.run_template``); ``order`` the tap positions in key id order. Tap ids are
+    ``base + seq``. ``Stager.run`` writes the same rows without building them.
+    """
+    rows: list[tuple] = []
+    payloads: list = []
+    counts: list[int] = []
+    for seq, (entry, (channel, name, loop_key, occ, unit, key_name, key_occ, key_id)) in \
+            enumerate(zip(taps, static, strict=True), start=1):
+        if len(entry) == 5:  # common shape: numbers on the main channel
+            line_no, raw, n = entry[0], entry[3], entry[4]
+            shape = "scalar" if n == 1 else "vector"
+            payloads.append(raw)
+        else:
+            line_no, tap = entry
+            shape, raw, comps = tap.shape, tap.raw, tap.components
+            n = len(comps)
+            payloads.append(comps)
+        counts.append(n)
+        rows.append((base + seq, run_id, seq, line_no, channel, name, loop_key, occ, unit,
+                     shape, n, raw, key_name, key_occ, key_id))
+    entries = [(static[i][7], payloads[i]) for i in order]
+    return rows, entries, tuple(counts)
+
+
 class PyStager:
     """The Python twin of ``_cstage.Stager``: the same tables, through sqlite3."""
 
@@ -50,6 +81,12 @@ class PyStager:
 
     def values(self, run_id: int, entries) -> None:
         self.con.executemany(self.sql[1], value_rows(run_id, entries))
+
+    def run(self, run_id: int, base: int, taps, static, order) -> tuple[int, ...]:
+        rows, entries, counts = run_rows(run_id, base, taps, static, order)
+        self.taps(rows)
+        self.values(run_id, entries)
+        return counts
 
     def new_keys(self, rows) -> None:
         self.con.executemany(self.sql[2], rows)
