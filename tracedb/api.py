@@ -21,7 +21,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection, Engine
 
 from . import __version__, db
-from .bulk import bulk_session
+from .bulk import WalFlusher, bulk_session
 from .discover import Note, discover
 from .errors import TracedbError
 from .load import Loader, Stats, can_stage, utcnow
@@ -113,6 +113,14 @@ class Warehouse:
         """Run the named query ``queries/<name>.sql``; returns a pandas DataFrame."""
         import pandas as pd
 
+        keys, rows = self._fetch(name, **params)
+        # column by column: much faster than a frame built from row objects
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(keys)
+        return pd.DataFrame({k: list(c) for k, c in zip(keys, columns, strict=True)},
+                            columns=keys)
+
+    def _fetch(self, name: str, **params) -> tuple[list[str], list[tuple]]:
+        """The named query's column names and rows (plain tuples)."""
         if _is_write_query(name):
             raise TracedbError(f"{name!r} is one of tracedb's own write steps, not a query; "
                                f"available: {', '.join(query_names())}")
@@ -124,13 +132,20 @@ class Warehouse:
                                f"; it takes: {', '.join(sorted(wanted)) or 'none'}")
         bound = {k: params.get(k) for k in wanted}
         with self.engine.connect() as conn:
-            result = conn.execute(sql, bound)
-            keys = list(result.keys())
-            rows = result.fetchall()
-        # column by column: much faster than a frame built from row objects
-        columns = list(zip(*rows, strict=True)) if rows else [()] * len(keys)
-        return pd.DataFrame({k: list(c) for k, c in zip(keys, columns, strict=True)},
-                            columns=keys)
+            # straight through the driver's cursor: SQLAlchemy's row objects cost more
+            # than the query itself for the 10^5-row answers of a large warehouse
+            compiled = sql.compile(dialect=conn.dialect)
+            args = compiled.construct_params(bound)
+            if compiled.positional:
+                args = tuple(args[k] for k in compiled.positiontup)
+            cur = conn.connection.dbapi_connection.cursor()
+            try:
+                cur.execute(compiled.string, args)
+                keys = [d[0] for d in cur.description]
+                rows = cur.fetchall()
+            finally:
+                cur.close()
+        return keys, rows
 
     def _log_command(self, command: str, argv: list[str] | None) -> int:
         import os
@@ -180,10 +195,15 @@ class Warehouse:
         staged = self.engine.dialect.name == "sqlite" and can_stage()
         pool = _parse_pool(total, workers, staged)
         mapper = pool if pool is not None else map
+        path = self.engine.url.database
+        flusher = WalFlusher(path) if staged and pool is not None and path \
+            and path != ":memory:" and not path.startswith("file:") else None
         try:
             self._ingest_bundles(found, loader, stats, notes, mapper, progress, total,
-                                 staged)
+                                 staged, flusher)
         finally:
+            if flusher is not None:
+                flusher.close()
             if pool is not None:
                 pool.close()
         stats.pixels = len(stats.pixel_set)
@@ -198,7 +218,7 @@ class Warehouse:
         return IngestResult(stats=result, notes=notes, missing=found.missing)
 
     def _ingest_bundles(self, found, loader, stats, notes, mapper, progress, total,
-                        staged: bool) -> None:
+                        staged: bool, flusher=None) -> None:
         done = 0
         for plan in found.bundles:
             if progress:
@@ -221,6 +241,8 @@ class Warehouse:
                 notes.extend(n for n in bundle_notes if n.level == "error")
             else:
                 loader.committed()
+                if flusher is not None:
+                    flusher.committed()
                 notes.extend(bundle_notes)
                 for k in ("new_trace_files", "unchanged_files", "bundles", "bundles_updated",
                           "runs", "taps", "values", "trace_lines", "parsed_lines",
@@ -375,6 +397,8 @@ class Warehouse:
         """
         from . import select as sel
 
+        if not ref and not cand:
+            return self._default_pairs(pixels)
         runs = self._pixel_runs(pixels)
         rsel = sel.parse_selector(ref) if ref else None
         csel = sel.parse_selector(cand) if cand else None
@@ -398,6 +422,47 @@ class Warehouse:
                f"{csel.text if csel else 'newest PyTorch run'} of each pixel")
         return [(i, 1, int(rby[p]["id"]), int(cby[p]["id"]), how)
                 for i, p in enumerate(sorted(common))]
+
+    def _default_pairs(self, pixels) -> list[tuple]:
+        """pair_runs without selectors, on plain rows (no DataFrame: a large warehouse
+        has 10^5 runs): per pixel, the newest C run against the newest PyTorch run,
+        among the newest version of each trace file."""
+        keys, rows = self._fetch("pairing_runs")
+        i_id, i_side, i_stamp, i_slow, i_fast, i_path, i_version = (keys.index(k) for k in (
+            "id", "side", "stamp", "pixel_slow", "pixel_fast", "path", "file_version"))
+        if pixels:
+            wanted = {(int(s), int(f)) for s, f in pixels}
+            rows = [r for r in rows if r[i_slow] is not None
+                    and (r[i_slow], r[i_fast]) in wanted]
+            if not rows:
+                raise TracedbError("no runs for pixel(s) " + ", ".join(
+                    f"{s},{f}" for s, f in sorted(wanted)))
+        newest_version: dict = {}
+        for r in rows:
+            k = (r[i_side], r[i_path])
+            if r[i_version] > newest_version.get(k, r[i_version] - 1):
+                newest_version[k] = r[i_version]
+        best: dict[str, dict] = {"c": {}, "py": {}}
+        for r in rows:
+            side = best.get(r[i_side])
+            if side is None or r[i_version] != newest_version[(r[i_side], r[i_path])]:
+                continue
+            pix = None if r[i_slow] is None else (int(r[i_slow]), int(r[i_fast]))
+            order = (r[i_stamp] if isinstance(r[i_stamp], str) else "", int(r[i_id]))
+            if pix not in side or order > side[pix]:
+                side[pix] = order
+        rby, cby = best["c"], best["py"]
+        if not rby or not cby:
+            which = "reference (C)" if not rby else "candidate (PyTorch)"
+            raise TracedbError(f"no {which} runs to compare; load some or pass --ref/--cand")
+        common = [p for p in rby if p is not None and p in cby]
+        if not common:
+            def pix(d):
+                return ", ".join(f"{p[0]},{p[1]}" for p in d if p is not None) or "none"
+            raise TracedbError("no pixel has both a reference and a candidate run "
+                               f"(reference pixels: {pix(rby)}; candidate pixels: {pix(cby)})")
+        how = "newest C run vs newest PyTorch run of each pixel"
+        return [(i, 1, rby[p][1], cby[p][1], how) for i, p in enumerate(sorted(common))]
 
     def _summaries(self, set_id: int, strict: bool):
         df = self.query("divergence", set_id=set_id, strict=int(strict))

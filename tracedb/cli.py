@@ -201,7 +201,8 @@ def ingest(
     paths: Annotated[list[str], typer.Argument(help="Report trees or trace files to load.")],
     fmt: Annotated[IngestFmt, typer.Option("--format", help="table or json")] = IngestFmt.table,
     workers: Annotated[int | None, typer.Option(
-        help="parse in this many worker processes [default: $TRACEDB_WORKERS or 0]")
+        help="read and parse in this many worker processes, for 300+ files [default: "
+             "$TRACEDB_WORKERS, else one per CPU on SQLite and 0 on PostgreSQL]")
     ] = None,
 ) -> None:
     """Find every trace file under PATHS and load it with its bundle metadata.
@@ -365,26 +366,33 @@ DIVERGENCE_FIELDS = ("ref_run", "cand_run", "ref_side", "cand_side", "ref_stamp"
                      "diverged", "print_precision", "accepted", "missing_ref", "missing_cand")
 
 
-def divergence_record(r: dict) -> dict:
-    """The documented JSON object for one compared pixel pair."""
-    first = None
-    if _jsonable(r.get("first_tap")) is not None:
-        first = {
-            "tap": r["first_tap"], "channel": r["first_channel"],
-            "loop_key": r["first_loop_key"], "occurrence": _int(r["first_occurrence"]),
-            "unit": _jsonable(r["first_unit"]),
-            "ref_line": _int(r["first_ref_line"]),
-            "cand_line": _int(r["first_cand_line"]),
-            "ref_value": r["first_ref_value"], "cand_value": r["first_cand_value"],
-            "abs_delta": _jsonable(r["first_abs_delta"]),
-            "rel_delta": _jsonable(r["first_rel_delta"]),
-            "ratio": _jsonable(r["first_ratio"]),
-            "unit_hint": _jsonable(r["first_unit_hint"]),
-        }
-    out = {"pixel": r["pixel"], "status": r["status"]}
-    for k in DIVERGENCE_FIELDS:
-        out[k] = _jsonable(r[k])
-    out["first"] = first
+_FIRST_FIELDS = ("tap", "channel", "loop_key", "occurrence", "unit", "ref_line", "cand_line",
+                 "ref_value", "cand_value", "abs_delta", "rel_delta", "ratio", "unit_hint")
+_FIRST_INTS = {"occurrence", "ref_line", "cand_line"}
+
+
+def divergence_records(df) -> list[dict]:
+    """The documented JSON object of every compared pixel pair (built column-wise:
+    a summary can have hundreds of thousands of rows)."""
+    n = len(df)
+
+    def column(name: str) -> list:
+        if name not in df:
+            return [None] * n
+        return [None if type(v) is float and v != v else v for v in df[name].tolist()]
+
+    def ints(values: list) -> list:
+        return [None if v is None else int(v) for v in values]
+
+    keys = ("pixel", "status", *DIVERGENCE_FIELDS)
+    base = zip(*(column(k) for k in keys), strict=True)
+    first = zip(*(ints(column(f"first_{k}")) if k in _FIRST_INTS else column(f"first_{k}")
+                  for k in _FIRST_FIELDS), strict=True)
+    out = []
+    for row, f in zip(base, first, strict=True):
+        rec = dict(zip(keys, row, strict=True))
+        rec["first"] = None if f[0] is None else dict(zip(_FIRST_FIELDS, f, strict=True))
+        out.append(rec)
     return out
 
 
@@ -396,11 +404,7 @@ def _tolerance_line(df) -> str:
 
 
 def _emit_divergences(df, fmt: str) -> None:
-    from .select import records as rows_of
-
-    wanted = [c for c in df.columns if c.startswith("first_") or c in DIVERGENCE_FIELDS
-              or c in ("pixel", "status")]
-    records = [divergence_record(r) for r in rows_of(df[wanted])]
+    records = divergence_records(df)
     if fmt == "json":
         typer.echo(json_lines(records))
         return
@@ -508,8 +512,7 @@ def timeline(
         (fixed if c["change"] == "fixed" else broke).setdefault(c["ordinal"], []).append(
             c["tap"] + (f"[{c['loop_key']}]" if c["loop_key"] else ""))
     records = []
-    for r in summaries.to_dict("records"):
-        rec = divergence_record(r)
+    for r, rec in zip(summaries.to_dict("records"), divergence_records(summaries), strict=True):
         rec["ordinal"] = int(r["ordinal"])
         rec["fixed"] = fixed.get(r["ordinal"], [])
         rec["newly_diverged"] = broke.get(r["ordinal"], [])

@@ -45,9 +45,16 @@ def mask_url(url: str) -> str:
         return url
 
 
+PAGE_SIZE = 16384
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA busy_timeout = 60000")
+    # a new, empty warehouse gets 16 KiB pages (SQLite's default is 4 KiB): a third
+    # fewer pages for a tap and its values, a quarter of the WAL and checkpoint
+    # system calls on a bulk load; an existing file keeps the size it was made with
+    cur.execute(f"PRAGMA page_size = {PAGE_SIZE}")
     cur.execute("PRAGMA journal_mode = WAL")
     cur.execute("PRAGMA synchronous = NORMAL")
     cur.execute("PRAGMA foreign_keys = ON")

@@ -464,15 +464,22 @@ def prepare_file(job: tuple) -> Prepared:
     return prep
 
 
-def _orphan_watch(parent: int) -> None:
-    """In a worker: exit as soon as the ingest that started it is gone.
+def _worker_init(parent: int) -> None:
+    """In a worker: yield the CPU to the writer, and exit once the writer is gone.
 
-    A writer killed with SIGKILL cannot stop its workers, and they would wait for
-    work forever (holding its stdout and stderr open).
+    The writer is the pipeline's narrow part (workers outnumber free cores), so
+    workers run at a lower priority. A writer killed with SIGKILL cannot stop its
+    workers, and they would wait for work forever (holding its stdout and stderr
+    open), so a thread watches for that.
     """
     import os
     import threading
     import time
+
+    try:
+        os.nice(WORKER_NICENESS)
+    except (AttributeError, OSError):  # not on this platform, or not allowed
+        pass
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -480,6 +487,9 @@ def _orphan_watch(parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="tracedb-orphan-watch", daemon=True).start()
+
+
+WORKER_NICENESS = 10
 
 
 class WindowedPool:
@@ -492,7 +502,7 @@ class WindowedPool:
 
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
-                                        initializer=_orphan_watch, initargs=(os.getpid(),))
+                                        initializer=_worker_init, initargs=(os.getpid(),))
         self.window = window
 
     def __call__(self, fn, jobs):

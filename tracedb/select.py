@@ -128,6 +128,18 @@ def one_per_pixel(df, sel: Selector | None, role: str) -> dict:
     """{pixel: run record}; with an explicit selector a pixel may match only one run."""
     import pandas as pd
 
+    if sel is None:  # the newest run of each pixel (no ambiguity to report)
+        cols = list(df.columns)
+        values = [df[c].tolist() for c in cols]
+        ids, stamps, pixels = (values[cols.index(c)] for c in ("id", "stamp", "pixel"))
+        best: dict = {}
+        for i, (run_id, stamp, pixel) in enumerate(zip(ids, stamps, pixels, strict=True)):
+            pix = pixel_key(pixel)
+            order = (stamp if isinstance(stamp, str) else "", int(run_id))
+            if pix not in best or order > best[pix][0]:
+                best[pix] = (order, i)
+        return {pix: dict(zip(cols, (v[i] for v in values), strict=True))
+                for pix, (_order_key, i) in best.items()}
     groups: dict = {}
     for rec in records(df):
         groups.setdefault(pixel_key(rec["pixel"]), []).append(rec)
