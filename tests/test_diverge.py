@@ -398,3 +398,21 @@ def test_cli_taps_diff_query_sql_timeline(url, tmp_path):
     assert json.loads(s.stdout) == [{"n": 4}]
     bad = run_cli(url, "sql", "DELETE FROM run")
     assert bad.returncode == 2 and "read-only" in bad.stderr
+
+
+def test_command_line_summary_equals_the_api_dataframe(url, tmp_path):
+    # `tracedb diverge` renders plain columns (no pandas); the API returns a DataFrame.
+    # Same comparison, same records, including versions, stamps and a missing side.
+    from benchmarks.generate import write_campaign
+    from tracedb.cli import divergence_records
+
+    write_campaign(tmp_path / "camp", pixels=12, stamps=2, seed=4)
+    wh = tracedb.connect(url)
+    assert wh.ingest([tmp_path / "camp"]).ok
+    for kw in ({}, {"strict": True}, {"rtol": 1e-3}, {"pixels": [(100, 205)]}):
+        df = wh.diverge(**kw)
+        cols = wh._diverge_columns(**kw)
+        assert list(df.columns) == list(cols)
+        assert divergence_records(df) == divergence_records(cols)
+        assert df.attrs.keys() == cols.attrs.keys()
+    assert len(divergence_records(wh._diverge_columns())) == 12

@@ -464,23 +464,37 @@ class Warehouse:
         how = "newest C run vs newest PyTorch run of each pixel"
         return [(i, 1, rby[p][1], cby[p][1], how) for i, p in enumerate(sorted(common))]
 
-    def _summaries(self, set_id: int, strict: bool):
-        df = self.query("divergence", set_id=set_id, strict=int(strict))
-        if df.empty:
+    def _summary_columns(self, set_id: int, strict: bool) -> Columns:
+        """The divergence summary of a set as columns of plain values (no pandas)."""
+        keys, rows = self._fetch("divergence", set_id=set_id, strict=int(strict))
+        if not rows:
             raise TracedbError(f"comparison set {set_id} has no results (removed while "
                                "reading?); run the command again")
-        col = {c: df[c].tolist() for c in (
-            "ref_slow", "ref_fast", "cand_slow", "cand_fast", "compared", "diverged",
-            "ref_side", "cand_side", "first_hint_ref_unit", "first_hint_cand_unit")}
-        df["pixel"] = [_pixel(rs, rf) or _pixel(cs, cf) for rs, rf, cs, cf in zip(
+        col = Columns({k: list(c) for k, c in zip(keys, zip(*rows, strict=True),
+                                                   strict=True)})
+        col["pixel"] = [_pixel(rs, rf) or _pixel(cs, cf) for rs, rf, cs, cf in zip(
             col["ref_slow"], col["ref_fast"], col["cand_slow"], col["cand_fast"], strict=True)]
-        df["status"] = ["nothing compared" if c == 0 else "diverged" if d > 0 else "match"
-                        for c, d in zip(col["compared"], col["diverged"], strict=True)]
-        df["first_unit_hint"] = [
+        col["status"] = ["nothing compared" if c == 0 else "diverged" if d > 0 else "match"
+                         for c, d in zip(col["compared"], col["diverged"], strict=True)]
+        col["first_unit_hint"] = [
             unit_hint_text(rs, cs, rh, ch) for rs, cs, rh, ch in zip(
                 col["ref_side"], col["cand_side"], col["first_hint_ref_unit"],
                 col["first_hint_cand_unit"], strict=True)]
-        return df
+        return col
+
+    def _summaries(self, set_id: int, strict: bool):
+        import pandas as pd
+
+        return pd.DataFrame(dict(self._summary_columns(set_id, strict)))
+
+    def _diverge_columns(self, ref=None, cand=None, pixels=None, rtol=1e-12, atol=0.0,
+                         strict=False, detail="mismatch") -> Columns:
+        """What :meth:`diverge` returns, as plain columns (the CLI needs no pandas)."""
+        pairs = self.pair_runs(ref, cand, pixels)
+        set_id = self._comparison_set(pairs, rtol, atol, "diverge", detail)
+        col = self._summary_columns(set_id, strict)
+        col.attrs.update(set_id=set_id, rtol=rtol, atol=atol, strict=strict)
+        return col
 
     def diverge(self, ref: str | None = None, cand: str | None = None,
                 pixels: list[tuple[int, int]] | None = None, rtol: float = 1e-12,
@@ -491,10 +505,11 @@ class Warehouse:
         ``detail='mismatch'`` it holds the taps that did not match (enough for
         every count and divergence); ``detail='all'`` stores every tap.
         """
-        pairs = self.pair_runs(ref, cand, pixels)
-        set_id = self._comparison_set(pairs, rtol, atol, "diverge", detail)
-        df = self._summaries(set_id, strict)
-        df.attrs.update(set_id=set_id, rtol=rtol, atol=atol, strict=strict)
+        import pandas as pd
+
+        col = self._diverge_columns(ref, cand, pixels, rtol, atol, strict, detail)
+        df = pd.DataFrame(dict(col))
+        df.attrs.update(col.attrs)
         return df
 
     def diff(self, set_id: int, strict: bool = False):
@@ -804,6 +819,21 @@ def report_argv(url: str, outdir, *, ref=None, cand=None, pixels=None, rtol=1e-1
 
 
 SIDE_LABEL = {"c": "C", "py": "PyTorch"}
+
+
+class Columns(dict):
+    """Columns of plain Python values by name, with ``attrs`` like a DataFrame's:
+    enough for the command line's renderers without importing pandas."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.attrs: dict = {}
+
+    def __len__(self) -> int:
+        return len(next(iter(self.values()))) if dict.__len__(self) else 0
+
+    def column(self, name: str) -> list:
+        return self[name]
 
 
 def _pixel(slow, fast) -> list[int] | None:

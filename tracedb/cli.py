@@ -379,7 +379,8 @@ def divergence_records(df) -> list[dict]:
     def column(name: str) -> list:
         if name not in df:
             return [None] * n
-        return [None if type(v) is float and v != v else v for v in df[name].tolist()]
+        values = df.column(name) if hasattr(df, "column") else df[name].tolist()
+        return [None if type(v) is float and v != v else v for v in values]
 
     def ints(values: list) -> list:
         return [None if v is None else int(v) for v in values]
@@ -475,8 +476,8 @@ def diverge(
     combined with spaces or commas.
     """
     with _open() as wh:
-        df = wh.diverge(ref=ref, cand=cand, pixels=_pixels(pixel), rtol=rtol, atol=atol,
-                        strict=strict)
+        df = wh._diverge_columns(ref=ref, cand=cand, pixels=_pixels(pixel), rtol=rtol,
+                                 atol=atol, strict=strict)
     _emit_divergences(df, fmt.value)
     if fail_on_divergence and any(s != "match" for s in df["status"]):
         raise typer.Exit(1)
