@@ -132,14 +132,20 @@ def test_one_failing_bundle_does_not_stop_the_others(url, tree, monkeypatch):
 def test_raw_file_is_recoverable(url, tree):
     import zlib
 
+    from tracedb.load import decompress_blob
+
     wh = tracedb.connect(url)
     wh.ingest([tree])
     f = next(tree.rglob("py_traces/pixel_1_2.log"))
     with wh.engine.connect() as conn:
-        blob = conn.execute(text(
-            "SELECT b.content FROM source_blob b JOIN source_file s ON s.sha256 = b.sha256 "
-            "WHERE s.path LIKE :p"), {"p": "%py_traces/pixel_1_2.log"}).scalar_one()
-    assert zlib.decompress(blob) == f.read_bytes()
+        compression, blob, size = conn.execute(text(
+            "SELECT b.compression, b.content, b.size FROM source_blob b "
+            "JOIN source_file s ON s.sha256 = b.sha256 "
+            "WHERE s.path LIKE :p"), {"p": "%py_traces/pixel_1_2.log"}).one()
+    assert compression == "zstd" and size == f.stat().st_size
+    assert decompress_blob(compression, blob) == f.read_bytes()
+    # rows kept by earlier versions say zlib
+    assert decompress_blob("zlib", zlib.compress(b"TRACE_C: a 1\n")) == b"TRACE_C: a 1\n"
 
 
 def test_units_come_from_name_suffix(url, tree):

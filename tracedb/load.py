@@ -460,7 +460,7 @@ def prepare_file(job: tuple) -> Prepared:
     prep.trace_lines = parsed.trace_lines
     prep.line_count = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
     prep.size = len(data)
-    prep.blob = zlib.compress(data, BLOB_LEVEL)
+    prep.blob = compress_blob(data)
     return prep
 
 
@@ -544,7 +544,33 @@ FLUSH_VALUES = 50_000
 #: that a group's fixed costs (a process round trip, a stage database) are noise.
 STAGE_FILES = 200
 STAGE_BYTES = 16 << 20
-BLOB_LEVEL = 1  # zlib level: raw files are kept for re-parsing, not for archiving
+#: How raw files are kept in source_blob (its ``compression`` column says which):
+#: zstd level 1 compresses these texts a little better than zlib level 1 and
+#: about four times faster; older rows may say 'zlib'.
+BLOB_COMPRESSION = "zstd"
+BLOB_LEVEL = 1
+_COMPRESSOR: list = []
+
+
+def compress_blob(data: bytes) -> bytes:
+    if not _COMPRESSOR:
+        import zstandard
+
+        _COMPRESSOR.append(zstandard.ZstdCompressor(level=BLOB_LEVEL))
+    return _COMPRESSOR[0].compress(data)
+
+
+def decompress_blob(compression: str, content: bytes) -> bytes:
+    """A kept raw file's bytes, from a source_blob row's compression and content."""
+    if compression == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompress(content)
+    if compression == "zlib":
+        return zlib.decompress(content)
+    if compression in ("none", ""):
+        return bytes(content)
+    raise ValueError(f"unknown compression {compression!r}")
 
 
 class Batch:
@@ -842,7 +868,7 @@ class Loader:
         """Rows of one file. With ``staged_ids`` (an iterator over the ids of the staged
         runs) its taps and values are already staged and only the run rows are built."""
         tf = prep.tf
-        batch.rows["source_blob"].append((prep.sha, prep.size, "zlib", prep.blob))
+        batch.rows["source_blob"].append((prep.sha, prep.size, BLOB_COMPRESSION, prep.blob))
         batch.rows["source_file"].append((
             sf_id, bundle_id, tf.display, str(tf.path), prep.sha, version, prep.size,
             prep.line_count, prep.trace_lines, prep.trace_lines - len(prep.quarantined),
