@@ -55,9 +55,10 @@ state = State()
 
 def _version(value: bool) -> None:
     if value:
-        from . import __version__
+        from . import __version__, stage
 
-        typer.echo(f"tracedb {__version__}")
+        loader = "C accelerator" if stage.IMPLEMENTATION == "c" else "pure Python"
+        typer.echo(f"tracedb {__version__} (loader: {loader})")
         raise typer.Exit()
 
 

@@ -175,6 +175,10 @@ def build_runs(scanned: parse.Scanned, file_side: str | None,
     """
     plain = sorted(scanned.markers)  # pixel sentences outside TRACE lines
     traced = [(ln.line_no, ln.pixel) for ln in scanned.general if ln.pixel]
+    if not plain and not traced:
+        one = _one_run(scanned, file_side, file_pixel, file_pixel_source)
+        if one is not None:
+            return one
     first_marker = min(plain + traced)[1] if plain or traced else None
     current = None
     last_side = file_side
@@ -213,6 +217,37 @@ def build_runs(scanned: parse.Scanned, file_side: str | None,
                 draft = runs[key] = RunDraft(side, pixel, source if pixel else None)
             draft.taps.append((no, tap))
     return list(runs.values())
+
+
+def _one_run(scanned: parse.Scanned, file_side, file_pixel, file_pixel_source
+             ) -> list[RunDraft] | None:
+    """build_runs for the usual file: no pixel markers and one side throughout (what
+    the general loop would give, without its per-line work); None when it does not
+    apply."""
+    items = scanned.items
+    if not items:
+        return []
+    first = items[0]
+    side = first[1] if len(first) == 5 else first[1].side
+    if side is None:
+        return None
+    for ln in scanned.general:
+        if ln.side not in (None, side) or any(t.side not in (None, side) for t in ln.taps):
+            return None
+    if any(it[1] != side for it in items if len(it) == 5):
+        return None
+    draft = RunDraft(side, file_pixel, file_pixel_source if file_pixel else None)
+    if scanned.general:
+        taps: list = []
+        for it in items:
+            if len(it) == 5:
+                taps.append(it)
+            else:
+                taps.extend((it[0], tap) for tap in it[1].taps)
+        draft.taps = taps
+    else:
+        draft.taps = list(items)
+    return [draft] if draft.taps else []
 
 
 # --------------------------------------------------------------------------- loader

@@ -108,5 +108,5 @@ else:
     components = parse.fast_components
     Stager = PyStager  # type: ignore[assignment,misc]
 
-#: "c" when the C accelerator is in use, "python" otherwise (shown by `tracedb db info`)
+#: "c" when the C accelerator is in use, "python" otherwise (`tracedb --version` says)
 IMPLEMENTATION = "c" if _cstage is not None else "python"
