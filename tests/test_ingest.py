@@ -268,6 +268,11 @@ def test_single_file_path_can_be_ingested(url, tree):
     run = wh.runs().iloc[0]
     assert (run.side, run.stamp, run.pixel) == ("py", "20250101T010000Z", [3, 4])
     assert PY_TRACE.count("\n") == int(run.taps)
+    # a file named on its own still finds the metadata JSON beside it
+    with wh.engine.connect() as conn:
+        mj = conn.execute(text("SELECT metadata_json FROM run WHERE id = :i"),
+                          {"i": int(run.id)}).scalar_one()
+    assert json.loads(mj)["dtype"] == "torch.float64"
 
 
 def test_worker_processes_load_the_same_rows(sqlite_url, tmp_path, monkeypatch):

@@ -58,6 +58,14 @@ static int read_double(const char *tok, Py_ssize_t len, double *out) {
     return ok;
 }
 
+/* ValueError("not a number: <token>") (PyErr_Format has no %.*s on every Python). */
+static void not_a_number(const char *tok, Py_ssize_t len) {
+    PyObject *text = PyUnicode_DecodeUTF8(tok, len, "replace");
+    if (text == NULL) return;
+    PyErr_Format(PyExc_ValueError, "not a number: %U", text);
+    Py_DECREF(text);
+}
+
 /* parse._precision: significant digits as written, half a unit in the last one. */
 static void precision(const char *s, Py_ssize_t len, long *digits_out, double *half_ulp) {
     const char *end = s + len;
@@ -217,7 +225,7 @@ static PyObject *component(const char *tok, Py_ssize_t len) {
     int ok = read_double(tok, len, &v);
     if (ok < 0) return NULL;
     if (ok == 0) {
-        PyErr_Format(PyExc_ValueError, "not a number: %.*s", (int)len, tok);
+        not_a_number(tok, len);
         return NULL;
     }
     if (isinf(v))
@@ -390,7 +398,7 @@ static int stage_payload(Stager *st, long long run_id, long long key_id, PyObjec
         double v;
         int ok = read_double(t, p - t, &v);
         if (ok <= 0) {
-            if (ok == 0) PyErr_Format(PyExc_ValueError, "not a number: %.*s", (int)(p - t), t);
+            if (ok == 0) not_a_number(t, p - t);
             return -1;
         }
         sqlite3_bind_int64(stmt, 1, run_id);

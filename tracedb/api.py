@@ -226,10 +226,13 @@ class Warehouse:
             bundle_notes: list[Note] = []
             before = Stats()
             try:
-                with self.write() as conn, \
-                        bulk_session(conn.connection.dbapi_connection) if staged \
-                        else nullcontext(), conn.begin():
-                    loader.load_bundle(conn, plan, before, bundle_notes, mapper, staged)
+                with self.write() as conn:
+                    raw = conn.connection.dbapi_connection
+                    if flusher is not None:
+                        flusher.bound(raw)
+                    with bulk_session(raw, flusher is not None) if staged \
+                            else nullcontext(), conn.begin():
+                        loader.load_bundle(conn, plan, before, bundle_notes, mapper, staged)
             except Exception as exc:  # a failing bundle rolls back alone
                 loader.rolled_back()
                 stats.failed_bundles += 1
@@ -761,6 +764,7 @@ class Warehouse:
 
 
 PARALLEL_MIN_FILES = 300
+MAX_DEFAULT_WORKERS = 4
 
 
 def _with_pixel(df):
@@ -794,8 +798,8 @@ def _parse_pool(files: int, workers: int | None, staged: bool):
         env = os.environ.get("TRACEDB_WORKERS", "")
         if env.isdigit():
             workers = int(env)
-        else:
-            workers = (os.cpu_count() or 1) if staged else 0
+        else:  # one writer keeps up with a few workers, not with many
+            workers = min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS) if staged else 0
     if files < PARALLEL_MIN_FILES:
         workers = 0
     if workers <= 0:

@@ -24,7 +24,7 @@ BULK_CACHE_KIB = 65536
 
 
 @contextmanager
-def bulk_session(dbapi_conn):
+def bulk_session(dbapi_conn, defer_checkpoint: bool = False):
     """Set a SQLite connection up for staged bundle transactions, then put it back.
 
     Outside any transaction (SQLite cannot ATTACH, or switch foreign keys, inside
@@ -41,8 +41,8 @@ def bulk_session(dbapi_conn):
              for p in ("foreign_keys", "cache_size", "wal_autocheckpoint")}
     dbapi_conn.execute("PRAGMA foreign_keys = OFF")
     dbapi_conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
-    # a WalFlusher checkpoints in the background instead of at this connection's commits
-    dbapi_conn.execute("PRAGMA wal_autocheckpoint = 0")
+    if defer_checkpoint:  # a WalFlusher checkpoints the commit in the background
+        dbapi_conn.execute("PRAGMA wal_autocheckpoint = 0")
     try:
         yield
     finally:
@@ -59,16 +59,21 @@ class WalFlusher:
     the database file, while the loader waits. This thread flushes the WAL as it
     grows and, after each committed bundle, runs a PASSIVE checkpoint on its own
     connection (it never blocks the writer), so that disk work overlaps loading.
-    The writer's connection checkpoints at its commits again after the bulk session
-    (see bulk_session), which finishes what is left.
+
+    SQLite starts the WAL over only when a write transaction begins with every frame
+    copied back, which a writer that never pauses does not see; so before a bundle
+    :meth:`bound` waits for that checkpoint and completes it once the WAL has grown
+    past ``limit`` bytes. The WAL thus stays under about ``limit`` plus one bundle.
     """
 
-    def __init__(self, path: str, interval: float = 1.0):
+    def __init__(self, path: str, interval: float = 1.0, limit: int = 1 << 30):
         import threading
 
-        self.path, self.wal, self.interval = path, path + "-wal", interval
+        self.path, self.wal, self.interval, self.limit = path, path + "-wal", interval, limit
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
         self._checkpoint = False
         self.thread = threading.Thread(target=self._run, name="tracedb-wal-flusher",
                                        daemon=True)
@@ -76,13 +81,29 @@ class WalFlusher:
 
     def committed(self) -> None:
         """A bundle was committed: checkpoint it soon."""
+        self._idle.clear()
         self._checkpoint = True
         self._wake.set()
+
+    def bound(self, dbapi_conn) -> None:
+        """Before a bundle (outside any transaction): once the WAL is past the limit,
+        let the background checkpoint finish and complete it, so that the bundle's
+        transaction starts the WAL over."""
+        import os
+
+        try:
+            size = os.path.getsize(self.wal)
+        except OSError:
+            return
+        if size > self.limit:
+            self._idle.wait()
+            dbapi_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
         self.thread.join()
+        self._idle.set()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -93,6 +114,7 @@ class WalFlusher:
             if self._checkpoint:
                 self._checkpoint = False
                 self._run_checkpoint()
+                self._idle.set()
             self._flush_wal()
 
     def _flush_wal(self) -> None:

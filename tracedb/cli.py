@@ -203,7 +203,7 @@ def ingest(
     fmt: Annotated[IngestFmt, typer.Option("--format", help="table or json")] = IngestFmt.table,
     workers: Annotated[int | None, typer.Option(
         help="read and parse in this many worker processes, for 300+ files [default: "
-             "$TRACEDB_WORKERS, else one per CPU on SQLite and 0 on PostgreSQL]")
+             "$TRACEDB_WORKERS, else one per CPU (at most 4) on SQLite and 0 on PostgreSQL]")
     ] = None,
 ) -> None:
     """Find every trace file under PATHS and load it with its bundle metadata.

@@ -56,6 +56,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     # system calls on a bulk load; an existing file keeps the size it was made with
     cur.execute(f"PRAGMA page_size = {PAGE_SIZE}")
     cur.execute("PRAGMA journal_mode = WAL")
+    # once a checkpoint lets the WAL start over, cut the file back (a bulk load can
+    # leave it at hundreds of MB)
+    cur.execute("PRAGMA journal_size_limit = 67108864")
     cur.execute("PRAGMA synchronous = NORMAL")
     cur.execute("PRAGMA foreign_keys = ON")
     cur.execute("PRAGMA case_sensitive_like = ON")  # LIKE as on PostgreSQL

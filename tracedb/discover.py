@@ -210,9 +210,11 @@ def discover(paths: list[str]) -> Discovery:
         if not p.exists():
             missing.append(given)
             continue
+        listed = True  # the folder's names are all known (a walked folder)
         if p.is_file():
             root, root_display = p.resolve().parent, str(Path(given).parent)
             candidates = [(str(root), [(p.name, p.resolve().is_file())])]
+            listed = False  # a named file: its metadata JSON is looked up on disk
         else:
             root, root_display = p.resolve(), given.rstrip("/") or "/"
             candidates = _walk(str(root), lambda e: notes.append(
@@ -245,7 +247,8 @@ def discover(paths: list[str]) -> Discovery:
                 kind, message = classify(f)
                 if kind == "trace":
                     plan = plan_for(directory, root, root_display)
-                    plan.trace_files.append(TraceFile(f, display, _metadata_for(f, in_dir)))
+                    plan.trace_files.append(TraceFile(
+                        f, display, _metadata_for(f, in_dir if listed else None)))
                 elif kind in ("binary", "empty"):
                     notes.append(Note(display, message or kind))
                 elif kind == "error":

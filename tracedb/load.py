@@ -578,7 +578,7 @@ FLUSH_VALUES = 50_000
 #: Files per staged group (and bytes): small enough to bound memory, large enough
 #: that a group's fixed costs (a process round trip, a stage database) are noise.
 STAGE_FILES = 200
-STAGE_BYTES = 16 << 20
+STAGE_BYTES = 8 << 20
 #: How raw files are kept in source_blob (its ``compression`` column says which):
 #: zstd level 1 compresses these texts a little better than zlib level 1 and
 #: about four times faster; older rows may say 'zlib'.

@@ -510,9 +510,11 @@ def scan_text(text: str, scan=scan_lines) -> Scanned:
         if TRACE_LINE.match(raw):
             seen = cache.get(raw)
             if seen is None:
-                if len(cache) >= LINE_CACHE_SIZE:
-                    cache.clear()
-                seen = cache[raw] = parse_line(raw)
+                seen = parse_line(raw)
+                if len(raw) <= MAX_LINE_CHARS:  # a runaway line is not worth keeping
+                    if len(cache) >= LINE_CACHE_SIZE:
+                        cache.clear()
+                    cache[raw] = seen
             parsed = Line(no, seen.side, seen.taps, seen.pixel, seen.quarantine)
             if parsed.quarantine and len(raw) > MAX_LINE_CHARS:
                 warnings.append(f"line {no}: {parsed.quarantine}; kept in quarantine")
