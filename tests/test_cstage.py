@@ -20,7 +20,7 @@ from benchmarks.generate import write_campaign
 from tracedb import api, load, parse, stage
 from tracedb.discover import TraceFile
 
-from .conftest import REPO
+from .conftest import REPO, pg_schema_url
 
 cstage = pytest.importorskip(
     "tracedb._cstage", reason="C accelerator not built (no C compiler or SQLite headers "
@@ -149,6 +149,93 @@ def test_c_and_python_stagers_write_the_same_rows(tmp_path):
     assert len(images["c"]["value"]) > 10000
 
 
+def copy_rows(data: bytes) -> list[list[str]]:
+    return [line.split("\t") for line in data.decode().splitlines()]
+
+
+def test_c_and_python_write_the_same_copy_text(tmp_path):
+    # PostgreSQL's staged rows: the same COPY text from C and Python, and the same
+    # rows as the SQLite stage (numbers read back equal, text fields unescaped)
+    write_campaign(tmp_path / "c", pixels=40, stamps=1, seed=3)
+    files = sorted(p for p in (tmp_path / "c").rglob("*.log"))
+    jobs = [(TraceFile(p, p.name, None), ()) for p in files]
+    sqlite_ctx = load.StageContext((("_m", "m"),), (("*", "F_latt", "Flatt"),), {})
+    staged = load.stage_files((jobs, sqlite_ctx))
+    keys = {k: 1000 + i for i, (_lid, k) in enumerate(staged.new_keys)}
+    expected = dump(load.stage_files(
+        (jobs, load.StageContext(sqlite_ctx.suffixes, sqlite_ctx.aliases, keys))).image)
+    # stage each file again with those keys and local run ids, through both stagers
+    out = {}
+    for impl, stager in (("c", cstage.Stager), ("python", stage.PyStager)):
+        st = stager(None)
+        templates: dict = {}
+        unit_of = load.unit_lookup(sqlite_ctx.suffixes)
+        key_of = load.alias_lookup(sqlite_ctx.aliases)
+        run_id = 0
+        for tf, known in jobs:
+            for draft in load.prepare_file((tf, known)).drafts:
+                tmpl = load.run_template(draft, unit_of, key_of, keys.__getitem__, templates)
+                st.run(run_id, run_id << load.TAP_BITS, draft.taps, tmpl.static, tmpl.order)
+                run_id += 1
+        out[impl] = st.copy_text()
+    assert out["c"] == out["python"]
+    taps, values = (copy_rows(b) for b in out["c"])
+    assert len(values) == len(expected["value"]) > 10000
+    n = len(load.VALUE_COLS)
+    for got, want in zip(values, expected["value"], strict=True):
+        want = want[:n]
+        assert [None if f == "\\N" else f for f in got[:3]] == [str(v) for v in want[:3]]
+        num = None if got[4] == "\\N" else float(got[4])
+        assert num == want[4] and got[5] == want[5] and got[6] == want[6]
+        assert (None if got[8] == "\\N" else float(got[8])) == want[8]
+    assert len(taps) == len(expected["tap"])
+
+
+@pytest.mark.parametrize("impl", ["c", "python"])
+def test_copy_text_escapes_and_numbers_postgresql_reads_back(impl):
+    stager = (cstage.Stager if impl == "c" else stage.PyStager)(None)
+    # a tap of the common shape (numbers as written) and one of parsed components
+    comps = [("lbl\t", 1.5, "a\\b\nc", "str", None, None), (None, float("nan"), "nan",
+                                                              "num", 3, 5e-324)]
+    static = [("", "a", "", 1, None, "a", 1, 7)]
+    counts = stager.run(3, 3 << 20, [(1, "c", "a", "1.50 -0 1e-400 7E+2 .5", 5)], static, [0])
+    assert counts == (5,)
+    stager.values(4, [(9, comps)])
+    taps, values = stager.copy_text()
+    assert taps.decode().split("\t")[:4] == [str((3 << 20) + 1), "3", "1", "1"]
+    rows = copy_rows(values)
+    # written numbers stay as written unless PostgreSQL would read them otherwise
+    # (1e-400 underflows to 0 in float() but is out of range for float8in)
+    assert [r[4] for r in rows[:5]] == ["1.50", "-0", "0.0", "7E+2", ".5"]
+    assert rows[5][3:] == ["lbl\\t", "1.5", "a\\\\b\\nc", "str", "\\N", "\\N"]
+    assert rows[6][4] == "nan" and rows[6][8] == repr(5e-324)
+    with pytest.raises(ValueError, match="NUL"):
+        (cstage.Stager if impl == "c" else stage.PyStager)(None).values(
+            1, [(1, [(None, None, "a\0b", "str", None, None)])])
+
+
+def test_postgresql_loader_paths_write_the_sqlite_warehouse(big_tree, tmp_path):
+    # PostgreSQL stages COPY text in worker processes that register keys and draw
+    # run ids themselves, in turn: every path must give SQLite's warehouse, ids and all
+    env = {k: v for k, v in os.environ.items() if k not in ("TRACEDB_URL", "TRACEDB_WORKERS")}
+    sqlite_url = f"sqlite:///{(tmp_path / 'ref.sqlite').as_posix()}"
+    proc = subprocess.run([sys.executable, "-m", "tracedb", "--db", sqlite_url, "ingest",
+                           str(big_tree), "--format", "json"], cwd=REPO, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    first = warehouse_rows(sqlite_url)
+    for name, extra in (("c-pool", {}), ("python-pool", {"TRACEDB_PURE_PYTHON": "1"}),
+                        ("c-one-process", {"TRACEDB_WORKERS": "0"})):
+        with pg_schema_url() as url:
+            proc = subprocess.run([sys.executable, "-m", "tracedb", "--db", url, "ingest",
+                                   str(big_tree), "--format", "json"], cwd=REPO,
+                                  env={**env, **extra}, capture_output=True, text=True)
+            assert proc.returncode == 0, proc.stderr
+            other = warehouse_rows(url)
+        for table in first:
+            assert other[table] == first[table], (name, table)
+
+
 def warehouse_rows(url: str) -> dict:
     wh = tracedb.connect(url)
     with wh.engine.connect() as conn:
@@ -190,3 +277,36 @@ def test_every_loader_path_writes_the_same_warehouse(big_tree, tmp_path, monkeyp
     for name, other in rows.items():
         for table in first:
             assert other[table] == first[table], (name, table)
+
+
+@pytest.mark.parametrize("pure", ["", "1"])
+def test_tricky_numbers_load_the_same_on_postgresql(tmp_path, pure):
+    # numbers PostgreSQL's float8 input would read differently from float() (or
+    # refuse: 1e-400) must reach it as the values SQLite stores; C and Python alike
+    lines = [ln for ln in TRICKY if ln.startswith(("TRACE_C", " TRACE_C"))] + [
+        "TRACE_C: b nan -nan NaN", "TRACE_C: c 1e-310 -4.9e-324 2.2250738585072014e-308",
+        "TRACE_C: d 0.1 1.7976931348623157e308 -0e5 00012.5000", "TRACE_C: e 5 label=x\\y"]
+    root = tmp_path / "t" / "c"
+    root.mkdir(parents=True)
+    (root / "trace_c_pixel_1_2.log").write_text("\n".join(lines) + "\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("TRACEDB_URL",)}
+    env["TRACEDB_PURE_PYTHON"] = pure
+
+    def load_rows(url):
+        proc = subprocess.run([sys.executable, "-m", "tracedb", "--db", url, "ingest",
+                               str(tmp_path / "t")], cwd=REPO, env=env, capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stderr
+        rows = warehouse_rows(url)
+        return rows["value"], [r[1:] for r in rows["tap"]]
+
+    want = load_rows(f"sqlite:///{(tmp_path / 'wh.sqlite').as_posix()}")
+    with pg_schema_url() as url:
+        got = load_rows(url)
+
+    def same(a, b):  # NaN != NaN: compare their text
+        return [tuple("nan" if v != v else v for v in r) for r in a] == \
+            [tuple("nan" if v != v else v for v in r) for r in b]
+
+    assert len(want[0]) > 40
+    assert same(got[0], want[0]) and got[1] == want[1]

@@ -258,11 +258,22 @@ static PyObject *components(PyObject *self, PyObject *arg) {
 
 /* ------------------------------------------------------------------ Stager */
 
+/* A growing byte buffer (COPY text of one table). */
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Buf;
+
 typedef struct {
     PyObject_HEAD
     sqlite3 *db;
     sqlite3_stmt *tap, *value, *key;
+    int text;    /* 1: rows become PostgreSQL COPY text instead of SQLite rows */
+    Buf buf[2];  /* COPY text of the tap and value rows */
+    double half_v; char half_s[40]; /* the last half_ulp and its text */
 } Stager;
+
+enum { T_TAP = 0, T_VALUE = 1, T_KEY = 2 };
 
 static int db_error(Stager *st) {
     PyErr_Format(PyExc_RuntimeError, "stage database: %s",
@@ -270,7 +281,33 @@ static int db_error(Stager *st) {
     return -1;
 }
 
+static void buf_free(Buf *b) {
+    PyMem_Free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static int buf_grow(Buf *b, size_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 1 << 16;
+    while (cap < b->len + extra) cap *= 2;
+    char *data = PyMem_Realloc(b->data, cap);
+    if (data == NULL) { PyErr_NoMemory(); return -1; }
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+static inline int buf_put(Buf *b, const char *s, size_t n) {
+    if (buf_grow(b, n) < 0) return -1;
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    return 0;
+}
+
 static void Stager_close(Stager *st) {
+    buf_free(&st->buf[0]);
+    buf_free(&st->buf[1]);
     sqlite3_finalize(st->tap);
     sqlite3_finalize(st->value);
     sqlite3_finalize(st->key);
@@ -286,9 +323,16 @@ static void Stager_dealloc(Stager *st) {
 
 static int Stager_init(Stager *st, PyObject *args, PyObject *kw) {
     PyObject *ddl;
-    const char *tap_sql, *value_sql, *key_sql;
-    if (!PyArg_ParseTuple(args, "Osss", &ddl, &tap_sql, &value_sql, &key_sql)) return -1;
+    const char *tap_sql = NULL, *value_sql = NULL, *key_sql = NULL;
+    if (!PyArg_ParseTuple(args, "O|sss", &ddl, &tap_sql, &value_sql, &key_sql)) return -1;
     Stager_close(st);
+    st->half_v = -1.0;
+    st->text = ddl == Py_None;
+    if (st->text) return 0; /* COPY text: no database */
+    if (key_sql == NULL) {
+        PyErr_SetString(PyExc_TypeError, "Stager(ddl, tap_sql, value_sql, key_sql) or Stager(None)");
+        return -1;
+    }
     /* private to this object, used by one thread at a time: no per-call mutex */
     if (sqlite3_open_v2(":memory:", &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
                         | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
@@ -313,36 +357,117 @@ static int Stager_init(Stager *st, PyObject *args, PyObject *kw) {
     return 0;
 }
 
-/* Bind a Python value as sqlite3's own adapters would (None, int, float, str). */
-static int bind_object(Stager *st, sqlite3_stmt *stmt, int i, PyObject *v) {
-    int rc;
-    if (v == Py_None) rc = sqlite3_bind_null(stmt, i);
-    else if (PyLong_CheckExact(v) || PyBool_Check(v)) {
+static inline sqlite3_stmt *stmt_of(Stager *st, int t) {
+    return t == T_TAP ? st->tap : t == T_VALUE ? st->value : st->key;
+}
+
+/* Column ``i`` (1-based) of the current row of table ``t``: a bound parameter, or a
+ * field of COPY text (tab-separated, \N for NULL, text escaped as COPY reads it). */
+static inline int col_sep(Stager *st, int t, int i) {
+    if (t == T_KEY) {
+        PyErr_SetString(PyExc_ValueError, "a COPY text stager keeps no provisional keys");
+        return -1;
+    }
+    return i > 1 ? buf_put(&st->buf[t], "\t", 1) : 0;
+}
+
+static int put_null(Stager *st, int t, int i) {
+    if (!st->text) return sqlite3_bind_null(stmt_of(st, t), i) == SQLITE_OK ? 0 : db_error(st);
+    if (col_sep(st, t, i) < 0) return -1;
+    return buf_put(&st->buf[t], "\\N", 2);
+}
+
+static int put_int(Stager *st, int t, int i, long long x) {
+    if (!st->text)
+        return sqlite3_bind_int64(stmt_of(st, t), i, x) == SQLITE_OK ? 0 : db_error(st);
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%lld", x);
+    if (col_sep(st, t, i) < 0) return -1;
+    return buf_put(&st->buf[t], tmp, (size_t)n);
+}
+
+/* A double as repr() writes it (shortest text that reads back the same). */
+static int put_repr(Stager *st, int t, double v) {
+    char *r = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (r == NULL) return -1;
+    int rc = buf_put(&st->buf[t], r, strlen(r));
+    PyMem_Free(r);
+    return rc;
+}
+
+static int put_double(Stager *st, int t, int i, double v) {
+    if (!st->text)
+        return sqlite3_bind_double(stmt_of(st, t), i, v) == SQLITE_OK ? 0 : db_error(st);
+    if (col_sep(st, t, i) < 0) return -1;
+    return put_repr(st, t, v);
+}
+
+/* Text; ``keep``: SQLite may keep the pointer until the row is written. */
+static int put_text_x(Stager *st, int t, int i, const char *s, Py_ssize_t n, int keep) {
+    if (!st->text)
+        return sqlite3_bind_text(stmt_of(st, t), i, s, (int)n,
+                                 keep ? SQLITE_STATIC : SQLITE_TRANSIENT) == SQLITE_OK
+            ? 0 : db_error(st);
+    if (col_sep(st, t, i) < 0) return -1;
+    Buf *b = &st->buf[t];
+    if (buf_grow(b, 2 * (size_t)n) < 0) return -1;
+    char *o = b->data + b->len;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        char c = s[k];
+        switch (c) {
+        case '\\': *o++ = '\\'; *o++ = '\\'; break;
+        case '\t': *o++ = '\\'; *o++ = 't'; break;
+        case '\n': *o++ = '\\'; *o++ = 'n'; break;
+        case '\r': *o++ = '\\'; *o++ = 'r'; break;
+        case '\0':
+            PyErr_SetString(PyExc_ValueError, "PostgreSQL text cannot hold a NUL character");
+            return -1;
+        default: *o++ = c;
+        }
+    }
+    b->len = (size_t)(o - b->data);
+    return 0;
+}
+
+static inline int put_text(Stager *st, int t, int i, const char *s, Py_ssize_t n) {
+    return put_text_x(st, t, i, s, n, 0);
+}
+
+/* Put a Python value as sqlite3's own adapters (or psycopg's COPY) would. */
+static int put_object(Stager *st, int t, int i, PyObject *v) {
+    if (v == Py_None) return put_null(st, t, i);
+    if (PyBool_Check(v)) return put_int(st, t, i, v == Py_True);
+    if (PyLong_CheckExact(v)) {
         long long x = PyLong_AsLongLong(v);
         if (x == -1 && PyErr_Occurred()) return -1;
-        rc = sqlite3_bind_int64(stmt, i, x);
-    } else if (PyFloat_Check(v)) rc = sqlite3_bind_double(stmt, i, PyFloat_AS_DOUBLE(v));
-    else if (PyUnicode_Check(v)) {
+        return put_int(st, t, i, x);
+    }
+    if (PyFloat_Check(v)) return put_double(st, t, i, PyFloat_AS_DOUBLE(v));
+    if (PyUnicode_Check(v)) {
         Py_ssize_t n;
         const char *s = PyUnicode_AsUTF8AndSize(v, &n);
         if (s == NULL) return -1;
-        rc = sqlite3_bind_text(stmt, i, s, (int)n, SQLITE_TRANSIENT);
-    } else {
-        PyErr_Format(PyExc_TypeError, "cannot stage a %s", Py_TYPE(v)->tp_name);
-        return -1;
+        return put_text(st, t, i, s, n);
     }
-    return rc == SQLITE_OK ? 0 : db_error(st);
+    PyErr_Format(PyExc_TypeError, "cannot stage a %s", Py_TYPE(v)->tp_name);
+    return -1;
 }
 
-static int step(Stager *st, sqlite3_stmt *stmt) {
+static int end_row(Stager *st, int t) {
+    if (st->text) return buf_put(&st->buf[t], "\n", 1);
+    sqlite3_stmt *stmt = stmt_of(st, t);
     int rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     return rc == SQLITE_DONE ? 0 : db_error(st);
 }
 
-/* Insert tuples of Python values with ``stmt``; ``prefix`` values bound first. */
-static int insert_rows(Stager *st, sqlite3_stmt *stmt, PyObject *rows, long long *prefix,
-                       int nprefix) {
+static int stager_open(Stager *st) {
+    if (st->text || st->db != NULL) return 0;
+    return db_error(st);
+}
+
+/* Rows of Python values into table ``t``; ``prefix`` values put first. */
+static int insert_rows(Stager *st, int t, PyObject *rows, long long *prefix, int nprefix) {
     PyObject *it = PyObject_GetIter(rows);
     if (it == NULL) return -1;
     PyObject *row;
@@ -352,13 +477,11 @@ static int insert_rows(Stager *st, sqlite3_stmt *stmt, PyObject *rows, long long
         if (seq == NULL) { Py_DECREF(it); return -1; }
         Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
         int err = 0;
-        for (int i = 0; i < nprefix && !err; i++)
-            if (sqlite3_bind_int64(stmt, i + 1, prefix[i]) != SQLITE_OK) err = db_error(st);
+        for (int i = 0; i < nprefix && !err; i++) err = put_int(st, t, i + 1, prefix[i]);
         for (Py_ssize_t i = 0; i < n && !err; i++)
-            err = bind_object(st, stmt, (int)(nprefix + i + 1),
-                              PySequence_Fast_GET_ITEM(seq, i));
+            err = put_object(st, t, (int)(nprefix + i + 1), PySequence_Fast_GET_ITEM(seq, i));
         Py_DECREF(seq);
-        if (err || step(st, stmt) < 0) { Py_DECREF(it); return -1; }
+        if (err || end_row(st, t) < 0) { Py_DECREF(it); return -1; }
         if (nprefix) prefix[nprefix - 1]++; /* the component index */
     }
     Py_DECREF(it);
@@ -366,24 +489,57 @@ static int insert_rows(Stager *st, sqlite3_stmt *stmt, PyObject *rows, long long
 }
 
 static PyObject *Stager_taps(Stager *st, PyObject *rows) {
-    if (st->db == NULL) { db_error(st); return NULL; }
-    if (insert_rows(st, st->tap, rows, NULL, 0) < 0) return NULL;
+    if (stager_open(st) < 0) return NULL;
+    if (insert_rows(st, T_TAP, rows, NULL, 0) < 0) return NULL;
     Py_RETURN_NONE;
 }
 
 static PyObject *Stager_new_keys(Stager *st, PyObject *rows) {
-    if (st->db == NULL) { db_error(st); return NULL; }
-    if (insert_rows(st, st->key, rows, NULL, 0) < 0) return NULL;
+    if (stager_open(st) < 0) return NULL;
+    if (insert_rows(st, T_KEY, rows, NULL, 0) < 0) return NULL;
     Py_RETURN_NONE;
+}
+
+/* A number token as COPY text: the token itself when PostgreSQL's float8 input
+ * reads it as float() did (plain decimal notation, a normal or written-zero value),
+ * otherwise repr(). */
+static int put_num(Stager *st, int i, const char *t, Py_ssize_t len, double v) {
+    if (!st->text) return put_double(st, T_VALUE, i, v);
+    if (col_sep(st, T_VALUE, i) < 0) return -1;
+    int plain = len < 64 && (isnormal(v) || v == 0.0);
+    for (Py_ssize_t k = 0; k < len && plain; k++) {
+        if (!is_numchar(t[k])) plain = 0;
+        else if (v == 0.0 && (t[k] == 'e' || t[k] == 'E')) plain = 0; /* 1e-400 underflows */
+    }
+    if (plain) return buf_put(&st->buf[T_VALUE], t, (size_t)len);
+    return put_repr(st, T_VALUE, v);
+}
+
+static int put_half(Stager *st, int i, double half) {
+    if (!st->text) return put_double(st, T_VALUE, i, half);
+    if (col_sep(st, T_VALUE, i) < 0) return -1;
+    if (half != st->half_v) {
+        char *r = PyOS_double_to_string(half, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+        if (r == NULL) return -1;
+        size_t n = strlen(r);
+        if (n >= sizeof st->half_s) { /* never for a power of ten; no cache */
+            int rc = buf_put(&st->buf[T_VALUE], r, n);
+            PyMem_Free(r);
+            return rc;
+        }
+        memcpy(st->half_s, r, n + 1);
+        PyMem_Free(r);
+        st->half_v = half;
+    }
+    return buf_put(&st->buf[T_VALUE], st->half_s, strlen(st->half_s));
 }
 
 /* One tap's value rows: ``payload`` is the value text of a common-shape line
  * (numbers, parsed here) or a list of parse.Component tuples. */
 static int stage_payload(Stager *st, long long run_id, long long key_id, PyObject *payload) {
-    sqlite3_stmt *stmt = st->value;
     if (!PyUnicode_Check(payload)) {
         long long prefix[3] = {run_id, key_id, 0};
-        return insert_rows(st, stmt, payload, prefix, 3);
+        return insert_rows(st, T_VALUE, payload, prefix, 3);
     }
     Py_ssize_t size;
     const char *raw = PyUnicode_AsUTF8AndSize(payload, &size);
@@ -401,26 +557,22 @@ static int stage_payload(Stager *st, long long run_id, long long key_id, PyObjec
             if (ok == 0) not_a_number(t, p - t);
             return -1;
         }
-        sqlite3_bind_int64(stmt, 1, run_id);
-        sqlite3_bind_int64(stmt, 2, key_id);
-        sqlite3_bind_int64(stmt, 3, idx++);
-        sqlite3_bind_null(stmt, 4);
-        sqlite3_bind_text(stmt, 6, t, (int)(p - t), SQLITE_STATIC);
+        int err = put_int(st, T_VALUE, 1, run_id) || put_int(st, T_VALUE, 2, key_id)
+            || put_int(st, T_VALUE, 3, idx++) || put_null(st, T_VALUE, 4);
+        if (err) return -1;
         if (isinf(v)) {
-            sqlite3_bind_null(stmt, 5);
-            sqlite3_bind_text(stmt, 7, v > 0 ? "inf" : "-inf", -1, SQLITE_STATIC);
-            sqlite3_bind_null(stmt, 8);
-            sqlite3_bind_null(stmt, 9);
+            err = put_null(st, T_VALUE, 5) || put_text_x(st, T_VALUE, 6, t, p - t, 1)
+                || put_text_x(st, T_VALUE, 7, v > 0 ? "inf" : "-inf", v > 0 ? 3 : 4, 1)
+                || put_null(st, T_VALUE, 8) || put_null(st, T_VALUE, 9);
         } else {
             long digits;
             double half;
             precision(t, p - t, &digits, &half);
-            sqlite3_bind_double(stmt, 5, v);
-            sqlite3_bind_text(stmt, 7, "num", 3, SQLITE_STATIC);
-            sqlite3_bind_int64(stmt, 8, digits);
-            sqlite3_bind_double(stmt, 9, half);
+            err = put_num(st, 5, t, p - t, v) || put_text_x(st, T_VALUE, 6, t, p - t, 1)
+                || put_text_x(st, T_VALUE, 7, "num", 3, 1) || put_int(st, T_VALUE, 8, digits)
+                || put_half(st, 9, half);
         }
-        if (step(st, stmt) < 0) return -1;
+        if (err || end_row(st, T_VALUE) < 0) return -1;
     }
     return 0;
 }
@@ -430,7 +582,7 @@ static PyObject *Stager_values(Stager *st, PyObject *args) {
     long long run_id;
     PyObject *entries;
     if (!PyArg_ParseTuple(args, "LO", &run_id, &entries)) return NULL;
-    if (st->db == NULL) { db_error(st); return NULL; }
+    if (stager_open(st) < 0) return NULL;
     PyObject *it = PyObject_GetIter(entries);
     if (it == NULL) return NULL;
     PyObject *entry;
@@ -457,7 +609,7 @@ static PyObject *Stager_run(Stager *st, PyObject *args) {
     if (!PyArg_ParseTuple(args, "LLO!O!O!", &run_id, &base, &PyList_Type, &taps, &PyList_Type,
                           &statics, &PyList_Type, &order))
         return NULL;
-    if (st->db == NULL) { db_error(st); return NULL; }
+    if (stager_open(st) < 0) return NULL;
     Py_ssize_t n = PyList_GET_SIZE(taps);
     if (PyList_GET_SIZE(statics) != n || PyList_GET_SIZE(order) != n) {
         PyErr_SetString(PyExc_ValueError, "taps, static and order differ in length");
@@ -465,7 +617,6 @@ static PyObject *Stager_run(Stager *st, PyObject *args) {
     }
     PyObject *counts = PyTuple_New(n);
     if (counts == NULL) return NULL;
-    sqlite3_stmt *stmt = st->tap;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *entry = PyList_GET_ITEM(taps, i), *sta = PyList_GET_ITEM(statics, i);
         if (!PyTuple_Check(entry) || !PyTuple_Check(sta) || PyTuple_GET_SIZE(sta) != 8) {
@@ -499,22 +650,18 @@ static PyObject *Stager_run(Stager *st, PyObject *args) {
         }
         PyTuple_SET_ITEM(counts, i, count); /* steals */
         long long seq = i + 1;
-        int err = 0;
-        if (sqlite3_bind_int64(stmt, 1, base + seq) != SQLITE_OK
-            || sqlite3_bind_int64(stmt, 2, run_id) != SQLITE_OK
-            || sqlite3_bind_int64(stmt, 3, seq) != SQLITE_OK)
-            err = db_error(st);
-        if (!err) err = bind_object(st, stmt, 4, PyTuple_GET_ITEM(entry, 0));
+        int err = put_int(st, T_TAP, 1, base + seq) || put_int(st, T_TAP, 2, run_id)
+            || put_int(st, T_TAP, 3, seq) || put_object(st, T_TAP, 4, PyTuple_GET_ITEM(entry, 0));
         for (int k = 0; k < 5 && !err; k++) /* channel, name, loop_key, occurrence, unit */
-            err = bind_object(st, stmt, 5 + k, PyTuple_GET_ITEM(sta, k));
-        if (!err) err = bind_object(st, stmt, 10, shape);
-        if (!err) err = bind_object(st, stmt, 11, count);
-        if (!err) err = bind_object(st, stmt, 12, raw);
+            err = put_object(st, T_TAP, 5 + k, PyTuple_GET_ITEM(sta, k));
+        if (!err) err = put_object(st, T_TAP, 10, shape);
+        if (!err) err = put_object(st, T_TAP, 11, count);
+        if (!err) err = put_object(st, T_TAP, 12, raw);
         for (int k = 5; k < 8 && !err; k++) /* key_name, key_occurrence, key_id */
-            err = bind_object(st, stmt, 8 + k, PyTuple_GET_ITEM(sta, k));
+            err = put_object(st, T_TAP, 8 + k, PyTuple_GET_ITEM(sta, k));
         Py_DECREF(shape);
         Py_DECREF(raw);
-        if (err || step(st, stmt) < 0) goto fail;
+        if (err || end_row(st, T_TAP) < 0) goto fail;
     }
     for (Py_ssize_t j = 0; j < n; j++) {
         Py_ssize_t i = PyLong_AsSsize_t(PyList_GET_ITEM(order, j));
@@ -544,6 +691,10 @@ fail:
 
 /* Commit and return the database image (then the stager is closed). */
 static PyObject *Stager_image(Stager *st, PyObject *unused) {
+    if (st->text) {
+        PyErr_SetString(PyExc_ValueError, "a COPY text stager has no database image");
+        return NULL;
+    }
     if (st->db == NULL) { db_error(st); return NULL; }
     if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         db_error(st); return NULL;
@@ -557,6 +708,21 @@ static PyObject *Stager_image(Stager *st, PyObject *unused) {
     return out;
 }
 
+/* The COPY text of the tap and value rows (then the stager is emptied). */
+static PyObject *Stager_copy_text(Stager *st, PyObject *unused) {
+    if (!st->text) {
+        PyErr_SetString(PyExc_ValueError, "a SQLite stager has no COPY text");
+        return NULL;
+    }
+    PyObject *out = Py_BuildValue("(y#y#)", st->buf[0].data ? st->buf[0].data : "",
+                                  (Py_ssize_t)st->buf[0].len,
+                                  st->buf[1].data ? st->buf[1].data : "",
+                                  (Py_ssize_t)st->buf[1].len);
+    buf_free(&st->buf[0]);
+    buf_free(&st->buf[1]);
+    return out;
+}
+
 static PyMethodDef Stager_methods[] = {
     {"taps", (PyCFunction)Stager_taps, METH_O, "Stage tap rows (tuples in tap column order)."},
     {"values", (PyCFunction)Stager_values, METH_VARARGS,
@@ -565,6 +731,8 @@ static PyMethodDef Stager_methods[] = {
      "Stage one run's taps and values: run(run_id, base, taps, static, order) -> counts."},
     {"new_keys", (PyCFunction)Stager_new_keys, METH_O, "Stage provisional pairing keys."},
     {"image", (PyCFunction)Stager_image, METH_NOARGS, "Commit; the database image as bytes."},
+    {"copy_text", (PyCFunction)Stager_copy_text, METH_NOARGS,
+     "Stager(None) only: (tap rows, value rows) as PostgreSQL COPY text."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -573,7 +741,8 @@ static PyTypeObject StagerType = {
     .tp_name = "tracedb._cstage.Stager",
     .tp_basicsize = sizeof(Stager),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Stager(ddl, tap_sql, value_sql, key_sql): rows into a private SQLite database.",
+    .tp_doc = "Stager(ddl, tap_sql, value_sql, key_sql): rows into a private SQLite database; "
+              "Stager(None): rows as PostgreSQL COPY text.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Stager_init,
     .tp_dealloc = (destructor)Stager_dealloc,

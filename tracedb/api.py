@@ -24,7 +24,7 @@ from . import __version__, db
 from .bulk import WalFlusher, bulk_session
 from .discover import Note, discover
 from .errors import TracedbError
-from .load import Loader, Stats, can_stage, utcnow
+from .load import Loader, Stats, can_stage, close_copy_connections, utcnow
 
 ProgressFn = Callable[[str, int, int], None]  # (description, done, total)
 
@@ -171,10 +171,9 @@ class Warehouse:
 
         Ingests of a few hundred files or more are read and parsed by ``workers``
         processes (or ``TRACEDB_WORKERS``) while this one writes; 0 keeps it all in
-        this process. On SQLite the default is one worker per CPU: workers hand over
-        whole staged databases (see ``load.stage_files``), so the writer does no
-        per-row work. On PostgreSQL the default is 0: parsed rows would have to be
-        pickled, which on two cores costs more than it saves.
+        this process. The default is one worker per CPU (at most four): workers
+        hand over whole staged groups of files (see ``load.stage_files``), a SQLite
+        database image or PostgreSQL COPY text, so the writer does no per-row work.
         """
         started = time.perf_counter()
         found = discover([str(p) for p in paths])
@@ -190,9 +189,12 @@ class Warehouse:
             ta = self.tables["tap_alias"]
             aliases = [tuple(r) for r in conn.execute(
                 select(ta.c.channel, ta.c.name, ta.c.canonical).order_by(ta.c.id))]
-        loader = Loader(self.tables, cid, suffixes, aliases)
+        dialect = self.engine.dialect.name
+        copy_url = self.engine.url.render_as_string(hide_password=False) \
+            if dialect == "postgresql" else None
+        loader = Loader(self.tables, cid, suffixes, aliases, copy_url)
         total = stats.trace_files
-        staged = self.engine.dialect.name == "sqlite" and can_stage()
+        staged = dialect == "postgresql" or dialect == "sqlite" and can_stage()
         pool = _parse_pool(total, workers, staged)
         mapper = pool if pool is not None else map
         path = self.engine.url.database
@@ -206,6 +208,7 @@ class Warehouse:
                 flusher.close()
             if pool is not None:
                 pool.close()
+            close_copy_connections()
         stats.pixels = len(stats.pixel_set)
         if stats.values:
             db.after_bulk_load(self.engine)
@@ -230,7 +233,8 @@ class Warehouse:
                     raw = conn.connection.dbapi_connection
                     if flusher is not None:
                         flusher.bound(raw)
-                    with bulk_session(raw, flusher is not None) if staged \
+                    with bulk_session(raw, flusher is not None) \
+                            if staged and conn.dialect.name == "sqlite" \
                             else nullcontext(), conn.begin():
                         loader.load_bundle(conn, plan, before, bundle_notes, mapper, staged)
             except Exception as exc:  # a failing bundle rolls back alone

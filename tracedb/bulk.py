@@ -1,10 +1,12 @@
 """Bulk writes inside one transaction: the one place the dialects differ for loading.
 
 SQLite: ``executemany`` of plain tuples on the DBAPI cursor, ids allocated from
-``MAX(id)`` (the caller holds the write lock: ``BEGIN IMMEDIATE``).
-PostgreSQL: ``COPY ... FROM STDIN`` through psycopg, ids drawn from each table's
-sequence, and a transaction-scoped advisory lock per bundle so that concurrent
-writers of the same bundle take turns.
+``MAX(id)`` (the caller holds the write lock: ``BEGIN IMMEDIATE``), staged tap and
+value rows copied from an attached stage database.
+PostgreSQL: ``COPY ... FROM STDIN`` through psycopg (staged tap and value rows
+arrive as COPY text), ids drawn from each table's sequence, and a
+transaction-scoped advisory lock per bundle so that concurrent writers of the
+same bundle take turns.
 """
 
 from __future__ import annotations
@@ -144,6 +146,49 @@ class WalFlusher:
             pass
 
 
+#: Bytes handed to psycopg per COPY write.
+COPY_CHUNK = 1 << 20
+
+
+def pg_sequence(cur, table: str) -> str:
+    """The sequence behind a PostgreSQL table's ``id`` column."""
+    cur.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,))
+    return cur.fetchone()[0]
+
+
+def pg_nextvals(cur, seq: str, n: int) -> list[int]:
+    """``n`` ids from a sequence (never rolled back: an unused id is only a gap)."""
+    if n <= 0:
+        return []
+    cur.execute("SELECT nextval(%s) FROM generate_series(1, %s)", (seq, n))
+    return [r[0] for r in cur.fetchall()]
+
+
+def pg_register_tap_keys(cur, keys: list[tuple[str, str, str, int]]
+                         ) -> dict[tuple[str, str, str, int], int]:
+    """On an autocommit PostgreSQL cursor: add pairing keys (if absent), their ids.
+
+    Each key is committed at once, so writers never wait on (or deadlock over) a key
+    another added; a key that a failed bundle leaves unused is harmless.
+    """
+    out: dict[tuple[str, str, str, int], int] = {}
+    missing = []
+    for key in keys:  # known ones first: a conflicting insert would use up an id
+        cur.execute("SELECT id FROM tap_key WHERE channel = %s AND key_name = %s "
+                    "AND loop_key = %s AND key_occurrence = %s", key)
+        row = cur.fetchone()
+        if row is None:
+            missing.append(key)
+        else:
+            out[key] = row[0]
+    if missing:
+        cols = "channel, key_name, loop_key, key_occurrence"
+        cur.executemany(f"INSERT INTO tap_key ({cols}) VALUES (%s, %s, %s, %s) "
+                        "ON CONFLICT DO NOTHING", missing)
+        out.update((k, BulkWriter._key_id(cur, "%s", k)) for k in missing)
+    return out
+
+
 class BulkWriter:
     def __init__(self, conn: Connection):
         self.conn = conn
@@ -166,10 +211,8 @@ class BulkWriter:
             return list(range(start, start + n))
         seq = self._seq.get(table)
         if seq is None:
-            self.cur.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,))
-            seq = self._seq[table] = self.cur.fetchone()[0]
-        self.cur.execute("SELECT nextval(%s) FROM generate_series(1, %s)", (seq, n))
-        return [r[0] for r in self.cur.fetchall()]
+            seq = self._seq[table] = pg_sequence(self.cur, table)
+        return pg_nextvals(self.cur, seq, n)
 
     # -- rows ------------------------------------------------------------------------
     def insert(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
@@ -222,16 +265,23 @@ class BulkWriter:
             return {k: self._key_id(self.cur, "?", k) for k in keys}
         with self.conn.engine.connect().execution_options(
                 isolation_level="AUTOCOMMIT") as other:
-            cur = other.connection.dbapi_connection.cursor()
-            cur.executemany(f"INSERT INTO tap_key ({cols}) VALUES (%s, %s, %s, %s) "
-                            "ON CONFLICT DO NOTHING", keys)
-            return {k: self._key_id(cur, "%s", k) for k in keys}
+            return pg_register_tap_keys(other.connection.dbapi_connection.cursor(), keys)
 
     @staticmethod
     def _key_id(cur, mark: str, key: tuple) -> int:
         cur.execute(f"SELECT id FROM tap_key WHERE channel = {mark} AND key_name = {mark} "
                     f"AND loop_key = {mark} AND key_occurrence = {mark}", key)
         return cur.fetchone()[0]
+
+    # -- COPY text (PostgreSQL) ----------------------------------------------------------
+    def copy_text(self, table: str, columns: tuple[str, ...], data: bytes) -> None:
+        """Stream rows already written as COPY text (see load.stage_files)."""
+        if not data:
+            return
+        view = memoryview(data)
+        with self.cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for i in range(0, len(view), COPY_CHUNK):
+                copy.write(view[i:i + COPY_CHUNK])
 
     # -- staged rows (SQLite) ------------------------------------------------------------
     def stage(self, image: bytes) -> None:
@@ -267,6 +317,33 @@ class BulkWriter:
         order = "" if in_order else " ORDER BY run_id, key_id, idx"
         self.cur.execute(f"INSERT INTO value ({', '.join(value_cols)}) SELECT {value_sel} "
                          f"FROM {STAGE}.value{order}")
+
+    def skip_row_triggers(self) -> bool:
+        """PostgreSQL, inside the bundle's transaction: skip per-row foreign-key
+        triggers for the rest of it when this role may (``SET LOCAL
+        session_replication_role = replica``: superusers, or roles granted SET on
+        it). True when they are skipped.
+
+        Row-by-row foreign-key checks cost more than the rest of a bulk COPY
+        together. Every tap and value row a staged bundle writes refers to a run the
+        same transaction wrote just before (no other session can see, let alone
+        delete, that run before the commit) and to a unit of the unit table, which
+        nothing deletes; SQLite's staged bundles likewise turn foreign keys off, and
+        ``tracedb db check`` looks for orphans. The warehouse has no other triggers.
+        """
+        if self.dialect != "postgresql":
+            return False
+        self.cur.execute("SELECT current_setting('is_superuser') = 'on', "
+                         "current_setting('server_version_num')::int")
+        allowed, version = self.cur.fetchone()
+        if not allowed and version >= 150000:  # GRANT SET ON PARAMETER is new in 15
+            self.cur.execute("SELECT has_parameter_privilege('session_replication_role', "
+                             "'SET')")
+            allowed = self.cur.fetchone()[0]
+        if not allowed:
+            return False
+        self.cur.execute("SET LOCAL session_replication_role = replica")
+        return True
 
     def lock_bundle(self, directory: str) -> None:
         """Serialise writers of one bundle (SQLite's write lock already does)."""

@@ -499,7 +499,37 @@ def prepare_file(job: tuple) -> Prepared:
     return prep
 
 
-def _worker_init(parent: int) -> None:
+class Turns:
+    """Job order across worker processes: the PostgreSQL stager of job k registers its
+    new pairing keys and draws its run ids after that of job k - 1 did, so that ids
+    follow the files' order as they do on SQLite (and in one process), whichever
+    worker finishes parsing first."""
+
+    #: Seconds a job waits for its turn before it draws ids anyway (ids stay unique;
+    #: only their order would differ). Jobs are handed out in turn order, so an
+    #: earlier one is always running or done; this only guards against the unforeseen.
+    WAIT = 120.0
+
+    def __init__(self, mp_context) -> None:
+        self.next = mp_context.Value("q", 0, lock=False)
+        self.cond = mp_context.Condition()
+
+    def wait(self, turn: int) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.next.value >= turn, timeout=self.WAIT)
+
+    def done(self, turn: int) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.next.value >= turn, timeout=self.WAIT)
+            self.next.value = max(self.next.value, turn + 1)
+            self.cond.notify_all()
+
+
+#: This worker process's Turns (None in the writing process: it runs jobs in order).
+_TURNS: Turns | None = None
+
+
+def _worker_init(parent: int, turns: Turns | None = None) -> None:
     """In a worker: yield the CPU to the writer, and exit once the writer is gone.
 
     The writer is the pipeline's narrow part (workers outnumber free cores), so
@@ -511,6 +541,8 @@ def _worker_init(parent: int) -> None:
     import threading
     import time
 
+    global _TURNS
+    _TURNS = turns
     try:
         os.nice(WORKER_NICENESS)
     except (AttributeError, OSError):  # not on this platform, or not allowed
@@ -536,8 +568,9 @@ class WindowedPool:
         from concurrent.futures import ProcessPoolExecutor
 
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method),
-                                        initializer=_worker_init, initargs=(os.getpid(),))
+        context = multiprocessing.get_context(method)
+        self.pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                                        initargs=(os.getpid(), Turns(context)))
         self.window = window
 
     def __call__(self, fn, jobs):
@@ -638,21 +671,32 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class StageContext:
-    """What a stager needs from the writer: unit rules, aliases and known key ids."""
+    """What a stager needs from the writer: unit rules, aliases and known key ids;
+    on PostgreSQL also the warehouse URL (``copy_url``), see :func:`stage_files`."""
 
     suffixes: tuple[tuple[str, str], ...]
     aliases: tuple[tuple[str, str, str], ...]
     key_ids: dict[tuple[str, str, str, int], int]
+    copy_url: str | None = None
+    turn: int = 0  # the job's place in the ingest (see Turns)
 
 
 @dataclass(slots=True)
 class Staged:
-    """A group of files read, parsed and staged; run ids are local (0, 1, ...)."""
+    """A group of files read, parsed and staged.
+
+    SQLite: ``image`` holds the rows with local run ids (0, 1, ...) and provisional
+    ids for ``new_keys``. PostgreSQL: ``copy`` holds them as COPY text with the run
+    ids ``run_ids`` and keys already registered (``key_ids`` has the new ones).
+    """
 
     preps: list[Prepared]
     runs: int  # staged runs, in file then segment order
     image: bytes | None  # serialized stage database (None when nothing was staged)
     new_keys: list[tuple[int, tuple[str, str, str, int]]]  # (provisional id < 0, key)
+    run_ids: list[int] | None = None
+    copy: tuple[bytes, bytes] | None = None  # COPY text of the tap and value rows
+    key_ids: dict[tuple[str, str, str, int], int] = field(default_factory=dict)
 
 
 STAGE_DDL = (
@@ -671,13 +715,20 @@ STAGE_SQL = (
 
 
 def stage_files(job: tuple[list[tuple], StageContext]) -> Staged:
-    """Read, parse and stage a group of files (runs in worker processes; no warehouse).
+    """Read, parse and stage a group of files (runs in worker processes).
 
-    Pairing keys the writer did not know when the job was made get provisional
-    negative ids; the writer registers them and rewrites the ids before copying.
-    A run with such a key has no shape signature yet (the writer computes it).
+    SQLite (no ``copy_url``): the rows go into a private in-memory database, with
+    local run ids; pairing keys the writer did not know when the job was made get
+    provisional negative ids, which the writer registers and rewrites before
+    copying. A run with such a key has no shape signature yet (the writer computes
+    it). PostgreSQL: the worker registers new keys and draws run ids on its own
+    autocommit connection (neither is rolled back with a failed bundle: an unused
+    key or id is harmless), then writes the rows as COPY text for the writer to
+    stream.
     """
     files, ctx = job
+    if ctx.copy_url is not None:
+        return _stage_copy(files, ctx)
     unit_of = unit_lookup(ctx.suffixes)
     key_of = alias_lookup(ctx.aliases)
     known = ctx.key_ids
@@ -704,18 +755,96 @@ def stage_files(job: tuple[list[tuple], StageContext]) -> Staged:
             template = run_template(draft, unit_of, key_of, key_id_of, templates)
             if stager is None:
                 stager = stage.Stager(STAGE_DDL, *STAGE_SQL)
-            counts = stager.run(local, local << TAP_BITS, draft.taps, template.static,
-                                template.order)
-            draft.tap_count, draft.value_count = len(counts), sum(counts)
-            draft.shape_sig = run_shape(template, counts)
-            draft.first_line, draft.last_line = draft.taps[0][0], draft.taps[-1][0]
-            draft.taps = []
+            _stage_run(stager, local, draft, template)
             local += 1
     image = None
     if stager is not None:
         stager.new_keys([(kid, *key) for key, kid in new.items()])
         image = stager.image()
     return Staged(preps, local, image, [(kid, key) for key, kid in new.items()])
+
+
+def _stage_run(stager, run_id: int, draft: RunDraft, template: Template) -> None:
+    """Stage one run's taps and values; keep its summary and drop its taps."""
+    counts = stager.run(run_id, run_id << TAP_BITS, draft.taps, template.static,
+                        template.order)
+    draft.tap_count, draft.value_count = len(counts), sum(counts)
+    draft.shape_sig = run_shape(template, counts)
+    draft.first_line, draft.last_line = draft.taps[0][0], draft.taps[-1][0]
+    draft.taps = []
+
+
+def _stage_copy(files: list[tuple], ctx: StageContext) -> Staged:
+    """stage_files for PostgreSQL: final ids, rows as COPY text."""
+    from .bulk import pg_nextvals, pg_register_tap_keys, pg_sequence
+
+    unit_of = unit_lookup(ctx.suffixes)
+    key_of = alias_lookup(ctx.aliases)
+    known = dict(ctx.key_ids)
+    new: dict[tuple[str, str, str, int], None] = {}  # in order of first use
+
+    def key_id_of(key: tuple[str, str, str, int]) -> int:
+        kid = known.get(key)
+        if kid is None:
+            new[key] = None
+            return -1
+        return kid
+
+    turn = ctx.turn if _TURNS is not None else None
+    try:
+        preps = [prepare_file(item) for item in files]
+        drafts = [d for p in preps if not (p.error or p.unchanged) for d in p.drafts]
+        if not drafts:
+            return Staged(preps, 0, None, [])
+        templates: dict = {}
+        for draft in drafts:  # which keys are new (their templates are then made again)
+            run_template(draft, unit_of, key_of, key_id_of, templates)
+        cur = _copy_cursor(ctx.copy_url)
+        if turn is not None:  # keys and run ids in the files' order
+            _TURNS.wait(turn)  # type: ignore[union-attr]
+        registered = pg_register_tap_keys(cur, list(new))
+        known.update(registered)
+        run_ids = pg_nextvals(cur, pg_sequence(cur, "run"), len(drafts))
+    finally:
+        if turn is not None:
+            _TURNS.done(turn)  # type: ignore[union-attr]
+    templates = {}
+    stager = stage.Stager(None)
+    for run_id, draft in zip(run_ids, drafts, strict=True):
+        _stage_run(stager, run_id, draft,
+                   run_template(draft, unit_of, key_of, known.__getitem__, templates))
+    return Staged(preps, len(drafts), None, [], run_ids, stager.copy_text(), registered)
+
+
+#: Connections that PostgreSQL stagers use for keys and ids: {(pid, url): DBAPI conn}
+_COPY_CONNECTIONS: dict[tuple[int, str], object] = {}
+
+
+def _copy_cursor(url: str):
+    """A cursor on this process's autocommit connection to ``url`` (made once)."""
+    import os
+
+    raw = _COPY_CONNECTIONS.get((os.getpid(), url))
+    if raw is None:
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        # keep the pool's wrapper: dropping it would close the connection
+        raw = create_engine(url, poolclass=NullPool).raw_connection()
+        raw.driver_connection.autocommit = True
+        _COPY_CONNECTIONS[(os.getpid(), url)] = raw
+    return raw.driver_connection.cursor()
+
+
+def close_copy_connections() -> None:
+    """Close this process's stager connections (an ingest's end, in the writer)."""
+    import os
+
+    for key in [k for k in _COPY_CONNECTIONS if k[0] == os.getpid()]:
+        try:
+            _COPY_CONNECTIONS.pop(key).close()
+        except Exception:  # already gone with the server: nothing to release
+            pass
 
 
 def can_stage() -> bool:
@@ -728,7 +857,12 @@ def can_stage() -> bool:
 
 class Loader:
     def __init__(self, tables: dict[str, Table], command_id: int | None,
-                 suffixes: list[tuple[str, str]], aliases: list[tuple[str, str, str]]):
+                 suffixes: list[tuple[str, str]], aliases: list[tuple[str, str, str]],
+                 copy_url: str | None = None):
+        """``copy_url``: on PostgreSQL, the warehouse URL for staging (see
+        :func:`stage_files`)."""
+        self.copy_url = copy_url
+        self._turn = 0  # staged jobs handed out so far (see Turns)
         self.t = tables
         self.command_id = command_id
         self.suffixes = tuple(sorted(suffixes))
@@ -754,9 +888,9 @@ class Loader:
         """Everything for one bundle, inside the caller's transaction.
 
         ``mapper`` runs :func:`prepare_file` (read, hash, parse: no database) over
-        the bundle's files, in order, or with ``staged`` (SQLite, see
-        :func:`stage_files`) runs :func:`stage_files` over groups of them; a process
-        pool's windowed map parallelises either.
+        the bundle's files, in order, or with ``staged`` (see :func:`stage_files`)
+        runs :func:`stage_files` over groups of them; a process pool's windowed map
+        parallelises either.
         """
         t = self.t
         w = BulkWriter(conn)
@@ -816,6 +950,7 @@ class Loader:
             return version
 
         if staged:
+            w.skip_row_triggers()
             for group in mapper(stage_files, self._stage_jobs(jobs)):
                 run_ids = self._open_stage(w, group)
                 ids = iter(run_ids)
@@ -824,7 +959,10 @@ class Loader:
                         self.store(w, batch, bundle_id, prep, version_of(prep), stats, now,
                                    next(file_ids), ids)
                 self.flush(w, batch)  # run rows before the taps and values that need them
-                if run_ids:
+                if group.copy is not None:
+                    w.copy_text("tap", TAP_COLS, group.copy[0])
+                    w.copy_text("value", VALUE_COLS, group.copy[1])
+                elif run_ids:
                     w.copy_stage(run_ids[0], TAP_COLS, VALUE_COLS, TAP_BITS,
                                  in_order=not group.new_keys)
             return
@@ -847,15 +985,23 @@ class Loader:
             except OSError:
                 pass
             if len(group) >= STAGE_FILES or size >= STAGE_BYTES:
-                yield group, StageContext(self.suffixes, self.aliases, dict(self.key_ids))
+                yield group, self._context()
                 group, size = [], 0
         if group:
-            yield group, StageContext(self.suffixes, self.aliases, dict(self.key_ids))
+            yield group, self._context()
+
+    def _context(self) -> StageContext:
+        self._turn += 1
+        return StageContext(self.suffixes, self.aliases, dict(self.key_ids), self.copy_url,
+                            self._turn - 1)
 
     def _open_stage(self, w: BulkWriter, group: Staged) -> list[int]:
         """Attach the group's staged rows, register its new keys, give its runs ids."""
         if not group.runs:
             return []
+        if group.copy is not None:  # PostgreSQL: keys and ids came with it
+            self.key_ids.update(group.key_ids)
+            return list(group.run_ids or ())
         w.stage(group.image)
         if group.new_keys:
             gids = w.register_tap_keys([k for _lid, k in group.new_keys])

@@ -8,13 +8,16 @@ the Python below does the same work, slower. Both give identical rows
 - :data:`scan`: a file's text -> common-shape lines as tuples, the other lines.
 - :data:`components`: a common-shape value text -> its components.
 - :data:`Stager`: rows into a private in-memory SQLite database whose image the
-  writer attaches and copies (see ``load.stage_files``).
+  writer attaches and copies, or (``Stager(None)``) PostgreSQL COPY text that the
+  writer streams (see ``load.stage_files``).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
+import sys
 
 from . import parse
 
@@ -66,10 +69,44 @@ def run_rows(run_id: int, base: int, taps, static, order
     return rows, entries, tuple(counts)
 
 
-class PyStager:
-    """The Python twin of ``_cstage.Stager``: the same tables, through sqlite3."""
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NUM_CHARS = frozenset("0123456789+-.eE")
 
-    def __init__(self, ddl, tap_sql: str, value_sql: str, key_sql: str):
+
+def copy_field(value) -> str:
+    """One field of PostgreSQL COPY text, as ``Stager(None)`` writes it."""
+    if value is None:
+        return "\\N"
+    if type(value) is str:
+        if "\0" in value:
+            raise ValueError("PostgreSQL text cannot hold a NUL character")
+        return value.translate(_COPY_ESCAPES)
+    if type(value) is bool:
+        return "1" if value else "0"
+    return repr(value)  # int, or float: the shortest text that reads back the same
+
+
+def copy_num(token: str, num: float) -> str:
+    """A number as COPY text: the token as written when PostgreSQL's float8 input reads
+    it as float() did (plain decimal notation, a normal or written-zero value)."""
+    if len(token) < 64 and (num == 0.0 and "e" not in token and "E" not in token
+                            or num != 0.0 and math.isfinite(num)
+                            and abs(num) >= sys.float_info.min) \
+            and _NUM_CHARS.issuperset(token):
+        return token
+    return repr(num)
+
+
+class PyStager:
+    """The Python twin of ``_cstage.Stager``: the same tables, through sqlite3, or
+    with ``ddl`` None the same PostgreSQL COPY text."""
+
+    def __init__(self, ddl, tap_sql: str | None = None, value_sql: str | None = None,
+                 key_sql: str | None = None):
+        self.text = ddl is None
+        if self.text:
+            self.chunks: tuple[list[str], list[str]] = ([], [])
+            return
         self.con = sqlite3.connect(":memory:", isolation_level=None)
         for sql in ddl:
             self.con.execute(sql)
@@ -77,10 +114,24 @@ class PyStager:
         self.sql = tap_sql, value_sql, key_sql
 
     def taps(self, rows) -> None:
+        if self.text:
+            self.chunks[0].extend("\t".join(map(copy_field, r)) + "\n" for r in rows)
+            return
         self.con.executemany(self.sql[0], rows)
 
     def values(self, run_id: int, entries) -> None:
-        self.con.executemany(self.sql[1], value_rows(run_id, entries))
+        if not self.text:
+            self.con.executemany(self.sql[1], value_rows(run_id, entries))
+            return
+        out = self.chunks[1]
+        for key_id, payload in entries:
+            fast = isinstance(payload, str)
+            comps = components(payload) if fast else payload
+            for idx, c in enumerate(comps):
+                fields = [copy_field(v) for v in (run_id, key_id, idx) + tuple(c)]
+                if fast and c[1] is not None:
+                    fields[4] = copy_num(c[2], c[1])
+                out.append("\t".join(fields) + "\n")
 
     def run(self, run_id: int, base: int, taps, static, order) -> tuple[int, ...]:
         rows, entries, counts = run_rows(run_id, base, taps, static, order)
@@ -89,14 +140,25 @@ class PyStager:
         return counts
 
     def new_keys(self, rows) -> None:
+        if self.text:
+            raise ValueError("a COPY text stager keeps no provisional keys")
         self.con.executemany(self.sql[2], rows)
 
     def image(self) -> bytes:
+        if self.text:
+            raise ValueError("a COPY text stager has no database image")
         self.con.execute("COMMIT")
         try:
             return self.con.serialize()
         finally:
             self.con.close()
+
+    def copy_text(self) -> tuple[bytes, bytes]:
+        if not self.text:
+            raise ValueError("a SQLite stager has no COPY text")
+        out = tuple("".join(c).encode() for c in self.chunks)
+        self.chunks = ([], [])
+        return out  # type: ignore[return-value]
 
 
 if _cstage is not None:
