@@ -124,6 +124,10 @@ def test_write_steps_are_not_named_queries(sqlite_url):
     for step in sorted(steps):  # some start with WITH: still refused
         with pytest.raises(TracedbError, match="tracedb's own write steps"):
             wh.query(step, set_id=1)
+    # an engine's variant of a step (compare_flag.postgresql.sql) is no name of its own
+    assert not any("." in name for name in query_names())
+    with pytest.raises(TracedbError, match="no named query 'compare_flag.postgresql'"):
+        wh.query("compare_flag.postgresql", set_id=1)
 
 
 def test_candidate_list_shows_a_dash_for_a_missing_stamp():

@@ -41,11 +41,14 @@ class IngestResult:
 
 
 @cache
-def _query_text(name: str) -> str:
+def _query_text(name: str, dialect: str | None = None) -> str:
+    """A named query's SQL; ``queries/<name>.<dialect>.sql`` when that exists (the
+    same rows, written for that engine's planner)."""
     path = db.resource_dir("queries") / f"{name}.sql"
-    if not path.is_file():
-        names = ", ".join(sorted(p.stem for p in db.resource_dir("queries").glob("*.sql")))
-        raise TracedbError(f"no named query {name!r}; available: {names}")
+    if dialect and (db.resource_dir("queries") / f"{name}.{dialect}.sql").is_file():
+        path = db.resource_dir("queries") / f"{name}.{dialect}.sql"
+    if "." in name or not path.is_file():
+        raise TracedbError(f"no named query {name!r}; available: {', '.join(_all_names())}")
     # Whole-line comments document the parameters (":side"); drop them so the
     # binder does not mistake those names for placeholders.
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -60,10 +63,13 @@ def _is_write_query(name: str) -> bool:
     return _WRITE.match(_query_text(name)) is not None
 
 
+def _all_names() -> list[str]:
+    return sorted(p.stem for p in db.resource_dir("queries").glob("*.sql") if "." not in p.stem)
+
+
 def query_names() -> list[str]:
     """The named queries a user can run (the engine's own writes are left out)."""
-    return sorted(p.stem for p in db.resource_dir("queries").glob("*.sql")
-                  if not _is_write_query(p.stem))
+    return [name for name in _all_names() if not _is_write_query(name)]
 
 
 class Warehouse:
@@ -124,7 +130,7 @@ class Warehouse:
         if _is_write_query(name):
             raise TracedbError(f"{name!r} is one of tracedb's own write steps, not a query; "
                                f"available: {', '.join(query_names())}")
-        sql = text(_query_text(name))
+        sql = text(_query_text(name, self.engine.dialect.name))
         wanted = set(sql.compile().params)
         unknown = set(params) - wanted
         if unknown:
@@ -381,8 +387,13 @@ class Warehouse:
     def _compare(conn, set_id: int, detail: str) -> None:
         """Fill tap_result for a comparison set, then add the unit hints."""
         steps = ["compare"] if detail == "all" else ["compare_flag", "compare_flagged"]
+        # PostgreSQL plans each step by table statistics, which know nothing yet of
+        # the rows just added (it would take a set's 28,800 comparisons for one)
+        db.refresh_statistics(conn, "comparison")
         for step in [*steps, "unit_hints", "unit_hints_other"]:
-            conn.execute(text(_query_text(step)), {"set_id": set_id})
+            conn.execute(text(_query_text(step, conn.dialect.name)), {"set_id": set_id})
+            if step == "compare_flag":
+                db.refresh_statistics(conn, "tap_flag")
 
     def _pixel_runs(self, pixels):
         runs = _with_pixel(self.query("pairing_runs"))

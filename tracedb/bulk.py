@@ -320,30 +320,18 @@ class BulkWriter:
 
     def skip_row_triggers(self) -> bool:
         """PostgreSQL, inside the bundle's transaction: skip per-row foreign-key
-        triggers for the rest of it when this role may (``SET LOCAL
-        session_replication_role = replica``: superusers, or roles granted SET on
-        it). True when they are skipped.
+        triggers for the rest of it where the role may (see db.skip_row_triggers).
 
         Row-by-row foreign-key checks cost more than the rest of a bulk COPY
         together. Every tap and value row a staged bundle writes refers to a run the
         same transaction wrote just before (no other session can see, let alone
         delete, that run before the commit) and to a unit of the unit table, which
         nothing deletes; SQLite's staged bundles likewise turn foreign keys off, and
-        ``tracedb db check`` looks for orphans. The warehouse has no other triggers.
+        ``tracedb db check`` looks for orphans.
         """
-        if self.dialect != "postgresql":
-            return False
-        self.cur.execute("SELECT current_setting('is_superuser') = 'on', "
-                         "current_setting('server_version_num')::int")
-        allowed, version = self.cur.fetchone()
-        if not allowed and version >= 150000:  # GRANT SET ON PARAMETER is new in 15
-            self.cur.execute("SELECT has_parameter_privilege('session_replication_role', "
-                             "'SET')")
-            allowed = self.cur.fetchone()[0]
-        if not allowed:
-            return False
-        self.cur.execute("SET LOCAL session_replication_role = replica")
-        return True
+        from .db import skip_row_triggers
+
+        return skip_row_triggers(self.conn)
 
     def lock_bundle(self, directory: str) -> None:
         """Serialise writers of one bundle (SQLite's write lock already does)."""
