@@ -4,6 +4,9 @@
 SELECT 'taps without their run' AS check_name, COUNT(*) AS problems
 FROM tap t LEFT JOIN run r ON r.id = t.run_id WHERE r.id IS NULL
 UNION ALL
+SELECT 'taps whose unit is not in the unit table', COUNT(*)
+FROM tap t LEFT JOIN unit u ON u.symbol = t.unit WHERE t.unit IS NOT NULL AND u.symbol IS NULL
+UNION ALL
 SELECT 'values without their tap', COUNT(*)
 FROM value v LEFT JOIN tap t ON t.run_id = v.run_id AND t.key_id = v.key_id
 WHERE t.id IS NULL

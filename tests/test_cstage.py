@@ -267,7 +267,7 @@ def test_every_loader_path_writes_the_same_warehouse(big_tree, tmp_path, monkeyp
                                str(big_tree), "--format", "json"], cwd=REPO,
                               env={**env, **extra}, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
-    # the unstaged path (PostgreSQL's, and SQLite's without serialize): in this process
+    # the unstaged path (SQLite's without serialize/deserialize): in this process
     monkeypatch.setattr(api, "can_stage", lambda: False)
     urls["direct"] = f"sqlite:///{(tmp_path / 'direct.sqlite').as_posix()}"
     assert tracedb.connect(urls["direct"]).ingest([big_tree], workers=0).ok

@@ -156,3 +156,63 @@ def test_first_divergence_of_every_pixel_matches_the_planted_truth(campaign, tmp
             checked += 1
     assert checked == 360
     assert sum(v is not None for e in truth.values() for v in e.values()) > 200
+
+
+def test_db_check_finds_rows_that_unchecked_foreign_keys_could_leave(url):
+    # staged bundles load taps and values without per-row foreign-key checks (SQLite:
+    # foreign_keys off; PostgreSQL: session_replication_role where allowed), so the
+    # project's own check must find what those checks would have refused
+    from tracedb.api import example_tree
+
+    wh = tracedb.connect(url)
+    assert wh.ingest([example_tree()]).ok
+    assert wh.check().problems.sum() == 0
+    orphans = ["UPDATE tap SET unit = 'furlong' WHERE id = (SELECT MIN(id) FROM tap)",
+               "UPDATE tap SET run_id = 999999 WHERE id = (SELECT MAX(id) FROM tap)",
+               "INSERT INTO value (run_id, key_id, idx, text, kind) "
+               "VALUES (999998, 1, 0, 'x', 'text')"]
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        con = sqlite3.connect(url.removeprefix("sqlite:///"))  # foreign keys off
+        with con:
+            for sql in orphans:
+                con.execute(sql)
+        con.close()
+    else:
+        with wh.engine.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            for sql in orphans:
+                conn.exec_driver_sql(sql)
+    checks = wh.check().set_index("check_name").problems
+    wh.close()
+    assert checks["taps whose unit is not in the unit table"] == 1
+    assert checks["taps without their run"] == 1
+    assert checks["values without their tap"] >= 1
+
+
+def test_a_comparison_does_not_wait_for_another_ones_statistics(pg_url):
+    # each comparison ANALYZEs its new rows inside its transaction, and that lock lasts
+    # to the end of it; another comparison must go on (with older statistics)
+    import threading
+
+    from tracedb.api import example_tree
+
+    wh = tracedb.connect(pg_url)
+    assert wh.ingest([example_tree()]).ok
+    expected = wh.diverge()
+    holder = wh.engine.connect()
+    tx = holder.begin()
+    holder.exec_driver_sql("ANALYZE comparison")  # held until tx ends
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.setdefault("df", wh.diverge()))
+    worker.start()
+    worker.join(120)
+    finished = not worker.is_alive()
+    tx.rollback()
+    holder.close()
+    worker.join()
+    wh.close()
+    assert finished, "diverge waited for another transaction's ANALYZE lock"
+    got = result["df"]
+    assert got["first_tap"].tolist() == expected["first_tap"].tolist()

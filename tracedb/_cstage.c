@@ -454,7 +454,7 @@ static int put_object(Stager *st, int t, int i, PyObject *v) {
 }
 
 static int end_row(Stager *st, int t) {
-    if (st->text) return buf_put(&st->buf[t], "\n", 1);
+    if (st->text) return col_sep(st, t, 1) < 0 ? -1 : buf_put(&st->buf[t], "\n", 1);
     sqlite3_stmt *stmt = stmt_of(st, t);
     int rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
@@ -495,6 +495,10 @@ static PyObject *Stager_taps(Stager *st, PyObject *rows) {
 }
 
 static PyObject *Stager_new_keys(Stager *st, PyObject *rows) {
+    if (st->text) {
+        PyErr_SetString(PyExc_ValueError, "a COPY text stager keeps no provisional keys");
+        return NULL;
+    }
     if (stager_open(st) < 0) return NULL;
     if (insert_rows(st, T_KEY, rows, NULL, 0) < 0) return NULL;
     Py_RETURN_NONE;
@@ -789,5 +793,7 @@ PyMODINIT_FUNC PyInit__cstage(void) {
         return NULL;
     }
     PyModule_AddStringConstant(m, "sqlite_version", sqlite3_libversion());
+    /* stage.py uses a build only when this matches (an old build lacks features) */
+    PyModule_AddIntConstant(m, "ABI", 2);
     return m;
 }

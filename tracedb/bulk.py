@@ -171,22 +171,27 @@ def pg_register_tap_keys(cur, keys: list[tuple[str, str, str, int]]
     Each key is committed at once, so writers never wait on (or deadlock over) a key
     another added; a key that a failed bundle leaves unused is harmless.
     """
-    out: dict[tuple[str, str, str, int], int] = {}
-    missing = []
-    for key in keys:  # known ones first: a conflicting insert would use up an id
-        cur.execute("SELECT id FROM tap_key WHERE channel = %s AND key_name = %s "
-                    "AND loop_key = %s AND key_occurrence = %s", key)
-        row = cur.fetchone()
-        if row is None:
-            missing.append(key)
-        else:
-            out[key] = row[0]
-    if missing:
+    if not keys:
+        return {}
+    out = _pg_key_ids(cur, keys)  # known ones first: a conflicting insert uses up an id
+    missing = [k for k in keys if k not in out]
+    if missing:  # one statement (and transaction) per key, in the order given
         cols = "channel, key_name, loop_key, key_occurrence"
         cur.executemany(f"INSERT INTO tap_key ({cols}) VALUES (%s, %s, %s, %s) "
                         "ON CONFLICT DO NOTHING", missing)
-        out.update((k, BulkWriter._key_id(cur, "%s", k)) for k in missing)
+        out.update(_pg_key_ids(cur, missing))
     return out
+
+
+def _pg_key_ids(cur, keys: list[tuple[str, str, str, int]]
+                ) -> dict[tuple[str, str, str, int], int]:
+    """The registered ones among ``keys``: one query."""
+    cur.execute("SELECT k.channel, k.key_name, k.loop_key, k.key_occurrence, k.id "
+                "FROM tap_key k JOIN unnest(%s::text[], %s::text[], %s::text[], %s::int[]) "
+                "AS w(channel, key_name, loop_key, key_occurrence) "
+                "USING (channel, key_name, loop_key, key_occurrence)",
+                [list(col) for col in zip(*keys, strict=True)])
+    return {tuple(r[:4]): r[4] for r in cur.fetchall()}  # type: ignore[misc]
 
 
 class BulkWriter:
@@ -197,6 +202,7 @@ class BulkWriter:
         self.cur = self.raw.cursor()
         self._next: dict[str, int] = {}
         self._seq: dict[str, str] = {}
+        self._may_skip: bool | None = None  # may skip row triggers (PostgreSQL)
 
     # -- ids -------------------------------------------------------------------------
     def ids(self, table: str, n: int) -> list[int]:
@@ -279,7 +285,8 @@ class BulkWriter:
         if not data:
             return
         view = memoryview(data)
-        with self.cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        with self.cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN "
+                           "WITH (ENCODING 'UTF8')") as copy:
             for i in range(0, len(view), COPY_CHUNK):
                 copy.write(view[i:i + COPY_CHUNK])
 
@@ -318,20 +325,27 @@ class BulkWriter:
         self.cur.execute(f"INSERT INTO value ({', '.join(value_cols)}) SELECT {value_sel} "
                          f"FROM {STAGE}.value{order}")
 
-    def skip_row_triggers(self) -> bool:
-        """PostgreSQL, inside the bundle's transaction: skip per-row foreign-key
-        triggers for the rest of it where the role may (see db.skip_row_triggers).
+    def copy_staged(self, tap_cols: tuple[str, ...], value_cols: tuple[str, ...],
+                    taps: bytes, values: bytes) -> None:
+        """PostgreSQL: stream a staged group's tap and value rows (COPY text).
 
-        Row-by-row foreign-key checks cost more than the rest of a bulk COPY
-        together. Every tap and value row a staged bundle writes refers to a run the
-        same transaction wrote just before (no other session can see, let alone
-        delete, that run before the commit) and to a unit of the unit table, which
-        nothing deletes; SQLite's staged bundles likewise turn foreign keys off, and
-        ``tracedb db check`` looks for orphans.
+        Without their per-row foreign-key triggers where the role may (see
+        db.skip_row_triggers): row-by-row checks cost more than the rest of the
+        COPY together. Every one of these rows refers to a run the same transaction
+        wrote just before (no other session can see, let alone delete, it before the
+        commit) and to a unit of the unit table, which nothing deletes; SQLite's
+        staged bundles likewise turn foreign keys off, and ``tracedb db check``
+        looks for taps without their run or unit and values without their tap.
         """
-        from .db import skip_row_triggers
+        from .db import may_skip_row_triggers, skip_row_triggers
 
-        return skip_row_triggers(self.conn)
+        if self._may_skip is None:
+            self._may_skip = may_skip_row_triggers(self.conn)
+        skipped = skip_row_triggers(self.conn, self._may_skip)
+        self.copy_text("tap", tap_cols, taps)
+        self.copy_text("value", value_cols, values)
+        if skipped:
+            self.cur.execute("SET LOCAL session_replication_role = origin")
 
     def lock_bundle(self, directory: str) -> None:
         """Serialise writers of one bundle (SQLite's write lock already does)."""

@@ -202,8 +202,8 @@ def ingest(
     paths: Annotated[list[str], typer.Argument(help="Report trees or trace files to load.")],
     fmt: Annotated[IngestFmt, typer.Option("--format", help="table or json")] = IngestFmt.table,
     workers: Annotated[int | None, typer.Option(
-        help="read and parse in this many worker processes, for 300+ files [default: "
-             "$TRACEDB_WORKERS, else one per CPU (at most 4) on SQLite and 0 on PostgreSQL]")
+        help="read, parse and stage in this many worker processes, for 300+ files "
+             "[default: $TRACEDB_WORKERS, else one per CPU, at most 4]")
     ] = None,
 ) -> None:
     """Find every trace file under PATHS and load it with its bundle metadata.

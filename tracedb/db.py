@@ -227,21 +227,41 @@ def after_bulk_load(engine: Engine) -> None:
         conn.close()
 
 
-def refresh_statistics(conn, table: str) -> None:
+#: How long ANALYZE may wait for its lock (another transaction analyzing the table
+#: holds it to its end); past that the statistics stay as they were.
+ANALYZE_LOCK_TIMEOUT = "200ms"
+
+
+def refresh_statistics(conn, table: str) -> bool:
     """PostgreSQL: ANALYZE a table inside the caller's transaction (it counts the
-    transaction's own new rows), so that the next statement is planned for them.
-    A role that may not analyze the table gets a warning, not an error. SQLite plans
-    these statements well without."""
-    if conn.dialect.name == "postgresql":
+    transaction's own new rows), so that the next statement is planned for them;
+    True when it did. A role that may not analyze the table gets a warning, not an
+    error. The lock ANALYZE takes lasts to the end of the transaction, so a
+    concurrent comparison does not wait for it: after ANALYZE_LOCK_TIMEOUT it goes
+    on with the statistics as they are (slower plans, same rows). SQLite plans these
+    statements well without."""
+    if conn.dialect.name != "postgresql":
+        return False
+    from sqlalchemy.exc import DBAPIError
+
+    previous = conn.exec_driver_sql("SHOW lock_timeout").scalar()
+    savepoint = conn.begin_nested()
+    try:
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{ANALYZE_LOCK_TIMEOUT}'")
         conn.exec_driver_sql(f"ANALYZE {table}")
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+            raise
+        savepoint.rollback()
+        return False
+    savepoint.commit()
+    conn.exec_driver_sql("SELECT set_config('lock_timeout', %s, true)", (previous,))
+    return True
 
 
-def skip_row_triggers(conn) -> bool:
-    """PostgreSQL: ``SET LOCAL session_replication_role = replica`` where the role
-    may (superusers, or roles granted SET on it, PostgreSQL 15+), which skips
-    per-row foreign-key triggers for the rest of the transaction; True when it did.
-    The warehouse has no triggers of its own. Callers only write rows that refer to
-    rows the same transaction wrote or locked."""
+def may_skip_row_triggers(conn) -> bool:
+    """PostgreSQL: whether this role may set ``session_replication_role`` (a
+    superuser, or a role granted SET on it, PostgreSQL 15+)."""
     if conn.dialect.name != "postgresql":
         return False
     allowed, version = conn.exec_driver_sql(
@@ -250,9 +270,21 @@ def skip_row_triggers(conn) -> bool:
     if not allowed and version >= 150000:  # GRANT SET ON PARAMETER is new in 15
         allowed = conn.exec_driver_sql(
             "SELECT has_parameter_privilege('session_replication_role', 'SET')").scalar()
+    return bool(allowed)
+
+
+def skip_row_triggers(conn, allowed: bool | None = None) -> bool:
+    """PostgreSQL: ``SET LOCAL session_replication_role = replica`` where the role
+    may (``allowed``, else asked), which skips per-row foreign-key triggers until
+    it is set back to ``origin`` or the transaction ends; True when it did. It
+    would skip any trigger a site added too; the warehouse has none of its own.
+    Callers only write rows that refer to rows the same transaction wrote or
+    locked."""
+    if allowed is None:
+        allowed = may_skip_row_triggers(conn)
     if allowed:
         conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
-    return bool(allowed)
+    return allowed
 
 
 def tune_for_comparison(conn) -> None:
@@ -262,8 +294,9 @@ def tune_for_comparison(conn) -> None:
     are too short-lived for JIT compilation to pay off; the warehouse's hot pages
     are cached, so an index probe costs little more than a sequential read (the
     default random_page_cost of 4 sends the flagged-tap join to whole-table scans).
-    The result rows written next (tap_flag, tap_result) refer to this transaction's
-    own comparison set, so their foreign-key triggers are skipped where allowed.
+    The result rows written next (tap_flag, tap_result) refer to a comparison set
+    that this transaction wrote, or locked (``complete``), so their foreign-key
+    triggers are skipped where allowed.
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")

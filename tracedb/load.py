@@ -514,13 +514,14 @@ class Turns:
         self.next = mp_context.Value("q", 0, lock=False)
         self.cond = mp_context.Condition()
 
-    def wait(self, turn: int) -> None:
+    def wait(self, turn: int) -> bool:
+        """Wait until every earlier job has had its turn; False after WAIT s."""
         with self.cond:
-            self.cond.wait_for(lambda: self.next.value >= turn, timeout=self.WAIT)
+            return self.cond.wait_for(lambda: self.next.value >= turn, timeout=self.WAIT)
 
     def done(self, turn: int) -> None:
+        """Let later jobs go (again harmless; a job that failed never waits)."""
         with self.cond:
-            self.cond.wait_for(lambda: self.next.value >= turn, timeout=self.WAIT)
             self.next.value = max(self.next.value, turn + 1)
             self.cond.notify_all()
 
@@ -677,7 +678,7 @@ class StageContext:
     suffixes: tuple[tuple[str, str], ...]
     aliases: tuple[tuple[str, str, str], ...]
     key_ids: dict[tuple[str, str, str, int], int]
-    copy_url: str | None = None
+    copy_url: str | None = field(default=None, repr=False)  # may hold a password
     turn: int = 0  # the job's place in the ingest (see Turns)
 
 
@@ -776,6 +777,15 @@ def _stage_run(stager, run_id: int, draft: RunDraft, template: Template) -> None
 
 def _stage_copy(files: list[tuple], ctx: StageContext) -> Staged:
     """stage_files for PostgreSQL: final ids, rows as COPY text."""
+    turn = ctx.turn if _TURNS is not None else None
+    try:
+        return _stage_copy_in_turn(files, ctx, turn)
+    finally:  # whatever happened, later jobs need not wait for this one any more
+        if turn is not None:
+            _TURNS.done(turn)  # type: ignore[union-attr]
+
+
+def _stage_copy_in_turn(files: list[tuple], ctx: StageContext, turn: int | None) -> Staged:
     from .bulk import pg_nextvals, pg_register_tap_keys, pg_sequence
 
     unit_of = unit_lookup(ctx.suffixes)
@@ -790,24 +800,24 @@ def _stage_copy(files: list[tuple], ctx: StageContext) -> Staged:
             return -1
         return kid
 
-    turn = ctx.turn if _TURNS is not None else None
-    try:
-        preps = [prepare_file(item) for item in files]
-        drafts = [d for p in preps if not (p.error or p.unchanged) for d in p.drafts]
-        if not drafts:
-            return Staged(preps, 0, None, [])
-        templates: dict = {}
-        for draft in drafts:  # which keys are new (their templates are then made again)
-            run_template(draft, unit_of, key_of, key_id_of, templates)
-        cur = _copy_cursor(ctx.copy_url)
-        if turn is not None:  # keys and run ids in the files' order
-            _TURNS.wait(turn)  # type: ignore[union-attr]
-        registered = pg_register_tap_keys(cur, list(new))
-        known.update(registered)
-        run_ids = pg_nextvals(cur, pg_sequence(cur, "run"), len(drafts))
-    finally:
-        if turn is not None:
-            _TURNS.done(turn)  # type: ignore[union-attr]
+    preps = [prepare_file(item) for item in files]
+    drafts = [d for p in preps if not (p.error or p.unchanged) for d in p.drafts]
+    if not drafts:
+        return Staged(preps, 0, None, [])
+    templates: dict = {}
+    for draft in drafts:  # which keys are new (their templates are then made again)
+        run_template(draft, unit_of, key_of, key_id_of, templates)
+    cur = _copy_cursor(ctx.copy_url)
+    if turn is not None and not _TURNS.wait(turn):  # type: ignore[union-attr]
+        first = next(p for p in preps if not (p.error or p.unchanged))
+        first.notes.append(Note(first.tf.display, f"waited {Turns.WAIT:.0f} s for an "
+                                "earlier group of files; run ids of this group do not "
+                                "follow the files' order", level="warning"))
+    registered = pg_register_tap_keys(cur, list(new))  # keys and run ids in files' order
+    known.update(registered)
+    run_ids = pg_nextvals(cur, pg_sequence(cur, "run"), len(drafts))
+    if turn is not None:  # staging the rows needs no turn
+        _TURNS.done(turn)  # type: ignore[union-attr]
     templates = {}
     stager = stage.Stager(None)
     for run_id, draft in zip(run_ids, drafts, strict=True):
@@ -825,6 +835,9 @@ def _copy_cursor(url: str):
     import os
 
     raw = _COPY_CONNECTIONS.get((os.getpid(), url))
+    if raw is not None and (raw.driver_connection.closed or raw.driver_connection.broken):
+        _COPY_CONNECTIONS.pop((os.getpid(), url), None)  # dropped by the server: again
+        raw = None
     if raw is None:
         from sqlalchemy import create_engine
         from sqlalchemy.pool import NullPool
@@ -950,7 +963,6 @@ class Loader:
             return version
 
         if staged:
-            w.skip_row_triggers()
             for group in mapper(stage_files, self._stage_jobs(jobs)):
                 run_ids = self._open_stage(w, group)
                 ids = iter(run_ids)
@@ -960,8 +972,7 @@ class Loader:
                                    next(file_ids), ids)
                 self.flush(w, batch)  # run rows before the taps and values that need them
                 if group.copy is not None:
-                    w.copy_text("tap", TAP_COLS, group.copy[0])
-                    w.copy_text("value", VALUE_COLS, group.copy[1])
+                    w.copy_staged(TAP_COLS, VALUE_COLS, *group.copy)
                 elif run_ids:
                     w.copy_stage(run_ids[0], TAP_COLS, VALUE_COLS, TAP_BITS,
                                  in_order=not group.new_keys)

@@ -21,12 +21,17 @@ import sys
 
 from . import parse
 
+#: The _cstage.ABI this Python expects; a build from older sources is not used.
+CSTAGE_ABI = 2
+
 _cstage = None
 if os.environ.get("TRACEDB_PURE_PYTHON", "") in ("", "0"):
     try:
         from . import _cstage  # type: ignore[no-redef]
     except ImportError:  # not built: the Python below
         _cstage = None
+    if _cstage is not None and getattr(_cstage, "ABI", None) != CSTAGE_ABI:
+        _cstage = None  # built from older sources (reinstall to rebuild it)
 
 
 def value_rows(run_id: int, entries, components=parse.fast_components) -> list[tuple]:
@@ -77,13 +82,19 @@ def copy_field(value) -> str:
     """One field of PostgreSQL COPY text, as ``Stager(None)`` writes it."""
     if value is None:
         return "\\N"
-    if type(value) is str:
+    if isinstance(value, str):
         if "\0" in value:
             raise ValueError("PostgreSQL text cannot hold a NUL character")
-        return value.translate(_COPY_ESCAPES)
-    if type(value) is bool:
+        return str.translate(value, _COPY_ESCAPES)
+    if isinstance(value, bool):
         return "1" if value else "0"
-    return repr(value)  # int, or float: the shortest text that reads back the same
+    if isinstance(value, float):  # the shortest text that reads back the same
+        return float.__repr__(value)
+    if type(value) is int:
+        if not -(1 << 63) <= value < 1 << 63:
+            raise OverflowError("Python int too large to convert to C long long")
+        return int.__repr__(value)
+    raise TypeError(f"cannot stage a {type(value).__name__}")
 
 
 def copy_num(token: str, num: float) -> str:
