@@ -319,3 +319,37 @@ def test_factor_model_editing(sqlite_url, campaign, tmp_path):
               model="simple")
     md = read(tmp_path / "out" / "summary.md")
     assert "`I_pixel_final = fluence_photons_per_m2 * F_latt^2`" in md
+
+
+def test_plots_drawn_in_worker_processes_equal_those_drawn_in_one(sqlite_url, tmp_path,
+                                                                   monkeypatch):
+    # a report of many pixels draws its profile plots in worker processes
+    from benchmarks.generate import write_campaign
+    from tracedb import report as report_module
+
+    write_campaign(tmp_path / "c", pixels=12, stamps=1, seed=5)
+    wh = tracedb.connect(sqlite_url)
+    assert wh.ingest([tmp_path / "c"]).ok
+    import os
+
+    real = report_module.plot_profile
+    pids = tmp_path / "pids"
+
+    def spy(*args):  # runs in whichever process draws the plot (fork keeps the patch)
+        with open(pids, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        real(*args)
+
+    monkeypatch.setattr(report_module, "plot_profile", spy)
+    out, drawn_by = {}, {}
+    for name, workers in (("pool", "2"), ("one", "0")):
+        monkeypatch.setenv("TRACEDB_WORKERS", workers)
+        pids.write_text("")
+        wh.report(tmp_path / name)
+        out[name] = {p.name: p.read_bytes() for p in (tmp_path / name / "plots").iterdir()}
+        drawn_by[name] = pids.read_text().split()
+    wh.close()
+    assert len(drawn_by["pool"]) == len(drawn_by["one"]) == 12
+    assert set(drawn_by["one"]) == {str(os.getpid())}
+    assert str(os.getpid()) not in drawn_by["pool"]  # drawn by worker processes
+    assert len(out["pool"]) == 13 and out["pool"] == out["one"]

@@ -556,6 +556,41 @@ def plot_profile(s: dict, rows: list[dict], path: Path, rtol: float, ascii_only:
     plt.close(fig)
 
 
+#: Profile plots drawn in worker processes once there are this many (each is
+#: mostly text layout: one rotated label per tap, so a plot takes a few tenths of
+#: a second and a 100-pixel report most of a minute in one process).
+PARALLEL_PLOTS = 8
+MAX_PLOT_WORKERS = 4
+
+
+def _profile_job(job: tuple) -> None:
+    plot_profile(*job)
+
+
+def draw_profiles(jobs: list[tuple]) -> None:
+    """plot_profile for each job (its arguments), in worker processes when there are
+    many (one per CPU, at most MAX_PLOT_WORKERS; TRACEDB_WORKERS overrides, 0 keeps
+    them in this process). The files are the same either way."""
+    import multiprocessing
+    import os
+
+    env = os.environ.get("TRACEDB_WORKERS", "")
+    workers = int(env) if env.isdigit() else min(os.cpu_count() or 1, MAX_PLOT_WORKERS)
+    workers = min(workers, len(jobs))
+    if len(jobs) < PARALLEL_PLOTS or workers < 2 \
+            or "fork" not in multiprocessing.get_all_start_methods():
+        for job in jobs:
+            plot_profile(*job)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork: the workers start with this process's modules (matplotlib imports once
+    # per worker) and never touch its database connection
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        for _ in pool.map(_profile_job, jobs, chunksize=max(1, len(jobs) // (4 * workers))):
+            pass
+
+
 def plot_status_map(summaries, diff, path: Path, ascii_only: bool) -> None:
     plt = _plt()
     from matplotlib.colors import ListedColormap
@@ -702,15 +737,17 @@ def write_report(wh, outdir: Path, *, ref=None, cand=None, pixels=None, rtol=1e-
         else:
             (outdir / "plots").mkdir(exist_ok=True)
             by_cmp = group_rows(diff)
+            jobs = []
             for s in summaries.to_dict("records"):
                 rows = by_cmp.get(s["comparison_id"], [])
                 if s["compared"] == 0:
                     continue
                 key = pixel_name(s["pixel"], s["ref_run"], s["cand_run"])
                 rel = f"plots/profile_{key}.png"
-                plot_profile(s, rows, outdir / rel, rtol, not unicode)
+                jobs.append((s, rows, outdir / rel, rtol, not unicode))
                 plot_files[key] = rel
                 report.files.append(outdir / rel)
+            draw_profiles(jobs)
             plot_status_map(summaries, diff, outdir / "plots" / "status_map.png", not unicode)
             plot_files["status_map"] = "plots/status_map.png"
             report.files.append(outdir / "plots" / "status_map.png")
