@@ -34,6 +34,8 @@ import time
 import uuid
 from pathlib import Path
 
+from tracedb.store.layout import VALUE_COLS
+
 from .generate import write_campaign
 
 SIZES = {"small": dict(pixels=200, stamps=1), "large": dict(pixels=28_800, stamps=1)}
@@ -108,13 +110,25 @@ def export_values_csv(url: str, path: Path) -> int:
     return n
 
 
-# the warehouse's value table, as migrations/versions/0005 makes it
-VALUE_COLUMNS = ("run_id", "key_id", "idx", "label", "num", "text", "kind", "digits",
-                 "half_ulp")
-VALUE_DDL = ("CREATE TABLE value (run_id INTEGER NOT NULL, key_id INTEGER NOT NULL, "
-             "idx INTEGER NOT NULL, label TEXT, num FLOAT, text TEXT NOT NULL, "
-             "kind TEXT NOT NULL, digits INTEGER, half_ulp FLOAT, "
-             "PRIMARY KEY (run_id, key_id, idx)) WITHOUT ROWID")
+# the warehouse's value table: its columns in the loader's order (store/layout.py)
+VALUE_COLUMNS = VALUE_COLS
+
+
+def value_ddl(work: Path) -> str:
+    """The value table exactly as tracedb's migrations make it on SQLite (from a new,
+    empty warehouse), for the sqlite3 shell's import of the same rows."""
+    import sqlite3
+
+    import tracedb
+
+    path = work / "ddl.sqlite"
+    path.unlink(missing_ok=True)
+    tracedb.connect(f"sqlite:///{path.as_posix()}").close()
+    with sqlite3.connect(path) as con:
+        (ddl,) = con.execute("SELECT sql FROM sqlite_master WHERE name = 'value'").fetchone()
+    return ddl
+
+
 SCAN_SQL = "SELECT count(*), sum(num), sum(length(text)), max(half_ulp) FROM value"
 
 
@@ -178,7 +192,7 @@ def run_backend(backend: str, campaign: Path, work: Path, truth: dict,
                 n = export_values_csv(url, csv_path)
             imp_db = work / "import.sqlite"
             imp_db.unlink(missing_ok=True)
-            sqlite_shell(imp_db, VALUE_DDL)
+            sqlite_shell(imp_db, value_ddl(work))
             settle()
             imp = sqlite_shell(imp_db, ".mode csv", f".import {csv_path} value")
             assert imp["rc"] == 0, imp["err"]

@@ -4,14 +4,7 @@
 -- Parameters:
 --   set_id   comparison_set.id
 --   strict   1 to count print_precision as diverged, else 0
-WITH st AS (
-  SELECT ts.*,
-         CASE WHEN CAST(:strict AS INTEGER) = 1 AND ts.status = 'print_precision'
-              THEN 'diverged' ELSE ts.status END AS eff
-  FROM tap_result ts
-  WHERE ts.set_id = CAST(:set_id AS INTEGER)
-),
-total AS (
+WITH total AS (
   SELECT COUNT(*) AS n FROM comparison WHERE set_id = CAST(:set_id AS INTEGER)
 )
 SELECT st.channel AS channel, st.key_name AS tap, st.loop_key AS loop_key,
@@ -21,7 +14,9 @@ SELECT st.channel AS channel, st.key_name AS tap, st.loop_key AS loop_key,
        MIN(st.max_rel_delta) AS min_rel_delta, MAX(st.max_rel_delta) AS max_rel_delta,
        COUNT(DISTINCT st.ref_value) AS distinct_ref_values,
        COUNT(DISTINCT st.cand_value) AS distinct_cand_values
-FROM st CROSS JOIN total
-WHERE st.eff = 'diverged'
+FROM tap_result st CROSS JOIN total
+WHERE st.set_id = CAST(:set_id AS INTEGER)
+  AND (st.status = 'diverged'
+       OR CAST(:strict AS INTEGER) = 1 AND st.status = 'print_precision')
 GROUP BY st.channel, st.key_name, st.loop_key, st.occurrence
 ORDER BY MIN(st.ref_seq), st.channel, st.key_name, st.loop_key, st.occurrence

@@ -14,3 +14,14 @@ if [ -n "$extras" ]; then
 else
     .venv/bin/python -m pip install -q -e .
 fi
+# An install by the former build backend (hatchling) leaves an empty tracedb/ in
+# site-packages, which Python would take for the package: remove it.
+find .venv/lib -maxdepth 3 -path '*/site-packages/tracedb' -type d -empty -delete
+# The C accelerator is optional (a recent pip shows its build's warning): say here
+# when this install got the pure-Python loader, and why.
+version=$(.venv/bin/tracedb --version)
+case "$version" in
+    *"C accelerator not built"*)
+        echo "note: $version; '.venv/bin/pip install -v -e .' shows the build's error" >&2 ;;
+    *"pure Python"*) echo "note: $version" >&2 ;;
+esac

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 import tracedb
-from tracedb.parse import is_trace_text
+from tracedb.ingest.parse import is_trace_text
 
 from .conftest import CORPUS, pg_schema_url
 

@@ -1,4 +1,4 @@
-"""The C accelerator (tracedb/_cstage.c) against the Python it replaces.
+"""The C accelerator (tracedb/ingest/_cstage.c) against the Python it replaces.
 
 The loader reads lines, numbers and their precision, and writes staged rows,
 through ``tracedb.stage``: C when it was built, Python otherwise. Both must give
@@ -17,24 +17,91 @@ import pytest
 
 import tracedb
 from benchmarks.generate import write_campaign
-from tracedb import api, load, parse, stage
-from tracedb.discover import TraceFile
+from tracedb.ingest import files as ingest_files
+from tracedb.ingest import parse, runs, staging
+from tracedb.ingest import rows as stage
+from tracedb.ingest.discover import TraceFile
+from tracedb.store import layout
 
 from .conftest import REPO, pg_schema_url
 
 cstage = pytest.importorskip(
-    "tracedb._cstage", reason="C accelerator not built (no C compiler or SQLite headers "
+    "tracedb.ingest._cstage", reason="C accelerator not built (no C compiler or SQLite headers "
     "when tracedb was installed); the pure-Python loader is in use")
 
 
 def test_ci_builds_the_accelerator():
-    # CI installs from a clean clone: the build hook must have compiled it there
+    # CI installs from a clean clone: setup.py's optional extension must be built there
     if os.environ.get("CI"):
-        assert stage.IMPLEMENTATION == "c"
+        assert stage.IMPLEMENTATION == "c", stage.REASON
+
+
+def test_parameter_counts_are_the_layouts():
+    # the C binds rows by position: as many values per row as the layout has columns
+    assert (cstage.TAP_PARAMS, cstage.VALUE_PARAMS, cstage.KEY_PARAMS) == (
+        len(layout.TAP_COLS), len(layout.VALUE_COLS), 1 + len(layout.PAIRING_KEY_COLS))
+    assert cstage.ABI == stage.CSTAGE_ABI
+    if os.environ.get("TRACEDB_PURE_PYTHON", "") in ("", "0"):  # so rows.py uses it
+        assert stage.IMPLEMENTATION == "c" and stage.REASON == ""
+        assert stage.Stager is cstage.Stager
+
+
+def _fewer(sql: str) -> str:  # the last parameter a constant
+    head, _, tail = sql.rpartition("?")
+    return head + "NULL" + tail
+
+
+def _more(sql: str) -> str:  # the same values and one more parameter
+    return sql.replace(" VALUES (", " SELECT ").removesuffix(")") + " WHERE ? IS NULL"
+
+
+@pytest.mark.parametrize("which", [0, 1, 2], ids=["tap_sql", "value_sql", "key_sql"])
+@pytest.mark.parametrize("change", [_fewer, _more], ids=["fewer", "more"])
+def test_stager_refuses_statements_with_other_parameter_counts(which, change):
+    sql = list(layout.STAGE_SQL)
+    sql[which] = change(sql[which])
+    # valid SQL for the stage tables (the Python twin takes it) ...
+    stager = stage.PyStager(layout.STAGE_DDL, *sql)
+    stager.image()
+    # ... that the C stager, which binds a fixed number of values, does not
+    name = ("tap_sql", "value_sql", "key_sql")[which]
+    with pytest.raises(ValueError, match=f"{name} has \\d+ parameters, the C stager binds"):
+        cstage.Stager(layout.STAGE_DDL, *sql)
+    cstage.Stager(layout.STAGE_DDL, *layout.STAGE_SQL).image()  # the layout's own
+
+
+@pytest.mark.parametrize(("fake", "env", "reason"), [
+    ({"ABI": stage.CSTAGE_ABI - 1}, {}, "C accelerator is stale (ABI"),
+    ({"TAP_PARAMS": len(layout.TAP_COLS) - 1}, {},
+     f"C accelerator binds {(len(layout.TAP_COLS) - 1, *stage.LAYOUT_PARAMS[1:])} values"),
+    ({"KEY_PARAMS": len(layout.PAIRING_KEY_COLS)}, {},
+     f"values per tap, value and new_key row, the layout has {stage.LAYOUT_PARAMS})"),
+    (None, {}, "C accelerator not built"),
+    ({}, {"TRACEDB_PURE_PYTHON": "1"}, "forced by TRACEDB_PURE_PYTHON"),
+    ({}, {"TRACEDB_PURE_PYTHON": ""}, ""),
+], ids=["stale-abi", "tap-params", "key-params", "not-built", "forced", "fits"])
+def test_dispatch_uses_the_accelerator_only_when_it_fits(fake, env, reason):
+    # a stand-in for the built module, as rows.py finds it at import
+    code = ("import sys, types\n"
+            "import tracedb.ingest._cstage as real\n"
+            "fake = types.ModuleType(real.__name__)\n"
+            "fake.__dict__.update({k: v for k, v in vars(real).items() if k[:2] != '__'})\n"
+            f"fake.__dict__.update({fake or {}!r})\n"
+            f"sys.modules[real.__name__] = {'None' if fake is None else 'fake'}\n"
+            "from tracedb.cli import main\n"
+            "sys.argv = ['tracedb', '--version']\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, env={**os.environ, "TRACEDB_PURE_PYTHON": "", **env})
+    assert proc.returncode == 0, proc.stderr
+    if reason:
+        assert "(loader: pure Python; " in proc.stdout and reason in proc.stdout, proc.stdout
+    else:
+        assert proc.stdout.strip().endswith("(loader: C accelerator)"), proc.stdout
 
 
 def both_scans(text: str):
-    c, py = cstage.scan(text), parse.scan_lines(text)
+    c, py = cstage.scan(text), stage.scan_lines(text)
     assert c == py, text[:200]
     for _no, _side, _name, raw, n in c[0]:
         comps = cstage.components(raw)
@@ -125,7 +192,7 @@ def dump(image: bytes) -> dict:
     con.deserialize(image)
     out = {t: con.execute(f"SELECT *, {', '.join(f'typeof({c})' for c in cols)} FROM {t} "
                           "ORDER BY rowid").fetchall()
-           for t, cols in (("tap", load.TAP_COLS), ("value", load.VALUE_COLS))}
+           for t, cols in (("tap", layout.TAP_COLS), ("value", layout.VALUE_COLS))}
     con.close()
     return out
 
@@ -133,14 +200,14 @@ def dump(image: bytes) -> dict:
 def test_c_and_python_stagers_write_the_same_rows(tmp_path):
     write_campaign(tmp_path / "c", pixels=40, stamps=1, seed=3)
     files = sorted(p for p in (tmp_path / "c").rglob("*.log"))
-    ctx = load.StageContext((("_m", "m"),), (("*", "F_latt", "Flatt"),), {})
+    ctx = staging.StageContext((("_m", "m"),), (("*", "F_latt", "Flatt"),), {})
     jobs = [(TraceFile(p, p.name, None), ()) for p in files]
     images = {}
     for impl in ("c", "python"):
         saved = stage.Stager
         stage.Stager = cstage.Stager if impl == "c" else stage.PyStager
         try:
-            staged = load.stage_files((jobs, ctx))
+            staged = staging.stage_files((jobs, ctx))
         finally:
             stage.Stager = saved
         assert staged.runs == len(files) and staged.new_keys
@@ -159,29 +226,29 @@ def test_c_and_python_write_the_same_copy_text(tmp_path):
     write_campaign(tmp_path / "c", pixels=40, stamps=1, seed=3)
     files = sorted(p for p in (tmp_path / "c").rglob("*.log"))
     jobs = [(TraceFile(p, p.name, None), ()) for p in files]
-    sqlite_ctx = load.StageContext((("_m", "m"),), (("*", "F_latt", "Flatt"),), {})
-    staged = load.stage_files((jobs, sqlite_ctx))
+    sqlite_ctx = staging.StageContext((("_m", "m"),), (("*", "F_latt", "Flatt"),), {})
+    staged = staging.stage_files((jobs, sqlite_ctx))
     keys = {k: 1000 + i for i, (_lid, k) in enumerate(staged.new_keys)}
-    expected = dump(load.stage_files(
-        (jobs, load.StageContext(sqlite_ctx.suffixes, sqlite_ctx.aliases, keys))).image)
+    expected = dump(staging.stage_files(
+        (jobs, staging.StageContext(sqlite_ctx.suffixes, sqlite_ctx.aliases, keys))).image)
     # stage each file again with those keys and local run ids, through both stagers
     out = {}
     for impl, stager in (("c", cstage.Stager), ("python", stage.PyStager)):
         st = stager(None)
         templates: dict = {}
-        unit_of = load.unit_lookup(sqlite_ctx.suffixes)
-        key_of = load.alias_lookup(sqlite_ctx.aliases)
+        unit_of = runs.unit_lookup(sqlite_ctx.suffixes)
+        key_of = runs.alias_lookup(sqlite_ctx.aliases)
         run_id = 0
         for tf, known in jobs:
-            for draft in load.prepare_file((tf, known)).drafts:
-                tmpl = load.run_template(draft, unit_of, key_of, keys.__getitem__, templates)
-                st.run(run_id, run_id << load.TAP_BITS, draft.taps, tmpl.static, tmpl.order)
+            for draft in ingest_files.prepare_file((tf, known)).drafts:
+                tmpl = runs.run_template(draft, unit_of, key_of, keys.__getitem__, templates)
+                st.run(run_id, run_id << layout.TAP_BITS, draft.taps, tmpl.static, tmpl.order)
                 run_id += 1
         out[impl] = st.copy_text()
     assert out["c"] == out["python"]
     taps, values = (copy_rows(b) for b in out["c"])
     assert len(values) == len(expected["value"]) > 10000
-    n = len(load.VALUE_COLS)
+    n = len(layout.VALUE_COLS)
     for got, want in zip(values, expected["value"], strict=True):
         want = want[:n]
         assert [None if f == "\\N" else f for f in got[:3]] == [str(v) for v in want[:3]]
@@ -268,7 +335,7 @@ def test_every_loader_path_writes_the_same_warehouse(big_tree, tmp_path, monkeyp
                               env={**env, **extra}, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
     # the unstaged path (SQLite's without serialize/deserialize): in this process
-    monkeypatch.setattr(api, "can_stage", lambda: False)
+    monkeypatch.setattr("tracedb.store.sqlite.can_stage", lambda: False)
     urls["direct"] = f"sqlite:///{(tmp_path / 'direct.sqlite').as_posix()}"
     assert tracedb.connect(urls["direct"]).ingest([big_tree], workers=0).ok
     rows = {name: warehouse_rows(url) for name, url in urls.items()}

@@ -401,18 +401,26 @@ def test_cli_taps_diff_query_sql_timeline(url, tmp_path):
 
 
 def test_command_line_summary_equals_the_api_dataframe(url, tmp_path):
-    # `tracedb diverge` renders plain columns (no pandas); the API returns a DataFrame.
-    # Same comparison, same records, including versions, stamps and a missing side.
+    # `tracedb diverge` renders records (no pandas); the API returns a DataFrame of the
+    # same records. Same comparison, same rows, including versions, stamps and a
+    # missing side.
     from benchmarks.generate import write_campaign
-    from tracedb.cli import divergence_records
+    from tracedb.compare.results import divergence_record
+
+    def plain(v):
+        if hasattr(v, "item"):
+            v = v.item()
+        return None if isinstance(v, float) and v != v else v
 
     write_campaign(tmp_path / "camp", pixels=12, stamps=2, seed=4)
     wh = tracedb.connect(url)
     assert wh.ingest([tmp_path / "camp"]).ok
     for kw in ({}, {"strict": True}, {"rtol": 1e-3}, {"pixels": [(100, 205)]}):
         df = wh.diverge(**kw)
-        cols = wh._diverge_columns(**kw)
-        assert list(df.columns) == list(cols)
-        assert divergence_records(df) == divergence_records(cols)
-        assert df.attrs.keys() == cols.attrs.keys()
-    assert len(divergence_records(wh._diverge_columns())) == 12
+        found = wh.divergences(**kw)
+        assert list(df.columns) == found.rows.columns
+        from_df = [divergence_record({k: plain(v) for k, v in r.items()})
+                   for r in df.to_dict("records")]
+        assert from_df == [divergence_record(r) for r in found.rows]
+        assert df.attrs.keys() == found.attrs.keys()
+    assert len(wh.divergences().rows) == 12

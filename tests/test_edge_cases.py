@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import text
 
 import tracedb
+from tracedb.compare.select import candidates_text
 from tracedb.errors import TracedbError
-from tracedb.parse import parse_line
-from tracedb.select import candidates_text
+from tracedb.ingest.parse import parse_line
 
 from .conftest import C_TRACE, PY_TRACE, write
 
@@ -33,11 +33,14 @@ def test_non_finite_or_negative_tolerance_is_refused(url, tmp_path, rtol, atol):
 def test_identical_request_does_not_remove_a_fresh_result(url, tmp_path):
     wh = tracedb.connect(url)
     wh.ingest([two_sides(tmp_path)])
+    from tracedb.compare import engine, results
+    from tracedb.store.engine import utcnow
+
     pairs = wh.pair_runs()
-    first = wh._comparison_set(pairs, 1e-12, 0.0, "diverge")
-    second = wh._comparison_set(pairs, 1e-12, 0.0, "diverge")
+    first = engine.create(wh.db, pairs, 1e-12, 0.0, "diverge", utcnow())
+    second = engine.create(wh.db, pairs, 1e-12, 0.0, "diverge", utcnow())
     assert first != second
-    assert len(wh._summaries(first, False)) == 1  # still readable by its requester
+    assert len(results.summaries(wh.db, first, False)) == 1  # still readable by it
 
 
 def test_trace_file_with_a_nul_byte_is_loaded_and_the_line_named(url, tmp_path):
@@ -115,10 +118,12 @@ def test_sql_accepts_a_semicolon_inside_a_string(url):
 def test_write_steps_are_not_named_queries(sqlite_url):
     wh = tracedb.connect(sqlite_url)
     from tracedb.api import query_names
+    from tracedb.store.queries import step_names
 
-    steps = {"compare", "compare_flag", "compare_flagged", "unit_hints", "unit_hints_other",
-             "rekey_names", "rekey_occurrence", "rekey_register", "rekey_values",
-             "rekey_taps", "rekey_values_finish"}
+    steps = set(step_names())
+    assert {"compare", "compare_flag", "compare_flag_shapes", "compare_flagged", "unit_hints",
+            "rekey_names", "rekey_occurrence", "rekey_register", "rekey_values",
+            "rekey_taps", "rekey_values_finish"} == steps
     assert not steps & set(query_names())
     assert {"runs", "divergence", "tap_diff", "check", "pairing_runs"} <= set(query_names())
     for step in sorted(steps):  # some start with WITH: still refused
@@ -131,8 +136,6 @@ def test_write_steps_are_not_named_queries(sqlite_url):
 
 
 def test_candidate_list_shows_a_dash_for_a_missing_stamp():
-    import pandas as pd
-
-    df = pd.DataFrame([{"id": 9, "side": "c", "stamp": float("nan"), "pixel": [1, 2],
-                        "path": "x/c.log", "file_version": 1}])
-    assert candidates_text(df) == "run:9 c@- pixel 1,2 x/c.log"
+    runs = [{"id": 9, "side": "c", "stamp": None, "pixel": (1, 2), "path": "x/c.log",
+             "file_version": 1}]
+    assert candidates_text(runs) == "run:9 c@- pixel 1,2 x/c.log"

@@ -89,7 +89,7 @@ def test_changed_file_is_a_new_version_not_an_overwrite(url, tree):
 
 def test_failing_bundle_leaves_warehouse_as_it_was(url, tree, monkeypatch):
     wh = tracedb.connect(url)
-    from tracedb import load
+    from tracedb.ingest import loader as load
 
     real = load.Loader.store
 
@@ -113,7 +113,7 @@ def test_failing_bundle_leaves_warehouse_as_it_was(url, tree, monkeypatch):
 
 def test_one_failing_bundle_does_not_stop_the_others(url, tree, monkeypatch):
     wh = tracedb.connect(url)
-    from tracedb import load
+    from tracedb.ingest import loader as load
 
     real = load.Loader.store
 
@@ -132,7 +132,7 @@ def test_one_failing_bundle_does_not_stop_the_others(url, tree, monkeypatch):
 def test_raw_file_is_recoverable(url, tree):
     import zlib
 
-    from tracedb.load import decompress_blob
+    from tracedb.ingest.files import decompress_blob
 
     wh = tracedb.connect(url)
     wh.ingest([tree])
@@ -277,9 +277,7 @@ def test_single_file_path_can_be_ingested(url, tree):
 
 def test_worker_processes_load_the_same_rows(sqlite_url, tmp_path, monkeypatch):
     """--workers parses in other processes; the warehouse must not differ."""
-    from tracedb import api
-
-    monkeypatch.setattr(api, "PARALLEL_MIN_FILES", 1)
+    monkeypatch.setattr("tracedb.ingest.loader.PARALLEL_MIN_FILES", 1)
     root = tmp_path / "reports" / "i" / "p" / "20250101T000000Z"
     for i in range(12):
         write(root / "c_traces" / f"pixel_{i}_1.log", C_TRACE.replace("1.5e-13", f"{i}e-13"))

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 import tracedb
 from benchmarks.generate import write_campaign
-from tracedb import db
+from tracedb.store import engine as db
 
 from .test_diverge import capture
 

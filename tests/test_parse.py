@@ -4,15 +4,8 @@ import math
 
 import pytest
 
-from tracedb.parse import (
-    is_trace_text,
-    normalize_stamp,
-    parse_line,
-    parse_text,
-    pixel_from_name,
-    side_from_path,
-    split_lines,
-)
+from tracedb.ingest.names import normalize_stamp, pixel_from_name, side_from_path
+from tracedb.ingest.parse import is_trace_text, parse_line, parse_text, split_lines
 
 
 def one(text):

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 import tracedb
-from tracedb.db import mask_url
 from tracedb.errors import TracedbError
+from tracedb.store.engine import mask_url
 
 from .conftest import write
 
@@ -325,7 +325,7 @@ def test_plots_drawn_in_worker_processes_equal_those_drawn_in_one(sqlite_url, tm
                                                                    monkeypatch):
     # a report of many pixels draws its profile plots in worker processes
     from benchmarks.generate import write_campaign
-    from tracedb import report as report_module
+    from tracedb.present import plots as report_module
 
     write_campaign(tmp_path / "c", pixels=12, stamps=1, seed=5)
     wh = tracedb.connect(sqlite_url)

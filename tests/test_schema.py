@@ -13,8 +13,8 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 import tracedb
-from tracedb import db
 from tracedb.errors import TracedbError
+from tracedb.store import engine as db
 
 from .conftest import REPO
 
@@ -38,6 +38,32 @@ def test_new_warehouse_is_created_at_head(url):
     with wh.engine.connect() as conn:
         units = dict(conn.execute(text("SELECT symbol, factor_to_si FROM unit")).all())
     assert units["A^-1"] == 1e10 and units["mm"] == 1e-3
+
+
+def test_the_loader_layout_is_the_migrated_tables(url):
+    # store/layout.py names the columns the loader (and the C accelerator) fill by
+    # position; the migrations make the tables. The two must agree, column for column.
+    from tracedb.ingest.parse import Component
+    from tracedb.store import layout
+
+    wh = tracedb.connect(url)
+    columns = {t: [c["name"] for c in inspect(wh.engine).get_columns(t)]
+               for t in ("tap", "value", "run", "source_file", "source_blob", "quarantine",
+                         "tap_key", "tap_result")}
+    assert sorted(layout.TAP_COLS) == sorted(columns["tap"])
+    assert sorted(layout.VALUE_COLS) == sorted(columns["value"])
+    assert sorted(layout.RUN_COLS) == sorted(columns["run"])
+    assert sorted(layout.FILE_COLS) == sorted(columns["source_file"])
+    assert sorted(layout.BLOB_COLS) == sorted(columns["source_blob"])
+    assert sorted(layout.QUARANTINE_COLS) == sorted(columns["quarantine"])
+    assert sorted(("id", *layout.PAIRING_KEY_COLS)) == sorted(columns["tap_key"])
+    # the comparison copies every result column but the unit hints added afterwards
+    assert sorted(layout.TAP_RESULT_COLS) == sorted(
+        c for c in columns["tap_result"] if c not in ("hint_ref_unit", "hint_cand_unit"))
+    # a value row is its key followed by a parsed component's fields, in order
+    assert layout.VALUE_COLS == (*layout.VALUE_KEY, *Component._fields)
+    assert [name for name, _cols, _skip in layout.WRITE_ORDER] == [
+        "source_blob", "source_file", "run", "tap", "value", "quarantine"]
 
 
 def test_older_warehouse_is_refused_until_upgraded(url):
@@ -109,7 +135,7 @@ def test_wheel_in_fresh_virtualenv_creates_and_ingests(tmp_path):
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert (work / "tracedb.sqlite").is_file()
-    where = subprocess.run([str(py), "-c", "import tracedb.db as d; "
+    where = subprocess.run([str(py), "-c", "import tracedb.store.engine as d; "
                             "print(d.resource_dir('migrations'))"], cwd=work, env=env,
                            capture_output=True, text=True)
     assert Path(where.stdout.strip()).is_relative_to(env_dir)

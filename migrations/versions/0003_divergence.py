@@ -13,10 +13,9 @@ semantics, so any SQL client can ask the same questions as ``tracedb diverge``:
     WHERE set_id = 1 ORDER BY comparison_id, ref_seq;
 
 ``tracedb`` materialises ``tap_status`` of a set into ``tap_result`` once
-(queries/compare.sql) and answers every later question from that table.
-The view text is the same on SQLite and PostgreSQL (no GREATEST, no FULL JOIN,
-no string aggregation); the status rules are written once below and used by
-both views.
+(queries/steps/compare.sql) and answers every later question from that table.
+The status rules are written once, in ``migrations/tracedb_status_rules.py``,
+for these views and for 0005, which re-keys them.
 
 Revision ID: 0003
 Revises: 0002
@@ -25,6 +24,7 @@ Create Date: 2026-11-27
 
 import sqlalchemy as sa
 from alembic import op
+from tracedb_status_rules import views_by_name
 
 revision = "0003"
 down_revision = "0002"
@@ -33,117 +33,6 @@ depends_on = None
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 DOUBLE = sa.Float(precision=53)
-
-_BOTH = "rv.kind = 'num' AND cv.kind = 'num'"
-_DELTA = "ABS(rv.num - cv.num)"
-_MAXABS = "(CASE WHEN ABS(rv.num) >= ABS(cv.num) THEN ABS(rv.num) ELSE ABS(cv.num) END)"
-_HALF = "(CASE WHEN rv.half_ulp >= cv.half_ulp THEN rv.half_ulp ELSE cv.half_ulp END)"
-
-ABS_DELTA = f"(CASE WHEN {_BOTH} THEN {_DELTA} END)"
-REL_DELTA = f"(CASE WHEN {_BOTH} AND (rv.num <> 0 OR cv.num <> 0) THEN {_DELTA} / {_MAXABS} END)"
-RATIO = f"(CASE WHEN {_BOTH} AND cv.num <> 0 THEN rv.num / cv.num END)"
-# |a-b| <= atol + rtol*max(|a|,|b|); -0 == 0 numerically; nan, inf, -inf and
-# strings compare by kind and text; a component missing on one side (vectors of
-# different length) diverges; outside tolerance but within half a unit in the
-# last written digit of the less precise side is 'print_precision'.
-STATUS = f"""(CASE
-  WHEN rv.kind IS NULL OR cv.kind IS NULL THEN 'diverged'
-  WHEN rv.kind = 'text' OR cv.kind = 'text' THEN
-       CASE WHEN rv.kind = cv.kind AND rv.text = cv.text THEN 'match' ELSE 'diverged' END
-  WHEN rv.kind <> 'num' OR cv.kind <> 'num' THEN
-       CASE WHEN rv.kind = cv.kind THEN 'match' ELSE 'diverged' END
-  WHEN {_DELTA} <= s.atol + s.rtol * {_MAXABS} THEN 'match'
-  WHEN {_DELTA} <= {_HALF} THEN 'print_precision'
-  ELSE 'diverged' END)"""
-
-_PAIRED = """FROM comparison c
-JOIN comparison_set s ON s.id = c.set_id
-JOIN tap r ON r.run_id = c.ref_run_id
-LEFT JOIN tap k ON k.run_id = c.cand_run_id AND k.channel = r.channel
-     AND k.key_name = r.key_name AND k.loop_key = r.loop_key
-     AND k.key_occurrence = r.key_occurrence"""
-
-_CAND_ONLY = """FROM comparison c
-JOIN tap k ON k.run_id = c.cand_run_id
-WHERE NOT EXISTS (SELECT 1 FROM tap r WHERE r.run_id = c.ref_run_id
-                  AND r.channel = k.channel AND r.key_name = k.key_name
-                  AND r.loop_key = k.loop_key AND r.key_occurrence = k.key_occurrence)"""
-
-_PAIR_COLS = """c.set_id AS set_id, c.id AS comparison_id, r.id AS ref_tap_id, k.id AS cand_tap_id,
-       r.channel AS channel, r.key_name AS key_name, r.loop_key AS loop_key,
-       r.key_occurrence AS occurrence, r.seq AS ref_seq, k.seq AS cand_seq,
-       r.line_no AS ref_line, k.line_no AS cand_line, r.name AS ref_name, k.name AS cand_name,
-       COALESCE(r.unit, k.unit) AS unit, r.n_components AS ref_n, k.n_components AS cand_n,
-       r.value_text AS ref_value, k.value_text AS cand_value"""
-
-_CAND_ONLY_COLS = """c.set_id, c.id, NULL, k.id, k.channel, k.key_name, k.loop_key,
-       k.key_occurrence, NULL, k.seq, NULL, k.line_no, NULL, k.name, k.unit, NULL,
-       k.n_components, NULL, k.value_text"""
-
-TAP_PAIR = f"""
-CREATE VIEW tap_pair AS
-SELECT {_PAIR_COLS}
-{_PAIRED}
-UNION ALL
-SELECT {_CAND_ONLY_COLS}
-{_CAND_ONLY}
-"""
-
-COMPONENT_DELTA = f"""
-CREATE VIEW component_delta AS
-SELECT c.set_id AS set_id, c.id AS comparison_id, r.id AS ref_tap_id, k.id AS cand_tap_id,
-       r.key_name AS key_name, rv.idx AS idx, rv.label AS ref_label, cv.label AS cand_label,
-       rv.text AS ref_text, cv.text AS cand_text, rv.kind AS ref_kind, cv.kind AS cand_kind,
-       rv.num AS ref_num, cv.num AS cand_num, rv.half_ulp AS ref_half_ulp,
-       cv.half_ulp AS cand_half_ulp, s.rtol AS rtol, s.atol AS atol,
-       {ABS_DELTA} AS abs_delta, {REL_DELTA} AS rel_delta, {RATIO} AS ratio,
-       {STATUS} AS status
-{_PAIRED}
-JOIN value rv ON rv.tap_id = r.id
-LEFT JOIN value cv ON cv.tap_id = k.id AND cv.idx = rv.idx
-WHERE k.id IS NOT NULL
-"""
-
-_ACCEPTED_WHERE = """ad.name IN (r.key_name, r.name, k.name)
-         AND (ad.channel = '*' OR ad.channel = r.channel)
-         AND (ad.loop_key IS NULL OR ad.loop_key = r.loop_key)
-         AND (ad.run_id IS NULL OR ad.run_id = c.ref_run_id OR ad.run_id = c.cand_run_id)"""
-
-_N_DIV = f"SUM(CASE WHEN {STATUS} = 'diverged' THEN 1 ELSE 0 END)"
-_N_PP = f"SUM(CASE WHEN {STATUS} = 'print_precision' THEN 1 ELSE 0 END)"
-_DIVERGED = f"({_N_DIV} > 0 OR r.n_components <> k.n_components)"
-
-TAP_STATUS = f"""
-CREATE VIEW tap_status AS
-SELECT {_PAIR_COLS},
-       {_N_DIV} AS n_diverged, {_N_PP} AS n_print_precision,
-       MAX({ABS_DELTA}) AS max_abs_delta, MAX({REL_DELTA}) AS max_rel_delta,
-       MIN(CASE WHEN {STATUS} = 'diverged' AND {RATIO} <> 0 THEN {RATIO} END) AS min_ratio,
-       MAX(CASE WHEN {STATUS} = 'diverged' AND {RATIO} <> 0 THEN {RATIO} END) AS max_ratio,
-       SUM(CASE WHEN {STATUS} = 'diverged' AND {RATIO} <> 0 THEN 1 ELSE 0 END) AS n_ratio,
-       CASE
-         WHEN k.id IS NULL THEN 'missing_cand'
-         WHEN {_DIVERGED} AND EXISTS (SELECT 1 FROM accepted_divergence ad
-                                      WHERE {_ACCEPTED_WHERE}) THEN 'accepted'
-         WHEN {_DIVERGED} THEN 'diverged'
-         WHEN {_N_PP} > 0 THEN 'print_precision'
-         ELSE 'match'
-       END AS status,
-       CASE WHEN k.id IS NOT NULL AND {_DIVERGED}
-            THEN (SELECT ad.reason FROM accepted_divergence ad WHERE {_ACCEPTED_WHERE}
-                  ORDER BY ad.id LIMIT 1) END AS accepted_reason
-{_PAIRED}
-LEFT JOIN value rv ON rv.tap_id = r.id AND k.id IS NOT NULL
-LEFT JOIN value cv ON cv.tap_id = k.id AND cv.idx = rv.idx
--- in the order the indexes deliver rows (ix_comparison_set, then ix_tap_pairing),
--- so the grouping streams instead of sorting
-GROUP BY c.set_id, c.grp, c.ordinal, c.id, r.channel, r.key_name, r.loop_key,
-         r.key_occurrence, r.id, k.id
-UNION ALL
-SELECT {_CAND_ONLY_COLS},
-       NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'missing_ref', NULL
-{_CAND_ONLY}
-"""
 
 VIEWS = ["tap_pair", "component_delta", "tap_status"]
 
@@ -170,8 +59,8 @@ def upgrade() -> None:
         sa.Column("pairing", sa.Text),  # how the runs were paired
     )
     op.create_index("ix_comparison_set", "comparison", ["set_id", "grp", "ordinal"])
-    # tap_status of one comparison set, materialised by queries/compare.sql and
-    # completed by queries/unit_hints.sql.
+    # tap_status of one comparison set, materialised by queries/steps/compare.sql and
+    # completed by queries/steps/unit_hints.sql.
     op.create_table(
         "tap_result",
         sa.Column("set_id", ID, sa.ForeignKey("comparison_set.id"), nullable=False),
@@ -202,7 +91,7 @@ def upgrade() -> None:
         channel="*", name="I_before_scaling_pre_polar", canonical="I_before_scaling",
         note="PyTorch traces split I_before_scaling around the polarization factor; "
              "the C value is the pre-polarization one")])
-    for sql in (TAP_PAIR, COMPONENT_DELTA, TAP_STATUS):
+    for sql in views_by_name():
         op.execute(sql)
 
 

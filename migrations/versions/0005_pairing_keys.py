@@ -18,19 +18,17 @@ Comparisons come in two details (``comparison_set.detail``):
   status rules, from 0003). A tap of the comparison that is absent from
   ``tap_result`` matched.
 
-The text of the status rules lives in 0003 and is imported here, so there is
-still one definition.
+The status rules are those of 0003, from ``migrations/tracedb_status_rules.py``
+(one definition for both).
 
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-27
 """
 
-import importlib.util
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import op
+from tracedb_status_rules import component_delta_view, tap_pair_view, tap_status_view, views_by_name
 
 revision = "0005"
 down_revision = "0004"
@@ -41,17 +39,6 @@ ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 REF = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 DOUBLE = sa.Float(precision=53)
 
-
-def _rules():
-    """The status rules of revision 0003 (a migration is a fixed text: import, don't copy)."""
-    path = Path(__file__).with_name("0003_divergence.py")
-    spec = importlib.util.spec_from_file_location("tracedb_migration_0003", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-R = _rules()
 
 PAIRED = """FROM comparison c
 JOIN comparison_set s ON s.id = c.set_id
@@ -81,66 +68,15 @@ VALUES = """LEFT JOIN value rv ON rv.run_id = r.run_id AND rv.key_id = r.key_id
      AND k.id IS NOT NULL
 LEFT JOIN value cv ON cv.run_id = k.run_id AND cv.key_id = k.key_id AND cv.idx = rv.idx"""
 
-TAP_PAIR = f"""
-CREATE VIEW tap_pair AS
-SELECT {R._PAIR_COLS}
-{PAIRED}
-UNION ALL
-SELECT {R._CAND_ONLY_COLS}
-{CAND_ONLY}
-"""
-
-COMPONENT_DELTA = f"""
-CREATE VIEW component_delta AS
-SELECT c.set_id AS set_id, c.id AS comparison_id, r.id AS ref_tap_id, k.id AS cand_tap_id,
-       r.key_name AS key_name, rv.idx AS idx, rv.label AS ref_label, cv.label AS cand_label,
-       rv.text AS ref_text, cv.text AS cand_text, rv.kind AS ref_kind, cv.kind AS cand_kind,
-       rv.num AS ref_num, cv.num AS cand_num, rv.half_ulp AS ref_half_ulp,
-       cv.half_ulp AS cand_half_ulp, s.rtol AS rtol, s.atol AS atol,
-       {R.ABS_DELTA} AS abs_delta, {R.REL_DELTA} AS rel_delta, {R.RATIO} AS ratio,
-       {R.STATUS} AS status
-{PAIRED}
+TAP_PAIR = tap_pair_view(PAIRED, CAND_ONLY)
+COMPONENT_DELTA = component_delta_view(f"""{PAIRED}
 JOIN value rv ON rv.run_id = r.run_id AND rv.key_id = r.key_id
-LEFT JOIN value cv ON cv.run_id = k.run_id AND cv.key_id = k.key_id AND cv.idx = rv.idx
-WHERE k.id IS NOT NULL
-"""
-
-
-def _tap_status(view: str, paired: str, cand_only: str, where: str = "") -> str:
-    return f"""
-CREATE VIEW {view} AS
-SELECT {R._PAIR_COLS},
-       {R._N_DIV} AS n_diverged, {R._N_PP} AS n_print_precision,
-       MAX({R.ABS_DELTA}) AS max_abs_delta, MAX({R.REL_DELTA}) AS max_rel_delta,
-       MIN(CASE WHEN {R.STATUS} = 'diverged' AND {R.RATIO} <> 0 THEN {R.RATIO} END) AS min_ratio,
-       MAX(CASE WHEN {R.STATUS} = 'diverged' AND {R.RATIO} <> 0 THEN {R.RATIO} END) AS max_ratio,
-       SUM(CASE WHEN {R.STATUS} = 'diverged' AND {R.RATIO} <> 0 THEN 1 ELSE 0 END) AS n_ratio,
-       CASE
-         WHEN k.id IS NULL THEN 'missing_cand'
-         WHEN {R._DIVERGED} AND EXISTS (SELECT 1 FROM accepted_divergence ad
-                                        WHERE {R._ACCEPTED_WHERE}) THEN 'accepted'
-         WHEN {R._DIVERGED} THEN 'diverged'
-         WHEN {R._N_PP} > 0 THEN 'print_precision'
-         ELSE 'match'
-       END AS status,
-       CASE WHEN k.id IS NOT NULL AND {R._DIVERGED}
-            THEN (SELECT ad.reason FROM accepted_divergence ad WHERE {R._ACCEPTED_WHERE}
-                  ORDER BY ad.id LIMIT 1) END AS accepted_reason
-{paired}
-{VALUES}
-{where}
--- in the order the indexes deliver rows, so the grouping streams instead of sorting
-GROUP BY c.set_id, c.grp, c.ordinal, c.id, r.key_id, r.n_components, r.id, k.id
-UNION ALL
-SELECT {R._CAND_ONLY_COLS},
-       NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'missing_ref', NULL
-{cand_only}
-"""
-
-
-TAP_STATUS = _tap_status("tap_status", PAIRED, CAND_ONLY)
-TAP_STATUS_FLAGGED = _tap_status("tap_status_flagged", FLAGGED, CAND_ONLY_FLAGGED,
-                                 FLAGGED_WHERE)
+LEFT JOIN value cv ON cv.run_id = k.run_id AND cv.key_id = k.key_id AND cv.idx = rv.idx""")
+GROUP_BY = "c.set_id, c.grp, c.ordinal, c.id, r.key_id, r.n_components, r.id, k.id"
+TAP_STATUS = tap_status_view("tap_status", f"{PAIRED}\n{VALUES}", GROUP_BY, CAND_ONLY)
+TAP_STATUS_FLAGGED = tap_status_view("tap_status_flagged",
+                                     f"{FLAGGED}\n{VALUES}\n{FLAGGED_WHERE}", GROUP_BY,
+                                     CAND_ONLY_FLAGGED)
 
 # Keys that need the full status rules. A component is a 'match' under those rules
 # when both numbers are present and |ref - cand| <= atol + rtol*|ref| (their bound
@@ -242,7 +178,7 @@ def upgrade() -> None:
         sa.Column("set_id", ID, sa.ForeignKey("comparison_set.id"), nullable=False),
         sqlite_with_rowid=False,
     )
-    # a run's shape (see tracedb.load.shape_signature): comparisons of runs with
+    # a run's shape (see tracedb.store.layout.shape_signature): comparisons of runs with
     # the same shapes have the same missing taps and length differences
     op.add_column("run", sa.Column("shape_sig", sa.String(64)))
     bind = op.get_bind()
@@ -260,7 +196,7 @@ def upgrade() -> None:
 
 
 def _shape(keys: list[tuple[int, int]]) -> str:
-    """The shape signature of tracedb.load.shape_signature, frozen with this revision."""
+    """The shape signature of tracedb.store.layout.shape_signature, frozen with this revision."""
     import hashlib
 
     text = "\n".join(f"{k}:{n}" for k, n in sorted(keys))
@@ -292,5 +228,5 @@ def downgrade() -> None:
     op.drop_table("tap_key")
     op.create_index("ix_tap_pairing", "tap",
                     ["run_id", "channel", "key_name", "loop_key", "key_occurrence"])
-    for sql in (R.TAP_PAIR, R.COMPONENT_DELTA, R.TAP_STATUS):
+    for sql in views_by_name():
         op.execute(sql)

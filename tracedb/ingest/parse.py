@@ -33,20 +33,19 @@ _SPECIAL = {
 _LABELLED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):(\S+)\Z")
 _SOURCE_INDEX = re.compile(r"(\d+)\s*:\s*(.*)\Z", re.S)
 _GRID = re.compile(r"\[([-+\d,\s]+)\]\s*=\s*(.*)\Z", re.S)
-_STAMP = re.compile(r"\d{8}T\d{6}Z")
 
 # "tracing pixel (spixel=236, fpixel=398)" (TRACE_CONFIG), the PyTorch CLI's
 # "Tracing pixel (slow=158, fast=147)", the trace script's "=== PyTorch Pixel
 # Trace for (1792, 2048) ===" and "Target pixel: (1792, 2048)" (plain stdout)
 # all name the traced pixel as (slow, fast).
-_PIXEL_SENTENCE = re.compile(
+PIXEL_SENTENCE = re.compile(
     r"tracing\s+pixel\s*\(\s*(?:spixel|slow)\s*=\s*(\d+)\s*,\s*(?:fpixel|fast)\s*=\s*(\d+)\s*\)"
     r"|(?:pixel\s+trace\s+for|target\s+pixel:?)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)",
     re.I,
 )
 
 
-def _sentence_pixel(m: re.Match) -> tuple[int, int]:
+def sentence_pixel(m: re.Match) -> tuple[int, int]:
     g = m.groups()
     return (int(g[0]), int(g[1])) if g[0] is not None else (int(g[2]), int(g[3]))
 
@@ -359,9 +358,9 @@ def parse_line(text: str, line_no: int = 0) -> Line:
                              [_word(m.group(0), "text")], raw=m.group(0)))
         return line
 
-    sentence = _PIXEL_SENTENCE.search(body)
+    sentence = PIXEL_SENTENCE.search(body)
     if sentence:
-        line.pixel = _sentence_pixel(sentence)
+        line.pixel = sentence_pixel(sentence)
         return line
 
     loop_key = ""
@@ -372,57 +371,82 @@ def parse_line(text: str, line_no: int = 0) -> Line:
             line.quarantine = "indexed TRACE line without a tap"
             return line
 
-    grid = _GRID.match(body)
-    if grid:  # TRACE_PY_TRICUBIC: [0,0,1]=147.1
-        parsed = parse_value(grid.group(2))
-        if parsed is None:
-            line.quarantine = "grid entry without a value"
-            return line
-        idx = "[" + ",".join(p.strip() for p in grid.group(1).split(",")) + "]"
-        key = ";".join(k for k in (loop_key, idx) if k)
-        line.taps.append(Tap(side, channel, (channel or "value").lower(), key, *parsed,
-                             raw=grid.group(2).strip()))
-        return line
+    for shape in BODY_SHAPES:
+        if shape(line, side, channel, loop_key, body):
+            break
+    return line
 
+
+# Each shape of a line's body after the prefix (and a source index) is one function:
+# it adds taps (or a pixel, or a quarantine reason) to ``line`` and returns True, or
+# returns False when the body is not its shape. BODY_SHAPES tries them in order.
+
+
+def _grid_entry(line: Line, side, channel: str, loop_key: str, body: str) -> bool:
+    """TRACE_PY_TRICUBIC: [0,0,1]=147.1"""
+    grid = _GRID.match(body)
+    if not grid:
+        return False
+    parsed = parse_value(grid.group(2))
+    if parsed is None:
+        line.quarantine = "grid entry without a value"
+        return True
+    idx = "[" + ",".join(p.strip() for p in grid.group(1).split(",")) + "]"
+    key = ";".join(k for k in (loop_key, idx) if k)
+    line.taps.append(Tap(side, channel, (channel or "value").lower(), key, *parsed,
+                         raw=grid.group(2).strip()))
+    return True
+
+
+def _key_value(line: Line, side, channel: str, loop_key: str, body: str) -> bool:
+    """name=value, and key=value records (phi_tic=3 phi_deg=0.03 k_frac=-0.59)."""
+    tokens = body.split()
+    kv = _KV_TOKEN.match(tokens[0])
+    if not kv:
+        return False
+    groups = _kv_groups(tokens)
+    if groups is not None and len(groups) > 1:
+        _record(line, side, channel, loop_key, groups)
+        return True
+    name = kv.group(1)
+    value_text = body[body.index("=") + 1:]
+    if name == "pixel" and _pixel_of(value_text.split()):
+        line.pixel = _pixel_of(value_text.split())
+        return True
+    parsed = parse_value(value_text)
+    if parsed is None:
+        line.quarantine = f"tap '{name}' has no value"
+        return True
+    line.taps.append(Tap(side, channel, name, loop_key, *parsed, raw=value_text.strip()))
+    return True
+
+
+def _name_values(line: Line, side, channel: str, loop_key: str, body: str) -> bool:
+    """name v1 v2 ..., and spaced records (pixel 0 0 / name v name v)."""
     tokens = body.split()
     first = tokens[0]
-    kv = _KV_TOKEN.match(first)
-    if kv:
-        groups = _kv_groups(tokens)
-        if groups is not None and len(groups) > 1:
-            _record(line, side, channel, loop_key, groups)
-            return line
-        name = kv.group(1)
-        value_text = body[body.index("=") + 1:]
-        if name == "pixel" and _pixel_of(value_text.split()):
-            line.pixel = _pixel_of(value_text.split())
-            return line
-        parsed = parse_value(value_text)
-        if parsed is None:
-            line.quarantine = f"tap '{name}' has no value"
-            return line
-        line.taps.append(Tap(side, channel, name, loop_key, *parsed, raw=value_text.strip()))
-        return line
+    if not _IDENT.match(first):
+        return False
+    values = tokens[1:]
+    if not values:
+        line.quarantine = f"tap '{first}' has no value"
+        return True
+    groups = _spaced_groups(tokens)
+    if groups is not None:
+        _record(line, side, channel, loop_key, groups)
+        return True
+    if first == "pixel" and _pixel_of(values):
+        line.pixel = _pixel_of(values)
+        return True
+    value_text = body[len(first):]
+    parsed = parse_value(value_text)
+    line.taps.append(Tap(side, channel, first, loop_key, *parsed,  # type: ignore[misc]
+                         raw=value_text.strip()))
+    return True
 
-    if _IDENT.match(first):
-        values = tokens[1:]
-        if not values:
-            line.quarantine = f"tap '{first}' has no value"
-            return line
-        groups = _spaced_groups(tokens)
-        if groups is not None:
-            _record(line, side, channel, loop_key, groups)
-            return line
-        if first == "pixel" and _pixel_of(values):
-            line.pixel = _pixel_of(values)
-            return line
-        value_text = body[len(first):]
-        parsed = parse_value(value_text)
-        line.taps.append(Tap(side, channel, first, loop_key, *parsed,  # type: ignore[misc]
-                             raw=value_text.strip()))
-        return line
 
-    # No name: a bare value (TRACE_PY_TRICUBIC_L_COORDS: [-1.0, 0.0]) or free text.
+def _bare(line: Line, side, channel: str, loop_key: str, body: str) -> bool:
+    """No name: a bare value (TRACE_PY_TRICUBIC_L_COORDS: [-1.0, 0.0]) or free text."""
     parsed = parse_value(body)
     assert parsed is not None
     if parsed[0] != "text":
@@ -430,7 +454,10 @@ def parse_line(text: str, line_no: int = 0) -> Line:
                              raw=body))
     else:
         line.taps.append(Tap(side, channel, "text", loop_key, "free_text", parsed[1], raw=body))
-    return line
+    return True
+
+
+BODY_SHAPES = (_grid_entry, _key_value, _name_values, _bare)
 
 
 def parse_text(text: str) -> ParsedText:
@@ -452,87 +479,10 @@ def parse_text(text: str) -> ParsedText:
                 warnings.append(f"line {no}: {parsed.quarantine}; kept in quarantine")
             lines.append(parsed)
         elif "ixel" in raw:
-            m = _PIXEL_SENTENCE.search(raw)
+            m = PIXEL_SENTENCE.search(raw)
             if m:
-                markers.append((no, _sentence_pixel(m)))
+                markers.append((no, sentence_pixel(m)))
     return ParsedText(lines=lines, trace_lines=trace_lines, markers=markers, warnings=warnings)
-
-
-def scan_lines(text: str) -> tuple[list[tuple], list[tuple[int, str]], int]:
-    """The loader's first pass (``_cstage.scan`` does the same in C).
-
-    Returns ``fast``: ``(line_no, side, name, value text, n)`` for every line of the
-    common shape (no components built: the stager reads them from the value text),
-    ``rest``: ``(line_no, line)`` for the other TRACE lines and for lines that may
-    name a pixel, and the number of TRACE lines.
-    """
-    fast: list[tuple] = []
-    rest: list[tuple[int, str]] = []
-    trace_lines = 0
-    for no, raw in enumerate(split_lines(text), start=1):
-        shape = fast_shape(raw) if len(raw) <= MAX_LINE_CHARS else None
-        if shape is not None:
-            trace_lines += 1
-            fast.append((no, *shape))
-        elif TRACE_LINE.match(raw):
-            trace_lines += 1
-            rest.append((no, raw))
-        elif "ixel" in raw:
-            rest.append((no, raw))
-    return fast, rest, trace_lines
-
-
-#: Lines that repeat from file to file (a rotation matrix, a convention, a banner)
-#: are parsed once: parsed lines by their text. Their taps are shared, read-only.
-_LINE_CACHE: dict[str, Line] = {}
-LINE_CACHE_SIZE = 4096
-
-
-@dataclass(slots=True)
-class Scanned:
-    """A file as the loader reads it: common-shape lines kept as tuples."""
-
-    items: list[tuple]  # in line order: (line_no, side, name, raw, n) or (line_no, Line)
-    general: list[Line]  # the Line of every other TRACE line
-    trace_lines: int
-    markers: list[tuple[int, tuple[int, int]]]
-    warnings: list[str]
-
-
-def scan_text(text: str, scan=scan_lines) -> Scanned:
-    """Like :func:`parse_text`, but common-shape lines stay unparsed tuples."""
-    fast, rest, trace_lines = scan(text)
-    general: list[Line] = []
-    markers: list[tuple[int, tuple[int, int]]] = []
-    warnings: list[str] = []
-    cache = _LINE_CACHE
-    for no, raw in rest:
-        if TRACE_LINE.match(raw):
-            seen = cache.get(raw)
-            if seen is None:
-                seen = parse_line(raw)
-                if len(raw) <= MAX_LINE_CHARS:  # a runaway line is not worth keeping
-                    if len(cache) >= LINE_CACHE_SIZE:
-                        cache.clear()
-                    cache[raw] = seen
-            parsed = Line(no, seen.side, seen.taps, seen.pixel, seen.quarantine)
-            if parsed.quarantine and len(raw) > MAX_LINE_CHARS:
-                warnings.append(f"line {no}: {parsed.quarantine}; kept in quarantine")
-            general.append(parsed)
-        else:
-            m = _PIXEL_SENTENCE.search(raw)
-            if m:
-                markers.append((no, _sentence_pixel(m)))
-    if general:
-        items = fast + [(ln.line_no, ln) for ln in general]
-        items.sort(key=_first)
-    else:
-        items = fast
-    return Scanned(items, general, trace_lines, markers, warnings)
-
-
-def _first(item: tuple) -> int:
-    return item[0]
 
 
 def split_lines(text: str) -> list[str]:
@@ -550,49 +500,3 @@ _ANY_TRACE = re.compile(r"^[ \t]*TRACE_", re.M)
 
 def is_trace_text(text: str) -> bool:
     return _ANY_TRACE.search(text) is not None
-
-
-# --------------------------------------------------------------------------- paths
-
-
-def stamp_in(text: str) -> str | None:
-    """The last YYYYMMDDTHHMMSSZ stamp in a path segment or string, if any."""
-    found = _STAMP.findall(text)
-    return found[-1] if found else None
-
-
-_ISO = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})[T ](\d{2}):?(\d{2}):?(\d{2})")
-
-
-def normalize_stamp(value: object) -> str | None:
-    """'20251010T055812Z' or '2025-10-08T06:22:40.75Z' -> 'YYYYMMDDTHHMMSSZ'."""
-    if not isinstance(value, str):
-        return None
-    m = _STAMP.search(value)
-    if m:
-        return m.group(0)
-    iso = _ISO.search(value)
-    if iso:
-        return "{}{}{}T{}{}{}Z".format(*iso.groups())
-    return None
-
-
-_PIXEL_NAME = re.compile(r"pixel_?(\d+)_(\d+)")
-
-
-def pixel_from_name(name: str) -> tuple[int, int] | None:
-    """pixel_1792_2048.log, c_trace_pixel_64_79.log -> (slow, fast)."""
-    m = _PIXEL_NAME.search(name)
-    return (int(m.group(1)), int(m.group(2))) if m else None
-
-
-def side_from_path(parts: list[str]) -> str | None:
-    """c_traces/..., py_traces/..., trace_py_*.log, c_trace.txt -> side, deepest part first."""
-    for part in reversed(parts):
-        low = part.lower()
-        tokens = re.split(r"[^a-z0-9]+", low)
-        has_c = "c" in tokens
-        has_py = "py" in tokens or "pytorch" in tokens or "torch" in tokens
-        if has_c != has_py:
-            return "c" if has_c else "py"
-    return None

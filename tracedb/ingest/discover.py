@@ -18,7 +18,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .parse import _STAMP, is_trace_text
+from .names import STAMP
+from .parse import is_trace_text
 
 BINARY_SNIFF = 8192
 _SIDE_DIR = re.compile(r"^(c|py|pytorch)(_|$)", re.I)
@@ -90,7 +91,7 @@ def bundle_dir(d: Path, root: Path | None = None) -> Path:
     """
     chain = [d, *list(d.parents)[:STAMP_LEVELS]]
     for c in chain:
-        if _STAMP.search(c.name):
+        if STAMP.search(c.name):
             return c
     for c in chain[:META_LEVELS + 1]:
         if _has_bundle_metadata(c):
@@ -107,8 +108,8 @@ def _initiative_phase(directory: Path) -> tuple[str | None, str | None]:
         return None, None
     i = idx[-1]
     rest = list(parts[i + 1:])
-    initiative = rest[0] if rest and not _STAMP.search(rest[0]) else None
-    phase = rest[1] if len(rest) > 1 and not _STAMP.search(rest[1]) else None
+    initiative = rest[0] if rest and not STAMP.search(rest[0]) else None
+    phase = rest[1] if len(rest) > 1 and not STAMP.search(rest[1]) else None
     return initiative, phase
 
 
@@ -183,99 +184,106 @@ def _walk(top: str, onerror):
         yield from _walk(os.path.join(top, name), onerror)
 
 
-def discover(paths: list[str]) -> Discovery:
-    bundles: dict[Path, BundlePlan] = {}
-    notes: list[Note] = []
-    missing: list[str] = []
-    files = 0
-    meta_files: list[tuple[Path, Path, str, str]] = []  # (file, root, root_display, kind)
+class _Finder:
+    """What a walk has found so far: bundles with their trace files, metadata files,
+    notes and the number of files seen."""
 
-    owner: dict[Path, Path] = {}  # directory -> its bundle directory
+    def __init__(self) -> None:
+        self.bundles: dict[Path, BundlePlan] = {}
+        self.notes: list[Note] = []
+        self.files = 0
+        self.meta_files: list[tuple[Path, Path, str]] = []  # (file, root, kind)
+        self.owner: dict[Path, Path] = {}  # directory -> its bundle directory
 
-    def plan_for(directory: Path, root: Path, root_display: str) -> BundlePlan:
-        b = owner.get(directory)
+    def plan_for(self, directory: Path, root: Path, root_display: str) -> BundlePlan:
+        b = self.owner.get(directory)
         if b is None:
-            b = owner[directory] = bundle_dir(directory, root)
-        plan = bundles.get(b)
+            b = self.owner[directory] = bundle_dir(directory, root)
+        plan = self.bundles.get(b)
         if plan is None:
             initiative, phase = _initiative_phase(b)
             plan = BundlePlan(directory=b, display=_display(root, root_display, b),
-                              stamp=(_STAMP.findall(b.name) or [None])[-1],
+                              stamp=(STAMP.findall(b.name) or [None])[-1],
                               initiative=initiative, phase=phase)
-            bundles[b] = plan
+            self.bundles[b] = plan
         return plan
 
+    def visit(self, directory: Path, entries: list[tuple[str, bool]], root: Path,
+              root_display: str, listed: bool) -> None:
+        """One folder's files (``listed``: every name in the folder is in ``entries``)."""
+        in_dir = {name for name, is_file in entries if is_file}
+        dir_display = _display(root, root_display, directory)
+        prefix = "" if dir_display == "." else dir_display.rstrip("/") + "/"
+        in_env = directory.name == "env"
+        for name, is_file in entries:
+            if not is_file:
+                continue
+            self.files += 1
+            low = name.lower()
+            if low.endswith(".json") and not in_env and low not in _ENV_NAMES:
+                continue  # per-trace metadata, read with its trace file
+            f = directory / name
+            display = prefix + name
+            meta = "note" if low.endswith(".md") else "commands" if low == "commands.txt" \
+                else "env" if low in _ENV_NAMES or in_env else None
+            if meta is not None:
+                self.meta_files.append((f, root, meta))
+                if meta != "env" or low.endswith((".json", ".txt")):
+                    continue
+            kind, message = classify(f)
+            if kind == "trace":
+                self.plan_for(directory, root, root_display).trace_files.append(TraceFile(
+                    f, display, _metadata_for(f, in_dir if listed else None)))
+            elif kind in ("binary", "empty"):
+                self.notes.append(Note(display, message or kind))
+            elif kind == "error":
+                self.notes.append(Note(display, message or "cannot read", level="error"))
+
+    def bundles_in_order(self) -> list[BundlePlan]:
+        """The bundles with trace files, their metadata attached, in path order."""
+        for f, root, kind in self.meta_files:
+            plan = self.bundles.get(bundle_dir(f.parent, root))
+            if plan is not None:  # metadata only for bundles that hold trace files
+                {"note": plan.note_files, "commands": plan.commands_files,
+                 "env": plan.env_files}[kind].append(f)
+        for plan in self.bundles.values():  # a bundle above the ingest root: its metadata
+            d = plan.directory
+            for name, bucket in (("commands.txt", plan.commands_files),
+                                 ("env.json", plan.env_files),
+                                 ("trace_env.json", plan.env_files)):
+                if (d / name).is_file() and (d / name) not in bucket:
+                    bucket.append(d / name)
+            if (d / "env").is_dir():
+                for e in sorted((d / "env").iterdir()):
+                    if e.is_file() and e not in plan.env_files:
+                        plan.env_files.append(e)
+        ordered = [self.bundles[k] for k in sorted(self.bundles)]
+        for plan in ordered:
+            plan.trace_files.sort(key=lambda t: t.path.parts)
+            for bucket in (plan.commands_files, plan.env_files, plan.note_files):
+                bucket.sort()
+        return ordered
+
+
+def discover(paths: list[str]) -> Discovery:
+    """Walk each path (a folder or a file) and group the trace files found into
+    bundles with their metadata; missing paths are listed, not raised."""
+    finder = _Finder()
+    missing: list[str] = []
     for given in paths:
         p = Path(given)
         if not p.exists():
             missing.append(given)
             continue
-        listed = True  # the folder's names are all known (a walked folder)
-        if p.is_file():
-            root, root_display = p.resolve().parent, str(Path(given).parent)
-            candidates = [(str(root), [(p.name, p.resolve().is_file())])]
-            listed = False  # a named file: its metadata JSON is looked up on disk
-        else:
-            root, root_display = p.resolve(), given.rstrip("/") or "/"
-            candidates = _walk(str(root), lambda e: notes.append(
-                Note(str(e.filename), f"cannot list directory: {e.strerror}", level="error")))
-        for dir_path, entries in candidates:
-            directory = Path(dir_path)
-            in_dir = {name for name, is_file in entries if is_file}
-            dir_display = _display(root, root_display, directory)
-            prefix = "" if dir_display == "." else dir_display.rstrip("/") + "/"
-            in_env = directory.name == "env"
-            for name, is_file in entries:
-                if not is_file:
-                    continue
-                files += 1
-                low = name.lower()
-                if low.endswith(".json") and not in_env and low not in _ENV_NAMES:
-                    continue  # per-trace metadata, read with its trace file
-                f = directory / name
-                display = prefix + name
-                if low.endswith(".md"):
-                    meta_files.append((f, root, root_display, "note"))
-                    continue
-                if low == "commands.txt":
-                    meta_files.append((f, root, root_display, "commands"))
-                    continue
-                if low in _ENV_NAMES or in_env:
-                    meta_files.append((f, root, root_display, "env"))
-                    if low.endswith(".json") or low.endswith(".txt"):
-                        continue
-                kind, message = classify(f)
-                if kind == "trace":
-                    plan = plan_for(directory, root, root_display)
-                    plan.trace_files.append(TraceFile(
-                        f, display, _metadata_for(f, in_dir if listed else None)))
-                elif kind in ("binary", "empty"):
-                    notes.append(Note(display, message or kind))
-                elif kind == "error":
-                    notes.append(Note(display, message or "cannot read", level="error"))
-
-    # Bundle metadata is attached only to bundles that hold trace files.
-    for f, root, _root_display, kind in meta_files:
-        b = bundle_dir(f.parent, root)
-        plan = bundles.get(b)
-        if plan is None:
+        if p.is_file():  # a named file: its metadata JSON is looked up on disk
+            root = p.resolve().parent
+            finder.visit(root, [(p.name, p.resolve().is_file())], root, str(p.parent),
+                         listed=False)
             continue
-        {"note": plan.note_files, "commands": plan.commands_files,
-         "env": plan.env_files}[kind].append(f)
-    # A bundle directory above the ingest root still has its own metadata.
-    for plan in bundles.values():
-        d = plan.directory
-        for name, bucket in (("commands.txt", plan.commands_files),
-                             ("env.json", plan.env_files), ("trace_env.json", plan.env_files)):
-            if (d / name).is_file() and (d / name) not in bucket:
-                bucket.append(d / name)
-        if (d / "env").is_dir():
-            for e in sorted((d / "env").iterdir()):
-                if e.is_file() and e not in plan.env_files:
-                    plan.env_files.append(e)
-    ordered = [bundles[k] for k in sorted(bundles)]
-    for plan in ordered:
-        plan.trace_files.sort(key=lambda t: t.path.parts)
-        for bucket in (plan.commands_files, plan.env_files, plan.note_files):
-            bucket.sort()
-    return Discovery(bundles=ordered, files=files, notes=notes, missing=missing)
+        root, root_display = p.resolve(), given.rstrip("/") or "/"
+        for dir_path, entries in _walk(str(root), lambda e: finder.notes.append(
+                Note(str(e.filename), f"cannot list directory: {e.strerror}",
+                     level="error"))):
+            finder.visit(Path(dir_path), entries, root, root_display, listed=True)
+    return Discovery(bundles=finder.bundles_in_order(), files=finder.files,
+                     notes=finder.notes, missing=missing)

@@ -1,11 +1,8 @@
--- compare_flag: the pairing keys of each comparison of a set that need the full
--- status rules, into tap_flag; every other tap of the comparison matches. The
--- same keys as the mismatch_key view: mismatch_value_key (a component outside
--- atol + rtol*|ref|, or missing in the candidate) and mismatch_tap_key (a
--- candidate tap without a reference tap of its key and length). The second
--- depends only on the two runs' shapes (run.shape_sig: their keys and lengths),
--- so it is worked out once per pair of shapes and shared. A key flagged twice is
--- stored once.
+-- compare_flag_shapes: the second half of compare_flag: the candidate taps without a
+-- reference tap of their key and length (mismatch_tap_key), into tap_flag. They
+-- depend only on the two runs' shapes (run.shape_sig: their keys and lengths), so
+-- they are worked out once per pair of shapes and shared by every comparison of
+-- that pair. A key flagged twice is stored once.
 -- Parameters:
 --   set_id   comparison_set.id
 WITH firsts AS (
@@ -24,10 +21,6 @@ shared AS MATERIALIZED (
   JOIN mismatch_tap_key t ON t.comparison_id = f.first_id
 )
 INSERT INTO tap_flag (set_id, comparison_id, key_id)
-SELECT set_id, comparison_id, key_id
-FROM mismatch_value_key
-WHERE set_id = CAST(:set_id AS INTEGER)
-UNION ALL
 SELECT c.set_id, c.id, sh.key_id
 FROM comparison c
 JOIN run rr ON rr.id = c.ref_run_id

@@ -1,9 +1,9 @@
-/* tracedb._cstage: the loader's per-line and per-value work, in C.
+/* tracedb.ingest._cstage: the loader's per-line and per-value work, in C.
  *
- * Optional accelerator. parse.py and stage.py hold the reference implementation
- * in Python; stage.py picks this module when it was built (hatch_build.py compiles
- * it at install time; TRACEDB_PURE_PYTHON=1 ignores it). tests/test_cstage.py
- * checks that both give identical results.
+ * Optional accelerator. parse.py and rows.py hold the reference implementation
+ * in Python; rows.py picks this module when it was built (setup.py builds it as an
+ * optional extension at install time; TRACEDB_PURE_PYTHON=1 ignores it).
+ * tests/test_cstage.py checks that both give identical results.
  *
  *   scan(text) -> (fast, rest, trace_lines)
  *       fast: [(line_no, side, name, raw, n)] for every line of the common shape
@@ -13,6 +13,11 @@
  *   Stager() with .taps(rows), .values(run_id, entries), .new_keys(rows) and
  *   .image() -> bytes: rows written straight into a private in-memory SQLite
  *   database through the C API, so no Python object is made per value.
+ *
+ * The rows are bound by position in the column order of tracedb/store/layout.py:
+ * TAP_PARAMS, VALUE_PARAMS and KEY_PARAMS values per row. Stager() refuses
+ * statements with other parameter counts, and rows.py uses this module only when
+ * these constants match the layout.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -21,6 +26,12 @@
 #include <string.h>
 
 #define MAX_LINE_CHARS 65536
+
+/* Parameters bound per row: layout.TAP_COLS (Stager_run binds 1..15), layout.VALUE_COLS
+ * (stage_payload binds 1..9) and the new_key row (lid + layout.PAIRING_KEY_COLS). */
+#define TAP_PARAMS 15
+#define VALUE_PARAMS 9
+#define KEY_PARAMS 5
 
 static PyObject *S_c, *S_py, *S_num, *S_inf, *S_minf;
 
@@ -354,6 +365,21 @@ static int Stager_init(Stager *st, PyObject *args, PyObject *kw) {
         || sqlite3_prepare_v2(st->db, value_sql, -1, &st->value, NULL) != SQLITE_OK
         || sqlite3_prepare_v2(st->db, key_sql, -1, &st->key, NULL) != SQLITE_OK)
         return db_error(st);
+    /* the rows are bound by position: a statement with other parameters would get
+     * values in the wrong columns (or none) */
+    static const struct { const char *what; int want; } expect[] = {
+        {"tap_sql", TAP_PARAMS}, {"value_sql", VALUE_PARAMS}, {"key_sql", KEY_PARAMS}};
+    sqlite3_stmt *stmts[] = {st->tap, st->value, st->key};
+    for (int k = 0; k < 3; k++) {
+        int got = stmts[k] ? sqlite3_bind_parameter_count(stmts[k]) : 0;
+        if (got != expect[k].want) {
+            PyErr_Format(PyExc_ValueError,
+                         "Stager: %s has %d parameters, the C stager binds %d per row",
+                         expect[k].what, got, expect[k].want);
+            Stager_close(st);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -742,7 +768,7 @@ static PyMethodDef Stager_methods[] = {
 
 static PyTypeObject StagerType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "tracedb._cstage.Stager",
+    .tp_name = "tracedb.ingest._cstage.Stager",
     .tp_basicsize = sizeof(Stager),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Stager(ddl, tap_sql, value_sql, key_sql): rows into a private SQLite database; "
@@ -792,8 +818,15 @@ PyMODINIT_FUNC PyInit__cstage(void) {
         Py_DECREF(m);
         return NULL;
     }
-    PyModule_AddStringConstant(m, "sqlite_version", sqlite3_libversion());
-    /* stage.py uses a build only when this matches (an old build lacks features) */
-    PyModule_AddIntConstant(m, "ABI", 2);
+    if (PyModule_AddStringConstant(m, "sqlite_version", sqlite3_libversion()) < 0
+        /* rows.py uses a build only when these match the layout */
+        || PyModule_AddIntConstant(m, "TAP_PARAMS", TAP_PARAMS) < 0
+        || PyModule_AddIntConstant(m, "VALUE_PARAMS", VALUE_PARAMS) < 0
+        || PyModule_AddIntConstant(m, "KEY_PARAMS", KEY_PARAMS) < 0
+        /* and this one its CSTAGE_ABI (an old build lacks features) */
+        || PyModule_AddIntConstant(m, "ABI", 3) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     return m;
 }

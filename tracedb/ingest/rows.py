@@ -1,37 +1,54 @@
-"""The loader's per-line and per-value work: in C when ``tracedb._cstage`` is built.
+"""The loader's per-line and per-value work: in C when ``tracedb.ingest._cstage`` is
+built, else the Python twin below; the dispatch follows the twin (its import, its
+checks and the choice, with the reason ``tracedb --version`` gives).
 
-``hatch_build.py`` compiles ``_cstage.c`` when tracedb is installed (it needs a C
-compiler and SQLite's headers); without it, or with ``TRACEDB_PURE_PYTHON=1``,
-the Python below does the same work, slower. Both give identical rows
-(tests/test_cstage.py).
+``setup.py`` builds ``_cstage.c`` as an optional extension when tracedb is
+installed (it needs a C compiler and SQLite's headers); without it, or with
+``TRACEDB_PURE_PYTHON=1``, the Python below does the same work, slower. Both give
+identical rows (tests/test_cstage.py).
 
 - :data:`scan`: a file's text -> common-shape lines as tuples, the other lines.
 - :data:`components`: a common-shape value text -> its components.
 - :data:`Stager`: rows into a private in-memory SQLite database whose image the
   writer attaches and copies, or (``Stager(None)``) PostgreSQL COPY text that the
-  writer streams (see ``load.stage_files``).
+  writer streams (see ``ingest.staging``).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import sqlite3
 import sys
+from dataclasses import dataclass
 
+from ..store import layout
 from . import parse
 
-#: The _cstage.ABI this Python expects; a build from older sources is not used.
-CSTAGE_ABI = 2
 
-_cstage = None
-if os.environ.get("TRACEDB_PURE_PYTHON", "") in ("", "0"):
-    try:
-        from . import _cstage  # type: ignore[no-redef]
-    except ImportError:  # not built: the Python below
-        _cstage = None
-    if _cstage is not None and getattr(_cstage, "ABI", None) != CSTAGE_ABI:
-        _cstage = None  # built from older sources (reinstall to rebuild it)
+def scan_lines(text: str) -> tuple[list[tuple], list[tuple[int, str]], int]:
+    """The loader's first pass (``_cstage.scan`` does the same in C).
+
+    Returns ``fast``: ``(line_no, side, name, value text, n)`` for every line of the
+    common shape (no components built: the stager reads them from the value text),
+    ``rest``: ``(line_no, line)`` for the other TRACE lines and for lines that may
+    name a pixel, and the number of TRACE lines.
+    """
+    fast: list[tuple] = []
+    rest: list[tuple[int, str]] = []
+    trace_lines = 0
+    for no, raw in enumerate(parse.split_lines(text), start=1):
+        shape = parse.fast_shape(raw) if len(raw) <= parse.MAX_LINE_CHARS else None
+        if shape is not None:
+            trace_lines += 1
+            fast.append((no, *shape))
+        elif parse.TRACE_LINE.match(raw):
+            trace_lines += 1
+            rest.append((no, raw))
+        elif "ixel" in raw:
+            rest.append((no, raw))
+    return fast, rest, trace_lines
 
 
 def value_rows(run_id: int, entries, components=parse.fast_components) -> list[tuple]:
@@ -50,7 +67,7 @@ def run_rows(run_id: int, base: int, taps, static, order
     ``taps`` holds common-shape tuples ``(line_no, side, name, raw, n)`` and
     ``(line_no, Tap)`` pairs; ``static`` a template tuple per tap (channel, name,
     loop_key, occurrence, unit, key_name, key_occurrence, key_id, see
-    ``load.run_template``); ``order`` the tap positions in key id order. Tap ids are
+    ``ingest.runs.run_template``); ``order`` the tap positions in key id order. Tap ids are
     ``base + seq``. ``Stager.run`` writes the same rows without building them.
     """
     rows: list[tuple] = []
@@ -172,14 +189,109 @@ class PyStager:
         return out  # type: ignore[return-value]
 
 
+# --------------------------------------------------------------------------- dispatch
+# The C accelerator when it is built from these sources for this layout, else the
+# Python twin above.
+
+#: The _cstage.ABI this Python expects; a build from older sources is not used.
+CSTAGE_ABI = 3
+#: The values the stager binds per tap, value and new_key row, by position.
+LAYOUT_PARAMS = (len(layout.TAP_COLS), len(layout.VALUE_COLS), 1 + len(layout.PAIRING_KEY_COLS))
+
+_cstage = None
+#: Why the pure-Python twin is in use ("" when the C accelerator is).
+REASON = ""
+if os.environ.get("TRACEDB_PURE_PYTHON", "") not in ("", "0"):
+    REASON = "forced by TRACEDB_PURE_PYTHON"
+else:
+    try:
+        _cstage = importlib.import_module(f"{__package__}._cstage")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__package__}._cstage":
+            raise
+        REASON = "C accelerator not built"
+    except ImportError as exc:  # built, but does not load (e.g. another libsqlite3)
+        REASON = f"C accelerator does not load: {exc}"
+if _cstage is not None:
+    _abi = getattr(_cstage, "ABI", None)
+    _params = tuple(getattr(_cstage, k, None) for k in ("TAP_PARAMS", "VALUE_PARAMS",
+                                                        "KEY_PARAMS"))
+    if _abi != CSTAGE_ABI:
+        REASON = (f"C accelerator is stale (ABI {_abi}, not {CSTAGE_ABI}): reinstall to "
+                  "rebuild it")
+        _cstage = None
+    elif _params != LAYOUT_PARAMS:
+        REASON = (f"C accelerator binds {_params} values per tap, value and new_key row, "
+                  f"the layout has {LAYOUT_PARAMS}")
+        _cstage = None
+
 if _cstage is not None:
     scan = _cstage.scan
     components = _cstage.components
     Stager = _cstage.Stager
 else:
-    scan = parse.scan_lines
+    scan = scan_lines
     components = parse.fast_components
     Stager = PyStager  # type: ignore[assignment,misc]
 
-#: "c" when the C accelerator is in use, "python" otherwise (`tracedb --version` says)
+#: "c" when the C accelerator is in use, "python" otherwise (`tracedb --version` says
+#: which, and :data:`REASON` why not C)
 IMPLEMENTATION = "c" if _cstage is not None else "python"
+
+
+# --------------------------------------------------------------------------- a file's pass
+
+#: Lines that repeat from file to file (a rotation matrix, a convention, a banner)
+#: are parsed once: parsed lines by their text. Their taps are shared, read-only.
+_LINE_CACHE: dict[str, parse.Line] = {}
+LINE_CACHE_SIZE = 4096
+
+
+@dataclass(slots=True)
+class Scanned:
+    """A file as the loader reads it: common-shape lines kept as tuples."""
+
+    items: list[tuple]  # in line order: (line_no, side, name, raw, n) or (line_no, Line)
+    general: list[parse.Line]  # the Line of every other TRACE line
+    trace_lines: int
+    markers: list[tuple[int, tuple[int, int]]]
+    warnings: list[str]
+
+
+def scan_text(text: str) -> Scanned:
+    """A file's first pass as the loader makes it (like ``parse.parse_text``, but
+    common-shape lines stay unparsed tuples): :data:`scan` (C or
+    :func:`scan_lines`), then the general parser for the other TRACE lines, each
+    distinct line parsed once."""
+    fast, rest, trace_lines = scan(text)
+    general: list[parse.Line] = []
+    markers: list[tuple[int, tuple[int, int]]] = []
+    warnings: list[str] = []
+    cache = _LINE_CACHE
+    for no, raw in rest:
+        if parse.TRACE_LINE.match(raw):
+            seen = cache.get(raw)
+            if seen is None:
+                seen = parse.parse_line(raw)
+                if len(raw) <= parse.MAX_LINE_CHARS:  # a runaway line is not worth keeping
+                    if len(cache) >= LINE_CACHE_SIZE:
+                        cache.clear()
+                    cache[raw] = seen
+            parsed = parse.Line(no, seen.side, seen.taps, seen.pixel, seen.quarantine)
+            if parsed.quarantine and len(raw) > parse.MAX_LINE_CHARS:
+                warnings.append(f"line {no}: {parsed.quarantine}; kept in quarantine")
+            general.append(parsed)
+        else:
+            m = parse.PIXEL_SENTENCE.search(raw)
+            if m:
+                markers.append((no, parse.sentence_pixel(m)))
+    if general:
+        items = fast + [(ln.line_no, ln) for ln in general]
+        items.sort(key=_line_no)
+    else:
+        items = fast
+    return Scanned(items, general, trace_lines, markers, warnings)
+
+
+def _line_no(item: tuple) -> int:
+    return item[0]

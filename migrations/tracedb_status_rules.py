@@ -1,0 +1,150 @@
+"""The status rules of the comparison views, shared by the migrations that define
+those views (0003, and 0005 when it re-keys them), so the rules are written once.
+
+This text is part of the schema's history: changing it changes what those
+migrations create. A change of the rules is a new migration that carries its own
+text (and may import what stays the same from here).
+
+The views' text is the same on SQLite and PostgreSQL (no GREATEST, no FULL JOIN,
+no string aggregation). ``rv`` / ``cv`` are a reference and a candidate value row,
+``r`` / ``k`` their taps, ``c`` the comparison and ``s`` its set.
+"""
+
+_BOTH = "rv.kind = 'num' AND cv.kind = 'num'"
+_DELTA = "ABS(rv.num - cv.num)"
+_MAXABS = "(CASE WHEN ABS(rv.num) >= ABS(cv.num) THEN ABS(rv.num) ELSE ABS(cv.num) END)"
+_HALF = "(CASE WHEN rv.half_ulp >= cv.half_ulp THEN rv.half_ulp ELSE cv.half_ulp END)"
+
+ABS_DELTA = f"(CASE WHEN {_BOTH} THEN {_DELTA} END)"
+REL_DELTA = f"(CASE WHEN {_BOTH} AND (rv.num <> 0 OR cv.num <> 0) THEN {_DELTA} / {_MAXABS} END)"
+RATIO = f"(CASE WHEN {_BOTH} AND cv.num <> 0 THEN rv.num / cv.num END)"
+# |a-b| <= atol + rtol*max(|a|,|b|); -0 == 0 numerically; nan, inf, -inf and
+# strings compare by kind and text; a component missing on one side (vectors of
+# different length) diverges; outside tolerance but within half a unit in the
+# last written digit of the less precise side is 'print_precision'.
+STATUS = f"""(CASE
+  WHEN rv.kind IS NULL OR cv.kind IS NULL THEN 'diverged'
+  WHEN rv.kind = 'text' OR cv.kind = 'text' THEN
+       CASE WHEN rv.kind = cv.kind AND rv.text = cv.text THEN 'match' ELSE 'diverged' END
+  WHEN rv.kind <> 'num' OR cv.kind <> 'num' THEN
+       CASE WHEN rv.kind = cv.kind THEN 'match' ELSE 'diverged' END
+  WHEN {_DELTA} <= s.atol + s.rtol * {_MAXABS} THEN 'match'
+  WHEN {_DELTA} <= {_HALF} THEN 'print_precision'
+  ELSE 'diverged' END)"""
+
+PAIR_COLS = """c.set_id AS set_id, c.id AS comparison_id, r.id AS ref_tap_id, k.id AS cand_tap_id,
+       r.channel AS channel, r.key_name AS key_name, r.loop_key AS loop_key,
+       r.key_occurrence AS occurrence, r.seq AS ref_seq, k.seq AS cand_seq,
+       r.line_no AS ref_line, k.line_no AS cand_line, r.name AS ref_name, k.name AS cand_name,
+       COALESCE(r.unit, k.unit) AS unit, r.n_components AS ref_n, k.n_components AS cand_n,
+       r.value_text AS ref_value, k.value_text AS cand_value"""
+
+CAND_ONLY_COLS = """c.set_id, c.id, NULL, k.id, k.channel, k.key_name, k.loop_key,
+       k.key_occurrence, NULL, k.seq, NULL, k.line_no, NULL, k.name, k.unit, NULL,
+       k.n_components, NULL, k.value_text"""
+
+ACCEPTED_WHERE = """ad.name IN (r.key_name, r.name, k.name)
+         AND (ad.channel = '*' OR ad.channel = r.channel)
+         AND (ad.loop_key IS NULL OR ad.loop_key = r.loop_key)
+         AND (ad.run_id IS NULL OR ad.run_id = c.ref_run_id OR ad.run_id = c.cand_run_id)"""
+
+N_DIV = f"SUM(CASE WHEN {STATUS} = 'diverged' THEN 1 ELSE 0 END)"
+N_PP = f"SUM(CASE WHEN {STATUS} = 'print_precision' THEN 1 ELSE 0 END)"
+DIVERGED = f"({N_DIV} > 0 OR r.n_components <> k.n_components)"
+
+
+
+def tap_status_view(view: str, joins: str, group_by: str, cand_only: str) -> str:
+    """``CREATE VIEW`` of a tap_status view: per paired tap its worst component (or
+    missing / accepted), from ``joins`` (the paired taps and their values), grouped
+    by ``group_by``, and the candidate-only taps of ``cand_only``."""
+    return f"""
+CREATE VIEW {view} AS
+SELECT {PAIR_COLS},
+       {N_DIV} AS n_diverged, {N_PP} AS n_print_precision,
+       MAX({ABS_DELTA}) AS max_abs_delta, MAX({REL_DELTA}) AS max_rel_delta,
+       MIN(CASE WHEN {STATUS} = 'diverged' AND {RATIO} <> 0 THEN {RATIO} END) AS min_ratio,
+       MAX(CASE WHEN {STATUS} = 'diverged' AND {RATIO} <> 0 THEN {RATIO} END) AS max_ratio,
+       SUM(CASE WHEN {STATUS} = 'diverged' AND {RATIO} <> 0 THEN 1 ELSE 0 END) AS n_ratio,
+       CASE
+         WHEN k.id IS NULL THEN 'missing_cand'
+         WHEN {DIVERGED} AND EXISTS (SELECT 1 FROM accepted_divergence ad
+                                     WHERE {ACCEPTED_WHERE}) THEN 'accepted'
+         WHEN {DIVERGED} THEN 'diverged'
+         WHEN {N_PP} > 0 THEN 'print_precision'
+         ELSE 'match'
+       END AS status,
+       CASE WHEN k.id IS NOT NULL AND {DIVERGED}
+            THEN (SELECT ad.reason FROM accepted_divergence ad WHERE {ACCEPTED_WHERE}
+                  ORDER BY ad.id LIMIT 1) END AS accepted_reason
+{joins}
+-- in the order the indexes deliver rows, so the grouping streams instead of sorting
+GROUP BY {group_by}
+UNION ALL
+SELECT {CAND_ONLY_COLS},
+       NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'missing_ref', NULL
+{cand_only}
+"""
+
+
+# --------------------------------------------------------------------------- revision 0003
+# Taps paired by name (channel, key_name, loop_key, key_occurrence), values by tap id:
+# what 0003 creates and what 0005's downgrade restores.
+
+PAIRED_BY_NAME = """FROM comparison c
+JOIN comparison_set s ON s.id = c.set_id
+JOIN tap r ON r.run_id = c.ref_run_id
+LEFT JOIN tap k ON k.run_id = c.cand_run_id AND k.channel = r.channel
+     AND k.key_name = r.key_name AND k.loop_key = r.loop_key
+     AND k.key_occurrence = r.key_occurrence"""
+
+CAND_ONLY_BY_NAME = """FROM comparison c
+JOIN tap k ON k.run_id = c.cand_run_id
+WHERE NOT EXISTS (SELECT 1 FROM tap r WHERE r.run_id = c.ref_run_id
+                  AND r.channel = k.channel AND r.key_name = k.key_name
+                  AND r.loop_key = k.loop_key AND r.key_occurrence = k.key_occurrence)"""
+
+
+def tap_pair_view(paired: str, cand_only: str) -> str:
+    """``CREATE VIEW tap_pair``: the taps of the two runs of each comparison, paired,
+    and those of the candidate only."""
+    return f"""
+CREATE VIEW tap_pair AS
+SELECT {PAIR_COLS}
+{paired}
+UNION ALL
+SELECT {CAND_ONLY_COLS}
+{cand_only}
+"""
+
+
+def component_delta_view(joins: str) -> str:
+    """``CREATE VIEW component_delta``: per value component of the paired taps of
+    ``joins``, its deltas, ratio and status."""
+    return f"""
+CREATE VIEW component_delta AS
+SELECT c.set_id AS set_id, c.id AS comparison_id, r.id AS ref_tap_id, k.id AS cand_tap_id,
+       r.key_name AS key_name, rv.idx AS idx, rv.label AS ref_label, cv.label AS cand_label,
+       rv.text AS ref_text, cv.text AS cand_text, rv.kind AS ref_kind, cv.kind AS cand_kind,
+       rv.num AS ref_num, cv.num AS cand_num, rv.half_ulp AS ref_half_ulp,
+       cv.half_ulp AS cand_half_ulp, s.rtol AS rtol, s.atol AS atol,
+       {ABS_DELTA} AS abs_delta, {REL_DELTA} AS rel_delta, {RATIO} AS ratio,
+       {STATUS} AS status
+{joins}
+WHERE k.id IS NOT NULL
+"""
+
+
+def views_by_name() -> tuple[str, str, str]:
+    """The three views as revision 0003 defines them."""
+    return (
+        tap_pair_view(PAIRED_BY_NAME, CAND_ONLY_BY_NAME),
+        component_delta_view(f"""{PAIRED_BY_NAME}
+JOIN value rv ON rv.tap_id = r.id
+LEFT JOIN value cv ON cv.tap_id = k.id AND cv.idx = rv.idx"""),
+        tap_status_view("tap_status", f"""{PAIRED_BY_NAME}
+LEFT JOIN value rv ON rv.tap_id = r.id AND k.id IS NOT NULL
+LEFT JOIN value cv ON cv.tap_id = k.id AND cv.idx = rv.idx""",
+                        "c.set_id, c.grp, c.ordinal, c.id, r.channel, r.key_name, r.loop_key,\n"
+                        "         r.key_occurrence, r.id, k.id", CAND_ONLY_BY_NAME),
+    )

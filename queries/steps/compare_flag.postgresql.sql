@@ -1,0 +1,24 @@
+-- compare_flag, PostgreSQL's plan: the same rows as compare_flag.sql (which
+-- SQLite runs), with the value test written per comparison (LATERAL). Over the
+-- mismatch_value_key view PostgreSQL hash-joins the whole value table, one
+-- campaign's candidate values at once (about 3x slower at 10 M values); per
+-- comparison it joins two runs' few hundred values, found through the primary key.
+-- Parameters:
+--   set_id   comparison_set.id
+INSERT INTO tap_flag (set_id, comparison_id, key_id)
+SELECT c.set_id, c.id, x.key_id
+FROM comparison c
+JOIN comparison_set s ON s.id = c.set_id
+CROSS JOIN LATERAL (
+  -- mismatch_value_key of this one comparison: two runs' values, a small join
+  SELECT rv.key_id
+  FROM value rv
+  LEFT JOIN value cv ON cv.run_id = c.cand_run_id AND cv.key_id = rv.key_id
+                    AND cv.idx = rv.idx
+  WHERE rv.run_id = c.ref_run_id
+    AND (ABS(rv.num - cv.num) <= s.atol + s.rtol * ABS(rv.num)) IS NOT TRUE
+    AND (rv.kind = cv.kind AND rv.kind <> 'num'
+         AND (rv.kind <> 'text' OR rv.text = cv.text)) IS NOT TRUE
+) x
+WHERE c.set_id = CAST(:set_id AS INTEGER)
+ON CONFLICT DO NOTHING

@@ -1,0 +1,106 @@
+"""The command line's shared options, defined once for every command (as Polygraphy
+builds its comparison options once for every tool): output formats, selectors,
+pixels, the tolerance options, and how listings are emitted."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+
+class Fmt(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class IngestFmt(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class ReportFmt(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    md = "md"
+
+
+def parse_pixel(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    parts = value.replace(" ", "").split(",")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise typer.BadParameter(f"expected SLOW,FAST (two integers), got {value!r}")
+    return int(parts[0]), int(parts[1])
+
+
+
+FormatOpt = Annotated[Fmt, typer.Option("--format", help="table, json or csv")]
+
+
+def emit(records: list[dict], columns: list[str], fmt: str, title: str | None = None) -> None:
+    from .present.tables import emit as render
+
+    render(records, columns, fmt, title)
+
+
+def list_rows(records: list[dict], columns: list[str] | None, fmt: Fmt) -> None:
+    """The listing commands' output: every column of the records unless named."""
+    emit(records, columns if columns is not None else list(getattr(records, "columns", [])),
+         fmt.value)
+
+
+RtolOpt = Annotated[float, typer.Option("--rtol", help="relative tolerance")]
+AtolOpt = Annotated[float, typer.Option("--atol", help="absolute tolerance")]
+StrictOpt = Annotated[bool, typer.Option("--strict",
+                                         help="count print_precision as diverged")]
+
+
+def tolerance_options(command):
+    """Give a command the comparison options, defined once for every command that
+    compares: --rtol, --atol and --strict arrive as one ``tol`` dict of keywords
+    (rtol, atol, strict) for the core's comparison calls."""
+    import functools
+    import inspect
+
+    signature = inspect.signature(command, eval_str=True)
+    kept = [p for p in signature.parameters.values() if p.name != "tol"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                               annotation=annotation)
+             for name, default, annotation in (("rtol", 1e-12, RtolOpt), ("atol", 0.0, AtolOpt),
+                                               ("strict", False, StrictOpt))]
+
+    @functools.wraps(command)
+    def wrapper(*args, rtol: float, atol: float, strict: bool, **kwargs):
+        return command(*args, tol={"rtol": rtol, "atol": atol, "strict": strict}, **kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=kept + added)  # type: ignore
+    return wrapper
+
+RefOpt = Annotated[str | None, typer.Option(
+    help="reference run selector [default: newest C run of each pixel]")]
+CandOpt = Annotated[str | None, typer.Option(
+    help="candidate run selector [default: newest PyTorch run of each pixel]")]
+PixelOpt = Annotated[list[str] | None, typer.Option(
+    "--pixel", metavar="S,F", help="only this pixel (repeatable)")]
+
+
+def parse_pixels(values: list[str] | None) -> list[tuple[int, int]] | None:
+    return [p for p in (parse_pixel(v) for v in values) if p] if values else None
+
+
+
+def parse_param(value: str) -> tuple[str, object]:
+    """K=V: an integer, else a number, else text; ``K=`` binds NULL."""
+    key, sep, raw = value.partition("=")
+    if not sep or not key:
+        raise typer.BadParameter(f"expected k=v, got {value!r}")
+    for cast in (int, float):
+        try:
+            return key, cast(raw)
+        except ValueError:
+            pass
+    return key, raw or None

@@ -1,0 +1,120 @@
+"""Comparison sets: record a request, run the SQL steps that fill ``tap_result``,
+complete a mismatch-only set.
+
+A request is a ``comparison_set`` (tolerance, ``detail``) with one ``comparison``
+row per run pair. ``detail='all'`` materialises the ``tap_status`` view of every
+tap into ``tap_result`` (``queries/steps/compare.sql``); ``'mismatch'`` keeps only
+the taps that do not match (``compare_flag`` and ``compare_flag_shapes``: one
+ordered pass over the values and the taps missing per pair of run shapes, then
+``compare_flagged``: the full rules for the flagged taps), which is what a
+divergence summary needs; :func:`complete` adds the rest. The unit hints follow
+(``unit_hints``). Every request is compared afresh, so aliases or accepted
+divergences recorded since count; results of the same request older than an hour
+are removed then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from ..errors import TracedbError
+from ..store.engine import backend
+from ..store.queries import run_step
+
+#: Results of an identical request are kept this long for readers that still use them.
+KEEP_HOURS = 1
+
+
+def check_tolerance(rtol: float, atol: float) -> None:
+    if not (math.isfinite(rtol) and math.isfinite(atol)) or rtol < 0 or atol < 0:
+        raise TracedbError("--rtol and --atol must be finite numbers >= 0")
+
+
+def _hours_ago(stamp: str, hours: float) -> str:
+    t = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ") - timedelta(hours=hours)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def request_key(pairs: list[tuple], rtol: float, atol: float, detail: str) -> str:
+    return hashlib.sha256(json.dumps(
+        {"rtol": repr(float(rtol)), "atol": repr(float(atol)), "detail": detail,
+         "pairs": [list(p[:4]) for p in pairs]}).encode()).hexdigest()
+
+
+def create(db, pairs: list[tuple], rtol: float, atol: float, description: str,
+           now: str, detail: str = "all") -> int:
+    """Compare (grp, ordinal, ref, cand, pairing) run pairs; returns the set id."""
+    check_tolerance(rtol, atol)
+    if detail not in ("all", "mismatch"):
+        raise ValueError(f"detail must be 'all' or 'mismatch', not {detail!r}")
+    key = request_key(pairs, rtol, atol, detail)
+    t_set, t_cmp = db.tables["comparison_set"], db.tables["comparison"]
+    with db.store.write_connection(db.engine) as conn, conn.begin():
+        # Earlier results of the same request go once they are an hour old (a
+        # reader of a result made moments ago by another process keeps it).
+        for old in conn.execute(select(t_set.c.id).where(
+                (t_set.c.request_key == key)
+                & (t_set.c.created_at < _hours_ago(now, KEEP_HOURS)))).scalars().all():
+            _drop_results(conn, db.tables, old, with_set=True)
+        set_id = conn.execute(t_set.insert().returning(t_set.c.id), dict(
+            request_key=key, rtol=float(rtol), atol=float(atol), detail=detail,
+            description=description, created_at=now)).scalar_one()
+        conn.execute(t_cmp.insert(), [dict(
+            set_id=set_id, grp=g, ordinal=o, ref_run_id=r, cand_run_id=c, pairing=how)
+            for g, o, r, c, how in pairs])
+        db.store.tune_for_comparison(conn)
+        _compare(conn, set_id, detail)
+    return set_id
+
+
+def _drop_results(conn, tables, set_id: int, with_set: bool) -> None:
+    names = ("tap_result", "tap_flag", "comparison") if with_set else ("tap_result", "tap_flag")
+    for name in names:
+        t = tables[name]
+        conn.execute(t.delete().where(t.c.set_id == set_id))
+    if with_set:
+        t = tables["comparison_set"]
+        conn.execute(t.delete().where(t.c.id == set_id))
+
+
+def complete(db, set_id: int) -> None:
+    """Make a 'mismatch' comparison set hold every tap (a no-op for 'all' sets).
+
+    Per-tap queries (``tap_diff``, ``tap_changes``, ``factor_gap``) need every tap.
+    The set is compared again in full (not topped up), so aliases or accepted
+    divergences recorded since its comparison cannot leave it half old, half new.
+    """
+    t_set = db.tables["comparison_set"]
+    with db.store.write_connection(db.engine) as conn, conn.begin():
+        # one completer at a time
+        query = db.store.lock_for_update(select(t_set.c.detail).where(t_set.c.id == set_id))
+        detail = conn.execute(query).scalar_one_or_none()
+        if detail is None:
+            raise TracedbError(f"no comparison set {set_id}")
+        if detail == "all":
+            return
+        _drop_results(conn, db.tables, set_id, with_set=False)
+        db.store.tune_for_comparison(conn)
+        _compare(conn, set_id, "all")
+        conn.execute(t_set.update().where(t_set.c.id == set_id).values(detail="all"))
+
+
+def _compare(conn, set_id: int, detail: str) -> None:
+    """Fill tap_result for a comparison set, then add the unit hints."""
+    store = backend(conn)
+    # PostgreSQL plans each step by table statistics, which know nothing yet of
+    # the rows just added (it would take a set's 28,800 comparisons for one)
+    store.refresh_statistics(conn, "comparison")
+    if detail == "all":
+        run_step(conn, "compare", set_id=set_id)
+    else:
+        run_step(conn, "compare_flag", set_id=set_id)
+        run_step(conn, "compare_flag_shapes", set_id=set_id)
+        store.refresh_statistics(conn, "tap_flag")
+        run_step(conn, "compare_flagged", set_id=set_id)
+    run_step(conn, "unit_hints", set_id=set_id)

@@ -1,0 +1,172 @@
+"""What a comparison set found, as plain records: per-pair summaries with their first
+divergence, the tap-by-tap diff, the changes between stamps, and the documented
+JSON objects of ``diverge``, ``timeline`` and ``regress``.
+
+A :class:`Divergences` carries its tolerance with its rows (like Polygraphy's
+comparison results), and is true when every pair matched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import TracedbError
+from ..store.queries import fetch, records
+
+SIDE_LABEL = {"c": "C", "py": "PyTorch"}
+#: The tolerance rule, as every output states it.
+TOLERANCE_RULE = "|a-b| <= atol + rtol*max(|a|,|b|)"
+
+
+def tolerance_text(rtol: float, atol: float, strict: bool) -> str:
+    extra = ", strict (print_precision counts as diverged)" if strict else ""
+    return f"tolerance: {TOLERANCE_RULE}, rtol={rtol:g}, atol={atol:g}{extra}"
+
+
+def unit_hint_text(ref_side, cand_side, ref_unit, cand_unit) -> str | None:
+    """'m^-1 vs A^-1 (C appears to use m^-1, PyTorch A^-1)' from a unit-hint pair."""
+    if not isinstance(ref_unit, str) or not isinstance(cand_unit, str):
+        return None
+    rl = SIDE_LABEL.get(ref_side, "reference")
+    cl = SIDE_LABEL.get(cand_side, "candidate")
+    if rl == cl:
+        rl, cl = f"reference {rl}", f"candidate {cl}"
+    return f"{ref_unit} vs {cand_unit} ({rl} appears to use {ref_unit}, {cl} {cand_unit})"
+
+
+def pixel_of(slow, fast) -> list[int] | None:
+    return None if slow is None else [int(slow), int(fast)]
+
+
+@dataclass
+class Divergences:
+    """One summary record per compared pair of runs (``divergence`` query, plus
+    ``pixel``, ``status`` and ``first_unit_hint``), with the request's tolerance."""
+
+    set_id: int
+    rtol: float
+    atol: float
+    strict: bool
+    rows: list[dict]
+    unstamped: list[int] = field(default_factory=list)  # timeline: runs left out
+
+    def __bool__(self) -> bool:
+        return bool(self.rows) and all(r["status"] == "match" for r in self.rows)
+
+    @property
+    def attrs(self) -> dict:
+        return {"set_id": self.set_id, "rtol": self.rtol, "atol": self.atol,
+                "strict": self.strict}
+
+    @property
+    def tolerance(self) -> str:
+        return tolerance_text(self.rtol, self.atol, self.strict)
+
+
+def summaries(db, set_id: int, strict: bool) -> list[dict]:
+    """The divergence summary of a set: one record per comparison."""
+    keys, rows = fetch(db.engine, "divergence", set_id=set_id, strict=int(strict))
+    if not rows:
+        raise TracedbError(f"comparison set {set_id} has no results (removed while "
+                           "reading?); run the command again")
+    out = records(keys, rows)
+    for r in out:
+        r["pixel"] = pixel_of(r["ref_slow"], r["ref_fast"]) \
+            or pixel_of(r["cand_slow"], r["cand_fast"])
+        r["status"] = "nothing compared" if r["compared"] == 0 \
+            else "diverged" if r["diverged"] > 0 else "match"
+        r["first_unit_hint"] = unit_hint_text(r["ref_side"], r["cand_side"],
+                                              r["first_hint_ref_unit"],
+                                              r["first_hint_cand_unit"])
+    out.columns += ["pixel", "status", "first_unit_hint"]
+    return out
+
+
+def divergences(db, set_id: int, rtol: float, atol: float, strict: bool) -> Divergences:
+    return Divergences(set_id, rtol, atol, strict, summaries(db, set_id, strict))
+
+
+def diff(db, set_id: int, strict: bool) -> list[dict]:
+    """Every tap of every comparison of a (complete) set, with statuses and unit hints."""
+    keys, rows = fetch(db.engine, "tap_diff", set_id=set_id, strict=int(strict))
+    sides = {r["comparison_id"]: (r["ref_side"], r["cand_side"])
+             for r in summaries(db, set_id, strict)}
+    out = records(keys, rows)
+    for r in out:
+        r["ref_side"], r["cand_side"] = sides.get(r["comparison_id"], (None, None))
+        r["unit_hint"] = unit_hint_text(r["ref_side"], r["cand_side"], r["hint_ref_unit"],
+                                        r["hint_cand_unit"])
+    out.columns += ["ref_side", "cand_side", "unit_hint"]
+    return out
+
+
+def by_comparison(diff: list[dict]) -> dict[int, list[dict]]:
+    """tap_diff rows by comparison id, each list in the query's order."""
+    out: dict[int, list[dict]] = {}
+    for r in diff:
+        out.setdefault(r["comparison_id"], []).append(r)
+    return out
+
+
+def changes(db, set_id: int, strict: bool) -> list[dict]:
+    """Taps fixed or newly diverged since the previous comparison of their group."""
+    return records(*fetch(db.engine, "tap_changes", set_id=set_id, strict=int(strict)))
+
+
+# --------------------------------------------------------------------------- JSON objects
+
+DIVERGENCE_FIELDS = ("ref_run", "cand_run", "ref_side", "cand_side", "ref_stamp", "cand_stamp",
+                     "ref_path", "cand_path", "pairing", "rtol", "atol", "compared", "matched",
+                     "diverged", "print_precision", "accepted", "missing_ref", "missing_cand")
+FIRST_FIELDS = ("tap", "channel", "loop_key", "occurrence", "unit", "ref_line", "cand_line",
+                "ref_value", "cand_value", "abs_delta", "rel_delta", "ratio", "unit_hint")
+
+
+def divergence_record(r: dict) -> dict:
+    """The documented JSON object of one compared pair of runs."""
+    rec = {k: r[k] for k in ("pixel", "status", *DIVERGENCE_FIELDS)}
+    rec["first"] = None if r["first_tap"] is None else {
+        k: r[f"first_{k}"] for k in FIRST_FIELDS}
+    return rec
+
+
+def timeline_records(found: Divergences, tap_changes: list[dict]) -> list[dict]:
+    """Per candidate: its divergence record, ordinal, and the taps fixed and newly
+    diverged since the previous candidate."""
+    fixed: dict = {}
+    broke: dict = {}
+    for c in tap_changes:
+        (fixed if c["change"] == "fixed" else broke).setdefault(c["ordinal"], []).append(
+            c["tap"] + (f"[{c['loop_key']}]" if c["loop_key"] else ""))
+    out = []
+    for r in found.rows:
+        rec = divergence_record(r)
+        rec["ordinal"] = int(r["ordinal"])
+        rec["fixed"] = fixed.get(r["ordinal"], [])
+        rec["newly_diverged"] = broke.get(r["ordinal"], [])
+        out.append(rec)
+    return out
+
+
+def regress_records(found: Divergences, tap_changes: list[dict]) -> list[dict]:
+    """Per pixel: base and head runs, their first divergences, regressions and fixes."""
+    by_grp: dict = {}
+    for r in found.rows:
+        by_grp.setdefault(r["grp"], {})[int(r["ordinal"])] = r
+    changed: dict = {}
+    for c in tap_changes:
+        changed.setdefault(c["grp"], []).append(c)
+    out = []
+    for grp, pair in sorted(by_grp.items()):
+        ch = changed.get(grp, [])
+        b, h = pair[1], pair[2]
+        out.append({
+            "pixel": b["pixel"], "ref_run": int(b["ref_run"]), "base_run": int(b["cand_run"]),
+            "head_run": int(h["cand_run"]), "base_stamp": b["cand_stamp"],
+            "head_stamp": h["cand_stamp"], "base_first": b["first_tap"],
+            "head_first": h["first_tap"], "base_diverged": int(b["diverged"]),
+            "head_diverged": int(h["diverged"]),
+            "regressions": [c["tap"] for c in ch if c["change"] == "broke"],
+            "fixes": [c["tap"] for c in ch if c["change"] == "fixed"],
+        })
+    return out

@@ -1,0 +1,240 @@
+"""Which runs to compare: selectors, the newest-run rule, and the pairings of
+``diverge``, ``timeline``, ``regress`` and reports.
+
+A selector is one or more terms separated by spaces or commas; all must hold:
+
+    c  py                  side
+    @064547Z               stamp: full, or a suffix that names one stamp
+    c@20251010T053711Z     side and stamp together
+    path:phase_d           substring of the run's trace file path
+    run:42                 one run id
+
+Selection works on run records (dicts with ``id``, ``side``, ``stamp``, ``pixel``,
+``path``, ``file_version``: the ``pairing_runs`` query); it decides which runs to
+compare, never how they compare (that is SQL's job). A pair is ``(grp, ordinal,
+ref_run, cand_run, pairing)``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import TracedbError
+
+_TERM = re.compile(r"^(?:(c|py))?(?:@([0-9A-Za-z_]+))?$")
+SIDE_OF_ROLE = {"ref": "c", "cand": "py"}
+Pixel = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Selector:
+    text: str
+    side: str | None = None
+    stamp: str | None = None
+    path: str | None = None
+    run_id: int | None = None
+
+
+def parse_selector(text: str) -> Selector:
+    side = stamp = path = None
+    run_id = None
+    terms = [t for t in re.split(r"[,\s]+", text.strip()) if t]
+    if not terms:
+        raise TracedbError("empty run selector; use e.g. c, py, @064547Z, path:phase_d, run:42")
+    for term in terms:
+        if term.startswith("path:"):
+            path = term[5:]
+            if not path:
+                raise TracedbError(f"selector {text!r}: path: needs a substring")
+            continue
+        if term.startswith("run:"):
+            if not term[4:].isdigit():
+                raise TracedbError(f"selector {text!r}: run: needs a numeric run id")
+            run_id = int(term[4:])
+            continue
+        m = _TERM.match(term)
+        if not m or not (m.group(1) or m.group(2)):
+            raise TracedbError(f"cannot read selector term {term!r} in {text!r}; use c, py, "
+                               "@STAMP, c@STAMP, path:SUBSTRING or run:ID")
+        side = m.group(1) or side
+        stamp = m.group(2) or stamp
+    return Selector(text=text, side=side, stamp=stamp, path=path, run_id=run_id)
+
+
+def maybe_selector(text: str | None) -> Selector | None:
+    return parse_selector(text) if text else None
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+def newest_versions(runs: list[dict]) -> list[dict]:
+    """Drop runs of a trace file that was loaded again with new content (the newest
+    version of each path stays; ``run:ID`` still reaches the older ones)."""
+    newest: dict[str, int] = {}
+    for r in runs:
+        if r["file_version"] > newest.get(r["path"], 0):
+            newest[r["path"]] = r["file_version"]
+    return [r for r in runs if r["file_version"] == newest[r["path"]]]
+
+
+def age(run: dict) -> tuple[str, int]:
+    """The newest-run order: latest stamp (runs without one are oldest), then highest id."""
+    stamp = run["stamp"]
+    return (stamp if isinstance(stamp, str) else "", int(run["id"]))
+
+
+def newest(runs: list[dict]) -> dict:
+    return max(runs, key=age)
+
+
+def _describe(run: dict) -> str:
+    pix = "?" if run["pixel"] is None else f"{run['pixel'][0]},{run['pixel'][1]}"
+    side = run["side"] if isinstance(run["side"], str) else "?"
+    stamp = run["stamp"] if isinstance(run["stamp"], str) else "-"
+    version = run.get("file_version", 1)
+    ver = f" (version {int(version)})" if version and int(version) > 1 else ""
+    return f"run:{run['id']} {side}@{stamp} pixel {pix} {run['path']}{ver}"
+
+
+def candidates_text(runs: list[dict], limit: int = 8) -> str:
+    more = f"; ... {len(runs) - limit} more" if len(runs) > limit else ""
+    return "; ".join(_describe(r) for r in runs[:limit]) + more
+
+
+def apply(runs: list[dict], sel: Selector) -> list[dict]:
+    """The runs matched by ``sel`` (their newest versions unless it names a run id);
+    a stamp suffix must name one stamp, and a selector must match something."""
+    out = [r for r in runs if (not sel.side or r["side"] == sel.side)
+           and (sel.run_id is None or r["id"] == sel.run_id)
+           and (not sel.path or sel.path in r["path"])]
+    if sel.stamp:
+        stamps = sorted({r["stamp"] for r in out
+                         if isinstance(r["stamp"], str) and r["stamp"].endswith(sel.stamp)})
+        if len(stamps) > 1:
+            raise TracedbError(f"selector {sel.text!r}: stamp suffix {sel.stamp!r} matches "
+                               f"{len(stamps)} stamps: {', '.join(stamps)}")
+        out = [r for r in out if stamps and r["stamp"] == stamps[0]]
+    if not out:
+        raise TracedbError(f"selector {sel.text!r} matches no run; list runs with "
+                           "`tracedb runs`")
+    return newest_versions(out) if sel.run_id is None else out
+
+
+def chosen(runs: list[dict], sel: Selector | None, side: str) -> list[dict]:
+    """The runs a selector picks, or without one the newest versions of one side."""
+    return apply(runs, sel) if sel else newest_versions([r for r in runs if r["side"] == side])
+
+
+def one_per_pixel(runs: list[dict], sel: Selector | None, role: str) -> dict:
+    """{pixel: run}; without a selector the newest run of each pixel, with one a pixel
+    may match only one run."""
+    groups: dict = {}
+    for r in runs:
+        groups.setdefault(r["pixel"], []).append(r)
+    out = {}
+    for pix, group in groups.items():
+        if sel is not None and len(group) > 1:
+            raise TracedbError(
+                f"--{role} {sel.text!r} matches {len(group)} runs of pixel "
+                f"{'?' if pix is None else f'{pix[0]},{pix[1]}'}; narrow it (e.g. add @STAMP "
+                f"or path:...). Candidates: {candidates_text(group)}")
+        out[pix] = newest(group)
+    return out
+
+
+def for_pixels(runs: list[dict], pixels: list[Pixel] | None) -> list[dict]:
+    """The runs of the given pixels (all runs when None); none is an error."""
+    if not pixels:
+        return runs
+    wanted = {(int(s), int(f)) for s, f in pixels}
+    out = [r for r in runs if r["pixel"] in wanted]
+    if not out:
+        raise TracedbError("no runs for pixel(s) " + ", ".join(
+            f"{s},{f}" for s, f in sorted(wanted)))
+    return out
+
+
+def _pixels_text(by: dict) -> str:
+    return ", ".join(f"{p[0]},{p[1]}" for p in by if p is not None) or "none"
+
+
+def _common(rby: dict, cby: dict, what: str = "a candidate") -> list[Pixel]:
+    common = sorted(p for p in rby if p is not None and p in cby)
+    if not common:
+        raise TracedbError(f"no pixel has both a reference and {what} run "
+                           f"(reference pixels: {_pixels_text(rby)}; candidate pixels: "
+                           f"{_pixels_text(cby)})")
+    return common
+
+
+# --------------------------------------------------------------------------- pairings
+
+
+def pair_runs(runs: list[dict], ref: str | None = None, cand: str | None = None,
+              pixels: list[Pixel] | None = None) -> list[tuple]:
+    """Which runs to compare. Default: per pixel, the newest C run against the newest
+    PyTorch run. Explicit selectors must name one run per pixel; two single runs
+    pair even when their pixel is unknown."""
+    runs = for_pixels(runs, pixels)
+    rsel, csel = maybe_selector(ref), maybe_selector(cand)
+    rruns, cruns = chosen(runs, rsel, "c"), chosen(runs, csel, "py")
+    if not rruns or not cruns:
+        which = "reference (C)" if not rruns else "candidate (PyTorch)"
+        raise TracedbError(f"no {which} runs to compare; load some or pass --ref/--cand")
+    if rsel and csel and len(rruns) == 1 and len(cruns) == 1:
+        return [(0, 1, int(rruns[0]["id"]), int(cruns[0]["id"]),
+                 f"{rsel.text} vs {csel.text}")]
+    rby, cby = one_per_pixel(rruns, rsel, "ref"), one_per_pixel(cruns, csel, "cand")
+    if rsel or csel:
+        how = (f"{rsel.text if rsel else 'newest C run'} vs "
+               f"{csel.text if csel else 'newest PyTorch run'} of each pixel")
+    else:
+        how = "newest C run vs newest PyTorch run of each pixel"
+    return [(i, 1, int(rby[p]["id"]), int(cby[p]["id"]), how)
+            for i, p in enumerate(_common(rby, cby))]
+
+
+def timeline_pairs(runs: list[dict], pixel: Pixel, ref: str | None = None,
+                   cand: str | None = None) -> tuple[list[tuple], list[int]]:
+    """A fixed reference run against each candidate run of one pixel, in stamp order;
+    also the ids of candidate runs left out for want of a stamp."""
+    runs = for_pixels(runs, [pixel])
+    rsel = maybe_selector(ref)
+    rruns = chosen(runs, rsel, "c")
+    if not rruns:
+        raise TracedbError(f"no C run of pixel {pixel[0]},{pixel[1]}; pass --ref")
+    if rsel and len(rruns) > 1:
+        raise TracedbError(f"--ref {rsel.text!r} matches {len(rruns)} runs of pixel "
+                           f"{pixel[0]},{pixel[1]}; narrow it. Candidates: "
+                           f"{candidates_text(rruns)}")
+    r = newest(rruns)
+    other = "py" if r["side"] == "c" else "c"
+    cruns = [c for c in chosen(runs, maybe_selector(cand), other) if c["id"] != r["id"]]
+    unstamped = [int(c["id"]) for c in cruns if not isinstance(c["stamp"], str)]
+    cruns = sorted((c for c in cruns if isinstance(c["stamp"], str)), key=age)
+    if not cruns:
+        raise TracedbError(f"no candidate runs with a stamp for pixel {pixel[0]},{pixel[1]}"
+                           + (f" ({len(unstamped)} without a stamp)" if unstamped else ""))
+    return [(0, i, int(r["id"]), int(c["id"]), "timeline")
+            for i, c in enumerate(cruns, start=1)], unstamped
+
+
+def regress_pairs(runs: list[dict], base: str, head: str, ref: str | None = None,
+                  pixels: list[Pixel] | None = None) -> list[tuple]:
+    """Per pixel: the reference run against the base run (ordinal 1) and the head run
+    (ordinal 2)."""
+    runs = for_pixels(runs, pixels)
+    rsel, bsel, hsel = maybe_selector(ref), parse_selector(base), parse_selector(head)
+    rby = one_per_pixel(chosen(runs, rsel, "c"), rsel, "ref")
+    bby = one_per_pixel(apply(runs, bsel), bsel, "base")
+    hby = one_per_pixel(apply(runs, hsel), hsel, "head")
+    common = sorted(p for p in rby if p is not None and p in bby and p in hby)
+    if not common:
+        raise TracedbError("no pixel has a reference, a base and a head run")
+    pairs = []
+    for g, p in enumerate(common):
+        pairs.append((g, 1, int(rby[p]["id"]), int(bby[p]["id"]), "base"))
+        pairs.append((g, 2, int(rby[p]["id"]), int(hby[p]["id"]), "head"))
+    return pairs

@@ -1,0 +1,233 @@
+"""One trace file read, hashed, decoded and parsed, with its metadata and its bundle's:
+no database, so it runs in worker processes (``prepare_file``).
+
+The raw bytes are kept compressed (``compress_blob`` / ``decompress_blob``), so a
+later parser can re-derive taps without the original tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import names, parse, rows
+from .discover import BundlePlan, Note, TraceFile
+from .runs import RunDraft, build_runs
+
+QUARANTINE_TEXT_LIMIT = 4096
+
+
+def _read_json(path: Path, display: str, notes: list[Note]) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except OSError as exc:
+        notes.append(Note(display, f"cannot read metadata: {exc.strerror}", level="warning"))
+        return None
+    except json.JSONDecodeError as exc:
+        notes.append(Note(display, f"invalid JSON ({exc.msg}); ignored", exc.lineno,
+                          level="warning"))
+        return None
+    return data if isinstance(data, dict) else {"value": data}
+
+
+def _metadata_pixel(meta: dict | None) -> tuple[int, int] | None:
+    if not meta:
+        return None
+    s, f = meta.get("pixel_slow"), meta.get("pixel_fast")
+    if isinstance(s, int) and isinstance(f, int):
+        return s, f
+    pix = meta.get("pixel")
+    if isinstance(pix, dict) and isinstance(pix.get("slow"), int) \
+            and isinstance(pix.get("fast"), int):
+        return pix["slow"], pix["fast"]
+    if isinstance(pix, list) and len(pix) == 2 and all(isinstance(v, int) for v in pix):
+        return pix[0], pix[1]
+    return None
+
+
+def _metadata_time(meta: dict | None) -> str | None:
+    if not meta:
+        return None
+    for key in ("timestamp_utc", "timestamp", "captured_at"):
+        if isinstance(meta.get(key), str):
+            return meta[key]
+    return None
+
+
+def bundle_metadata(plan: BundlePlan, notes: list[Note]) -> dict:
+    """env_json (merged), env_files, commands_text and notes_text of a bundle."""
+    env: dict = {}
+    env_files: list[str] = []
+    for f in sorted(plan.env_files, key=lambda p: (p.name not in ("trace_env.json",
+                                                                   "env.json"), p)):
+        rel = f.relative_to(plan.directory).as_posix() if plan.directory in f.parents \
+            else f.name
+        env_files.append(rel)
+        if f.suffix == ".json":
+            data = _read_json(f, f"{plan.display}/{rel}", notes)
+            for k, v in (data or {}).items():
+                env.setdefault(k, v)
+        else:
+            try:
+                text = f.read_text(encoding="utf-8", errors="replace").strip()
+            except OSError:
+                continue
+            if len(text) <= 4096:
+                env.setdefault(f.stem, text)
+
+    def joined(files: list[Path]) -> str | None:
+        chunks = []
+        for f in files:
+            try:
+                text = f.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                notes.append(Note(str(f), f"cannot read: {exc.strerror}", level="warning"))
+                continue
+            if len(files) > 1:
+                rel = f.relative_to(plan.directory).as_posix() \
+                    if plan.directory in f.parents else f.name
+                text = f"# --- {rel}\n{text}"
+            chunks.append(text)
+        return "\n".join(chunks) if chunks else None
+
+    return {
+        "env_json": json.dumps(env, sort_keys=True) if env else None,
+        "env_files": json.dumps(env_files) if env_files else None,
+        "commands_text": joined(plan.commands_files),
+        "notes_text": joined(plan.note_files),
+    }
+
+
+@dataclass
+class Prepared:
+    """One trace file read, hashed and parsed, ready to be stored (no ids yet)."""
+
+    tf: TraceFile
+    notes: list[Note] = field(default_factory=list)
+    error: bool = False
+    unchanged: bool = False
+    sha: str = ""
+    size: int = 0
+    blob: bytes = b""
+    encoding: str = "utf-8"
+    line_count: int = 0
+    trace_lines: int = 0
+    quarantined: list[tuple[int, str, str]] = field(default_factory=list)
+    drafts: list[RunDraft] = field(default_factory=list)
+    meta_display: str | None = None
+    metadata_json: str | None = None
+    meta_time: str | None = None
+    meta_stamp: str | None = None
+    path_stamp: str | None = None
+
+
+def decode(data: bytes, display: str, notes: list[Note]) -> tuple[str, str]:
+    encoding = "utf-8"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        notes.append(Note(display, f"invalid UTF-8 at byte {exc.start}; undecodable "
+                                   "bytes replaced (raw file kept)", line, level="warning"))
+        text, encoding = data.decode("utf-8", errors="replace"), \
+            "utf-8 (invalid bytes replaced)"
+    if "\0" in text:  # no SQL text type stores NUL; the raw file keeps it
+        line = text[:text.index("\0")].count("\n") + 1
+        notes.append(Note(display, "NUL character(s) replaced (raw file kept)", line,
+                          level="warning"))
+        text, encoding = text.replace("\0", "\ufffd"), encoding + ", NUL replaced"
+    return text, encoding
+
+
+def read_file(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+#: How raw files are kept in source_blob (its ``compression`` column says which):
+#: zstd level 1 compresses these texts a little better than zlib level 1 and
+#: about four times faster; older rows may say 'zlib'.
+BLOB_COMPRESSION = "zstd"
+BLOB_LEVEL = 1
+_COMPRESSOR: list = []
+
+
+def compress_blob(data: bytes) -> bytes:
+    if not _COMPRESSOR:
+        import zstandard
+
+        _COMPRESSOR.append(zstandard.ZstdCompressor(level=BLOB_LEVEL))
+    return _COMPRESSOR[0].compress(data)
+
+
+def decompress_blob(compression: str, content: bytes) -> bytes:
+    """A kept raw file's bytes, from a source_blob row's compression and content."""
+    if compression == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompress(content)
+    if compression == "zlib":
+        return zlib.decompress(content)
+    if compression in ("none", ""):
+        return bytes(content)
+    raise ValueError(f"unknown compression {compression!r}")
+
+
+def prepare_file(job: tuple) -> Prepared:
+    """Read, hash and parse one trace file; no database, so it runs in worker processes.
+
+    ``job`` is (trace file, known sha256s of that path).
+    """
+    tf, known_shas = job
+    prep = Prepared(tf=tf)
+    try:
+        data = read_file(tf.path)
+    except OSError as exc:
+        prep.notes.append(Note(tf.display, f"cannot read: {exc.strerror or exc}",
+                               level="error"))
+        prep.error = True
+        return prep
+    prep.sha = hashlib.sha256(data).hexdigest()
+    if prep.sha in known_shas:
+        prep.unchanged = True
+        return prep
+    notes = prep.notes
+    text, prep.encoding = decode(data, tf.display, notes)
+    parsed = rows.scan_text(text)
+    for warning in parsed.warnings:
+        no, _, msg = warning.partition(": ")
+        notes.append(Note(tf.display, msg, int(no.split()[1]), level="warning"))
+    if data and not data.endswith(b"\n"):
+        last = text.rsplit("\n", 1)[-1]
+        if parse.TRACE_LINE.match(last):
+            notes.append(Note(tf.display, "last line has no line end (truncated file?); "
+                                          "parsed as written", text.count("\n") + 1,
+                              level="warning"))
+    meta = None
+    if tf.metadata_path is not None:
+        prep.meta_display = tf.display.rsplit("/", 1)[0] + "/" + tf.metadata_path.name \
+            if "/" in tf.display else tf.metadata_path.name
+        meta = _read_json(tf.metadata_path, prep.meta_display, notes)
+    file_pixel, pixel_source = _metadata_pixel(meta), "metadata"
+    if file_pixel is None:
+        file_pixel, pixel_source = names.pixel_from_name(tf.path.name), "filename"
+    file_side = names.side_from_path(list(Path(tf.display).parts[-3:]))
+    prep.drafts = build_runs(parsed, file_side, file_pixel, pixel_source)
+    prep.path_stamp = names.stamp_in(str(tf.path))
+    prep.meta_time = _metadata_time(meta)
+    prep.meta_stamp = names.normalize_stamp(prep.meta_time)
+    prep.metadata_json = json.dumps(meta, sort_keys=True) if meta is not None else None
+    quarantined = [ln for ln in parsed.general if ln.quarantine]
+    if quarantined:
+        lines = parse.split_lines(text)
+        prep.quarantined = [(ln.line_no, ln.quarantine,
+                             lines[ln.line_no - 1][:QUARANTINE_TEXT_LIMIT])
+                            for ln in quarantined]
+    prep.trace_lines = parsed.trace_lines
+    prep.line_count = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+    prep.size = len(data)
+    prep.blob = compress_blob(data)
+    return prep

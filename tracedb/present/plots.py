@@ -1,0 +1,171 @@
+"""The report's plots (matplotlib, the ``plot`` extra): a divergence profile per pixel
+and a status map of every tap for every pixel. Rendering only: the rows come from
+the report's data."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .. import workers
+from ..compare.results import Divergences, by_comparison
+from .text import asciify, is_first, pixel_name, pixel_title, tap_label
+
+STATUS_COLORS = {"match": "#4daf4a", "print_precision": "#ffd92f", "diverged": "#e41a1c",
+                 "accepted": "#377eb8", "missing_ref": "#bdbdbd", "missing_cand": "#8c8c8c"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.hashsalt": "tracedb", "font.size": 8})
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    # fixed margins (no bbox_inches="tight", which draws every figure twice)
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+
+
+def plot_profile(s: dict, rows: list[dict], path: Path, rtol: float, ascii_only: bool) -> None:
+    plt = _plt()
+    paired = [r for r in rows if r["status"] not in ("missing_ref", "missing_cand")]
+    labels = [tap_label(r["tap"], r["loop_key"], r["occurrence"], r["channel"]) for r in paired]
+    if ascii_only:
+        labels = [asciify(lab) for lab in labels]
+    floor = -18.0
+    ys = []
+    for r in paired:
+        v = r["rel_delta"]
+        ys.append(floor if v is None or v <= 0 else max(math.log10(v), floor))
+    width = max(7.0, 0.16 * len(paired) + 3.2)
+    longest = max([len(lab) for lab in labels] + [8])
+    label_in = min(0.075 * longest, 3.5)  # room for rotated tap names, in inches
+    height = 3.6 + label_in
+    fig, ax = plt.subplots(figsize=(width, height))
+    fig.subplots_adjust(left=0.9 / width, right=1 - 1.9 / width, top=1 - 0.45 / height,
+                        bottom=(label_in + 0.55) / height)
+    xs = list(range(len(paired)))
+    ax.plot(xs, ys, color="#999999", linewidth=0.6, zorder=1)
+    for status, color in STATUS_COLORS.items():
+        pts = [(x, y) for x, y, r in zip(xs, ys, paired, strict=True) if r["status"] == status]
+        if pts:
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=14, color=color,
+                       label=status, zorder=2)
+    if rtol > 0:
+        ax.axhline(math.log10(rtol), color="#e41a1c", linestyle="--", linewidth=0.8,
+                   label=f"rtol = {rtol:g}")
+    top = max([1.0] + [y for y in ys]) + 2.5
+    for x, r in zip(xs, paired, strict=True):
+        if is_first(r, s):
+            ax.axvline(x, color="#984ea3", linewidth=1.0, zorder=0)
+            ax.scatter([x], [ys[x]], s=70, facecolors="none", edgecolors="#984ea3",
+                       linewidths=1.5, zorder=3, label="first divergence")
+            ax.annotate(f"first divergence: {labels[x]}", (x, top - 0.4),
+                        xytext=(4, -2), textcoords="offset points", color="#984ea3",
+                        va="top", ha="left" if x < 0.6 * len(xs) else "right")
+    ax.set_xticks(xs)
+    ax.set_xticklabels(labels, rotation=90, fontsize=6 if len(xs) > 60 else 7)
+    ax.set_ylabel("log10 relative difference (exact match drawn at -18)")
+    ax.set_xlabel("paired taps in reference order")
+    ax.set_ylim(floor - 1, top)
+    ax.set_xlim(-1, max(len(xs), 1))
+    ax.set_title(f"pixel {pixel_title(s['pixel'])}: run {s['ref_run']} (ref) vs "
+                 f"run {s['cand_run']} (cand)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.005, 1.0), fontsize=7, frameon=False)
+    ax.grid(axis="y", linewidth=0.3)
+    _save(fig, path)
+    plt.close(fig)
+
+
+#: Profile plots drawn in worker processes once there are this many (each is
+#: mostly text layout: one rotated label per tap, so a plot takes a few tenths of
+#: a second and a 100-pixel report most of a minute in one process).
+PARALLEL_PLOTS = 8
+
+
+def _profile_job(job: tuple) -> None:
+    plot_profile(*job)
+
+
+def draw_profiles(jobs: list[tuple]) -> None:
+    """plot_profile for each job (its arguments), in worker processes when there are
+    many (see workers.count: TRACEDB_WORKERS, else one per CPU, at most four; 0 keeps
+    them in this process). The files are the same either way."""
+    workers.run_all(_profile_job, jobs, workers.count(), PARALLEL_PLOTS)
+
+
+def plot_status_map(summaries: list[dict], diff: list[dict], path: Path,
+                    ascii_only: bool) -> None:
+    plt = _plt()
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    order: dict = {}
+    for r in diff:
+        key = (r["channel"], r["tap"], r["loop_key"], r["occurrence"])
+        seq = r["ref_seq"]
+        pos = (0, seq) if seq is not None else (1, r["cand_seq"] or 0)
+        if key not in order or pos < order[key]:
+            order[key] = pos
+    keys = sorted(order, key=lambda k: (order[k], k[1]))
+    names = list(STATUS_COLORS)
+    grid = []
+    ylabels = []
+    by_cmp = by_comparison(diff)
+    for s in summaries:
+        status = {(r["channel"], r["tap"], r["loop_key"], r["occurrence"]): r["status"]
+                  for r in by_cmp.get(s["comparison_id"], [])}
+        grid.append([names.index(status[k]) if k in status else math.nan for k in keys])
+        ylabels.append(pixel_title(s["pixel"]))
+    xl = [tap_label(k[1], k[2], k[3], k[0]) for k in keys]
+    if ascii_only:
+        xl = [asciify(x) for x in xl]
+    width = max(7.0, 0.16 * len(keys) + 3.2)
+    label_in = min(0.075 * max([len(x) for x in xl] + [8]), 3.5)
+    height = 1.0 + label_in + 0.3 * len(grid)
+    fig, ax = plt.subplots(figsize=(width, height))
+    fig.subplots_adjust(left=1.1 / width, right=1 - 1.7 / width, top=1 - 0.4 / height,
+                        bottom=(label_in + 0.2) / height)
+    ax.imshow(grid, aspect="auto", interpolation="nearest",
+              cmap=ListedColormap(list(STATUS_COLORS.values())), vmin=-0.5,
+              vmax=len(names) - 0.5)
+    ax.set_xticks(range(len(keys)))
+    ax.set_xticklabels(xl, rotation=90, fontsize=6 if len(keys) > 60 else 7)
+    ax.set_yticks(range(len(ylabels)))
+    ax.set_yticklabels(ylabels)
+    ax.set_title("status of every tap (columns, reference order) for every pixel (rows)")
+    ax.legend(handles=[Patch(color=c, label=n) for n, c in STATUS_COLORS.items()],
+              loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
+    _save(fig, path)
+    plt.close(fig)
+
+
+
+
+def draw_plots(outdir: Path, found: Divergences, diff: list[dict], ascii_only: bool
+               ) -> dict[str, str] | None:
+    """Every plot of a report into ``outdir/plots``: {key: relative path}, profiles
+    first, then ``status_map``; None when matplotlib is not installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return None
+    (outdir / "plots").mkdir(exist_ok=True)
+    by_cmp = by_comparison(diff)
+    files: dict[str, str] = {}
+    jobs = []
+    for s in found.rows:
+        if s["compared"] == 0:
+            continue
+        key = pixel_name(s["pixel"], s["ref_run"], s["cand_run"])
+        files[key] = f"plots/profile_{key}.png"
+        jobs.append((s, by_cmp.get(s["comparison_id"], []), outdir / files[key], found.rtol,
+                     ascii_only))
+    draw_profiles(jobs)
+    plot_status_map(found.rows, diff, outdir / "plots" / "status_map.png", ascii_only)
+    files["status_map"] = "plots/status_map.png"
+    return files

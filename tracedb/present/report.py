@@ -1,0 +1,508 @@
+"""Evidence reports rendered from query results (never from trace files, never from
+the database: :class:`ReportData` holds what the queries returned).
+
+    first_divergence.md   per pixel: first diverged tap, what follows, next step
+    summary.md            roll-up across pixels and what explains the final gap
+    diff_pixel_S_F.txt    every paired tap side by side (fixed width)
+    commands.txt          the tracedb commands that produced the report
+    env/trace_env.json    provenance: versions, tolerance, every source file
+    plots/*.png           divergence profile per pixel, status map
+
+Output is ASCII unless ``unicode`` is set, and byte-identical between runs on
+the same warehouse except the one line marked as the generation timestamp.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import __version__
+from ..compare.results import TOLERANCE_RULE, Divergences, by_comparison
+from ..errors import TracedbError
+from .text import (
+    SIDE,
+    asciify,
+    cand_desc,
+    clip,
+    code,
+    first_label,
+    g,
+    is_first,
+    md_cell,
+    pixel_name,
+    pixel_title,
+    ref_desc,
+    row_label,
+    tap_label,
+)
+
+REPORT_FILES = ("first_divergence.md", "summary.md", "commands.txt")
+TIMESTAMP_MARK = "generation timestamp, the only line that differs between identical runs"
+
+
+@dataclass
+class ReportData:
+    """What a report says, as the queries returned it (records)."""
+
+    found: Divergences  # one summary per compared pair, and the tolerance
+    diff: list[dict]  # tap_diff of the complete set, with unit hints
+    rollup: list[dict]  # divergence_rollup
+    gap: list[dict]  # factor_gap of ``model``
+    provenance: list[dict]  # provenance
+    loads: list[dict]  # load_commands
+    model: str
+    database: dict  # dialect, version, masked url
+
+
+@dataclass
+class Report:
+    outdir: Path
+    files: list[Path] = field(default_factory=list)
+    set_id: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- next step
+
+
+def next_step(first: dict, rows: list[dict], rollup: dict | None, pixels_total: int) -> str:
+    """A recommendation derived from the data of one pixel's first divergence."""
+    tap = first["first_tap"]
+    label = first_label(first)
+    ratio = first["first_ratio"]
+    if first["first_unit_hint"]:
+        return (f"`{label}` differs by a clean unit factor (ratio ref/cand {g(ratio)}): "
+                f"{first['first_unit_hint']}. Check the unit conversion where `{tap}` is "
+                "computed or printed; later taps with the same factor may only inherit it.")
+    if rollup and pixels_total > 1 and rollup["pixels_diverged"] == pixels_total \
+            and rollup["distinct_ref_values"] == 1 and rollup["distinct_cand_values"] == 1:
+        return (f"`{label}` has one value for every pixel on each side "
+                f"({clip(first['first_ref_value'], 40)} vs {clip(first['first_cand_value'], 40)})"
+                ": it is a constant or configuration input, so check its definition on both "
+                "sides (default value, physical constant, command-line parsing) rather than "
+                "the per-pixel computation.")
+    before = [r for r in rows if r["ref_seq"] is not None
+              and r["ref_seq"] < first_seq(rows, first) and r["status"] == "match"]
+    if before:
+        prev = before[-1]
+        return (f"`{tap_label(prev['tap'], prev['loop_key'], prev['occurrence'])}` (line "
+                f"{g(prev['ref_line'])}/{g(prev['cand_line'])}) still matches and `{label}` "
+                f"(line {g(first['first_ref_line'])}/{g(first['first_cand_line'])}) diverges: "
+                f"the difference is introduced between them. Inspect the code that computes "
+                f"`{tap}` from its inputs.")
+    return (f"`{label}` is the first tap traced and already differs: compare the inputs and "
+            "configuration both programs were run with.")
+
+
+def first_seq(rows: list[dict], first: dict) -> float:
+    for r in rows:
+        if is_first(r, first):
+            return r["ref_seq"]
+    return math.inf
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _header(title: str, found: Divergences, generated: str | None) -> list[str]:
+    lines = [f"# {title}", ""]
+    if generated:
+        lines += [f"Generated: {generated} ({TIMESTAMP_MARK})", ""]
+    mode = ("strict: print_precision counts as diverged" if found.strict
+            else "default: differences within print precision are reported apart")
+    lines += [
+        f"- Tolerance: {TOLERANCE_RULE} with rtol = {found.rtol:g}, "
+        f"atol = {found.atol:g}; mode {mode}.",
+        f"- Pairing: {found.rows[0]['pairing']}.",
+        "",
+        "| pixel | reference | candidate |",
+        "|---|---|---|",
+    ]
+    for r in found.rows:
+        lines.append(f"| {pixel_title(r['pixel'])} | {md_cell(ref_desc(r))} | "
+                     f"{md_cell(cand_desc(r))} |")
+    lines.append("")
+    return lines
+
+
+def _tap_table(rows: list[dict], with_reason: bool = False) -> list[str]:
+    head = "| tap | lines (ref/cand) | ref value | cand value | rel delta | ratio | unit hint |"
+    sep = "|---|---|---|---|---|---|---|"
+    if with_reason:
+        head, sep = head + " reason |", sep + "---|"
+    out = [head, sep]
+    for r in rows:
+        cells = [code(tap_label(r["tap"], r["loop_key"], r["occurrence"], r["channel"])),
+                 f"{g(r['ref_line'])}/{g(r['cand_line'])}",
+                 code(clip(r["ref_value"])) if r["ref_value"] is not None else "-",
+                 code(clip(r["cand_value"])) if r["cand_value"] is not None else "-",
+                 g(r["rel_delta"], 3), g(r["ratio"]), md_cell(r["unit_hint"] or "")]
+        if with_reason:
+            cells.append(md_cell(r["accepted_reason"]))
+        out.append("| " + " | ".join(md_cell(c) if i > 1 else c for i, c in enumerate(cells))
+                   + " |")
+    return out
+
+
+def render_first_divergence(data: ReportData, plots: dict, generated: str) -> str:
+    by_cmp = by_comparison(data.diff)
+    roll = {(r["channel"], r["tap"], r["loop_key"], r["occurrence"]): r for r in data.rollup}
+    total = len(data.found.rows)
+    lines = _header("First divergence", data.found, generated)
+    for s in data.found.rows:
+        rows = by_cmp.get(s["comparison_id"], [])
+        rollup = roll.get((s["first_channel"], s["first_tap"], s["first_loop_key"],
+                           s["first_occurrence"]))
+        lines += _first_section(s, rows, rollup, total)
+        key = pixel_name(s["pixel"], s["ref_run"], s["cand_run"])
+        if key in plots:
+            lines += [f"![divergence profile of pixel {pixel_title(s['pixel'])}]"
+                      f"({plots[key]})", ""]
+        lines += _later_sections(s, rows)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _first_section(s: dict, rows: list[dict], rollup: dict | None, total: int) -> list[str]:
+    """A pixel's heading and its first divergence (or why there is none)."""
+    rside, cside = SIDE.get(s["ref_side"], "ref"), SIDE.get(s["cand_side"], "cand")
+    title = pixel_title(s["pixel"])
+    if s["status"] == "nothing compared":
+        return [f"## Pixel {title}: nothing compared",
+                "", f"No tap of run {s['ref_run']} pairs with a tap of run "
+                f"{s['cand_run']} ({s['missing_cand']} taps only in the reference, "
+                f"{s['missing_ref']} only in the candidate). This is not a match.", ""]
+    if s["first_tap"] is None:
+        return [f"## Pixel {title}: no divergence",
+                "", f"All {s['compared']} paired taps agree within tolerance "
+                f"({s['print_precision']} only within print precision).", ""]
+    return [
+        f"## Pixel {title}: first divergence `{first_label(s)}` at line "
+        f"{g(s['first_ref_line'])} ({rside}) / line {g(s['first_cand_line'])} ({cside})",
+        "",
+        f"| | reference ({rside}) | candidate ({cside}) |",
+        "|---|---|---|",
+        f"| run | {s['ref_run']} @ {s['ref_stamp'] or '-'} | "
+        f"{s['cand_run']} @ {s['cand_stamp'] or '-'} |",
+        f"| line | {g(s['first_ref_line'])} | {g(s['first_cand_line'])} |",
+        f"| value as written | {code(md_cell(s['first_ref_value']))} | "
+        f"{code(md_cell(s['first_cand_value']))} |",
+        "",
+        f"- absolute delta: {g(s['first_abs_delta'])}; relative delta: "
+        f"{g(s['first_rel_delta'])}; ratio ref/cand: {g(s['first_ratio'])}",
+        f"- unit of the tap (from its name): {s['first_unit'] or 'unknown'}",
+        f"- unit hint: {s['first_unit_hint'] or 'none (no clean unit factor)'}",
+        f"- counts: {s['compared']} compared, {s['matched']} match, "
+        f"{s['diverged']} diverged, {s['print_precision']} within print precision, "
+        f"{s['accepted']} accepted, {s['missing_ref']} missing in the reference, "
+        f"{s['missing_cand']} missing in the candidate",
+        "",
+        "**Next step:** " + next_step(s, rows, rollup, total),
+        "",
+    ]
+
+
+def _later_sections(s: dict, rows: list[dict]) -> list[str]:
+    """What else diverged, what is within print precision, missing or accepted."""
+    rside, cside = SIDE.get(s["ref_side"], "ref"), SIDE.get(s["cand_side"], "cand")
+    seq = first_seq(rows, s) if s["first_tap"] is not None else math.inf
+    after = [r for r in rows if r["status"] == "diverged" and r["ref_seq"] is not None
+             and r["ref_seq"] > seq]
+    sections = [
+        ("Diverged after the first", after, False),
+        ("Within print precision only", [r for r in rows
+                                         if r["status"] == "print_precision"], False),
+        ("Missing on one side", [r for r in rows
+                                 if r["status"] in ("missing_ref", "missing_cand")], False),
+        ("Accepted divergences", [r for r in rows if r["status"] == "accepted"], True),
+    ]
+    lines: list[str] = []
+    for name, sel, reason in sections:
+        lines += [f"### {name} ({len(sel)})", ""]
+        if not sel:
+            lines.append("None.")
+        elif name.startswith("Missing"):
+            lines += ["| tap | present in | line | value |", "|---|---|---|---|"]
+            for r in sel:
+                ref_only = r["status"] == "missing_cand"
+                where = f"{rside} only" if ref_only else f"{cside} only"
+                line = r["ref_line"] if ref_only else r["cand_line"]
+                val = r["ref_value"] if ref_only else r["cand_value"]
+                lines.append(f"| {code(row_label(r))} "
+                             f"| {where} | {g(line)} | {code(md_cell(clip(val)))} |")
+        else:
+            lines += _tap_table(sel, with_reason=reason)
+        lines.append("")
+    return lines
+
+
+def render_summary(data: ReportData, plots: dict) -> str:
+    rows = data.found.rows
+    total = len(rows)
+    lines = _header("Summary", data.found, None)
+    pix_of = {r["comparison_id"]: pixel_title(r["pixel"]) for r in rows}
+    status_counts = {k: sum(int(r[k]) for r in rows) for k in
+                     ("compared", "diverged", "print_precision", "accepted", "missing_ref",
+                      "missing_cand")}
+    nothing = [pix_of[r["comparison_id"]] for r in rows if r["status"] == "nothing compared"]
+    lines += [f"## Diverged taps across {total} pixel(s)", "",
+              f"Totals: {status_counts['compared']} taps compared, "
+              f"{status_counts['diverged']} diverged, {status_counts['print_precision']} "
+              f"within print precision, {status_counts['accepted']} accepted, "
+              f"{status_counts['missing_ref'] + status_counts['missing_cand']} missing on "
+              "one side.", ""]
+    if nothing:
+        lines += [f"Nothing compared for: {', '.join(nothing)}.", ""]
+    roll = data.rollup
+    common = [r for r in roll if r["pixels_diverged"] == total]
+    specific = [r for r in roll if r["pixels_diverged"] < total]
+    if common:
+        e = common[0]
+        lines += [f"Earliest common divergence: "
+                  f"{code(tap_label(e['tap'], e['loop_key'], e['occurrence'], e['channel']))} "
+                  f"(reference line {g(e['first_ref_line'])}).", ""]
+    else:
+        lines += ["No tap diverges in every pixel.", ""]
+    lines += [f"### Common to all pixels ({len(common)})", ""]
+    if common:
+        lines += ["| tap | unit | first ref line | rel delta (min .. max) | same values in all "
+                  "pixels |", "|---|---|---|---|---|"]
+        for r in common:
+            same = "yes" if r["distinct_ref_values"] == 1 and r["distinct_cand_values"] == 1 \
+                else "no"
+            lines.append(f"| {code(row_label(r))} "
+                         f"| {r['unit'] or '-'} | {g(r['first_ref_line'])} | "
+                         f"{g(r['min_rel_delta'], 3)} .. {g(r['max_rel_delta'], 3)} | {same} |")
+    else:
+        lines.append("None.")
+    lines += ["", f"### Specific to some pixels ({len(specific)})", ""]
+    if specific:
+        lines += ["| tap | diverged in | pixels |", "|---|---|---|"]
+        where_of: dict = {}
+        for d in data.diff:
+            if d["status"] == "diverged":
+                where_of.setdefault((d["channel"], d["tap"], d["loop_key"], d["occurrence"]),
+                                    set()).add(pix_of[d["comparison_id"]])
+        for r in specific:
+            where = sorted(where_of.get((r["channel"], r["tap"], r["loop_key"],
+                                         r["occurrence"]), ()))
+            lines.append(f"| {code(row_label(r))} "
+                         f"| {r['pixels_diverged']} of {total} | {', '.join(where)} |")
+    else:
+        lines.append("None.")
+    lines += ["", *render_gap(rows, data.gap, data.model)]
+    if "status_map" in plots:
+        lines += ["", f"![status of every tap for every pixel]({plots['status_map']})"]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _model_factors(gap: list[dict]) -> list[dict]:
+    """One row per factor of the model, in its order."""
+    first: dict = {}
+    for r in gap:
+        first.setdefault(r["position"], r)
+    return [first[p] for p in sorted(first)]
+
+
+def model_formula(gap: list[dict]) -> str:
+    if not gap:
+        return ""
+    factors = _model_factors(gap)
+    num = [f"{r['factor']}^{g(r['exponent'])}" if r["exponent"] not in (1, -1) else r["factor"]
+           for r in factors if r["exponent"] > 0]
+    den = [f"{r['factor']}^{g(-r['exponent'])}" if r["exponent"] != -1 else r["factor"]
+           for r in factors if r["exponent"] < 0]
+    text = f"{gap[0]['target']} = " + " * ".join(num or ["1"])
+    if den:
+        text += " / " + (den[0] if len(den) == 1 else "(" + " * ".join(den) + ")")
+    return text
+
+
+def _share(v, total) -> str:
+    if v is None:
+        return "-"
+    if abs(v) < 1e-12:
+        v = 0.0
+    text = "0" if v == 0 else f"{v:+.4g}"
+    if total is None or total == 0:
+        return text
+    return f"{text} ({100 * v / total + 0.0:.1f}%)"
+
+
+def render_gap(summaries: list[dict], gap: list[dict], model: str) -> list[str]:
+    if not gap:
+        return ["## What explains the gap", "",
+                f"Factor model {model!r} is not defined; see `tracedb factor-model show`."]
+    target = gap[0]["target"]
+    factors = [r["factor"] for r in _model_factors(gap)]
+    lines = [f"## What explains the gap of `{target}`", "",
+             f"Factor model `{model}` (table `factor_model`; change it with `tracedb "
+             f"factor-model set`): `{model_formula(gap)}`.", "",
+             f"Each cell is log10(ref/cand) of that factor raised to its exponent, and its "
+             f"share of log10(ref/cand) of `{target}`; the remainder is what the factors do "
+             "not explain. Magnitudes are compared; `-` means the tap is missing or zero on "
+             "a side.", "",
+             "| pixel | " + f"{target} ref | {target} cand | log10 gap | "
+             + " | ".join(factors) + " | remainder |",
+             "|---|---|---|---|" + "---|" * len(factors) + "---|"]
+    by_cmp = {}
+    for r in gap:
+        by_cmp.setdefault(r["comparison_id"], []).append(r)
+    largest = []
+    for s in summaries:
+        rows = sorted(by_cmp.get(s["comparison_id"], []), key=lambda r: r["position"])
+        if not rows:
+            continue
+        total = rows[0]["target_log10_ratio"]
+        cells = [_share(r["factor_log10"], total) for r in rows]
+        rem = rows[0]["remainder_log10"]
+        lines.append(f"| {pixel_title(s['pixel'])} | {code(rows[0]['target_ref_value'])} | "
+                     f"{code(rows[0]['target_cand_value'])} | "
+                     f"{'-' if total is None else f'{total:+.4g}'} | " + " | ".join(cells)
+                     + f" | {_share(rem, total)} |")
+        known = [(abs(r["factor_log10"]), r["factor"]) for r in rows
+                 if r["factor_log10"] is not None]
+        if known and total:
+            top = max(known)
+            largest.append((pixel_title(s["pixel"]), top[1], 100 * top[0] / abs(total)))
+    if largest:
+        lines += ["", "Largest single factor per pixel: " + "; ".join(
+            f"{p}: `{f}` ({pct:.0f}% of the gap)" for p, f, pct in largest) + "."]
+    return lines
+
+
+def render_diff(s: dict, rows: list[dict]) -> str:
+    rside, cside = SIDE.get(s["ref_side"], "ref"), SIDE.get(s["cand_side"], "cand")
+    out = [f"tracedb diff, pixel {pixel_title(s['pixel'])}",
+           f"reference: {ref_desc(s)}",
+           f"candidate: {cand_desc(s)}",
+           f"tolerance: {TOLERANCE_RULE}, rtol={s['rtol']:g}, atol={s['atol']:g}",
+           f"status: {s['status']}; {s['compared']} compared, {s['diverged']} diverged, "
+           f"{s['print_precision']} print_precision, {s['accepted']} accepted, "
+           f"{s['missing_ref']} missing_ref, {s['missing_cand']} missing_cand",
+           ""]
+    labels = [tap_label(r["tap"], r["loop_key"], r["occurrence"], r["channel"]) for r in rows]
+    w = max([len(lab) for lab in labels] + [3])
+    head = (f"{'#':>4}  {'tap':<{w}}  {'status':<15}  {'ref ln':>7} {'cand ln':>7}  "
+            f"{'abs delta':>10}  {'rel delta':>10}  {'ratio':>10}  values (ref, then cand)")
+    out += [head, "-" * len(head)]
+    for i, (r, lab) in enumerate(zip(rows, labels, strict=True), start=1):
+        ref_v = r["ref_value"] if r["ref_value"] is not None else "(absent)"
+        cand_v = r["cand_value"] if r["cand_value"] is not None else "(absent)"
+        mark = " <-- first divergence" if is_first(r, s) else ""
+        out.append(f"{i:>4}  {lab:<{w}}  {r['status']:<15}  {g(r['ref_line']):>7} "
+                   f"{g(r['cand_line']):>7}  {g(r['abs_delta'], 4):>10}  "
+                   f"{g(r['rel_delta'], 4):>10}  {g(r['ratio'], 4):>10}  "
+                   f"{rside}: {ref_v}{mark}")
+        out.append(f"{'':>4}  {'':<{w}}  {'':<15}  {'':>7} {'':>7}  {'':>10}  {'':>10}  "
+                   f"{'':>10}  {cside}: {cand_v}")
+        if r["unit_hint"]:
+            out.append(f"{'':>4}  {'':<{w}}  {'':<15}  {'':>7} {'':>7}  {'':>10}  {'':>10}  "
+                       f"{'':>10}  unit hint: {r['unit_hint']}")
+        if r["accepted_reason"]:
+            out.append(f"{'':>4}  {'':<{w}}  {'':<15}  {'':>7} {'':>7}  {'':>10}  {'':>10}  "
+                       f"{'':>10}  accepted: {r['accepted_reason']}")
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- files
+
+
+def prepare_outdir(outdir: Path, force: bool) -> None:
+    """An empty report directory (an earlier report's files removed with ``force``)."""
+    if outdir.exists() and not outdir.is_dir():
+        raise TracedbError(f"report directory {outdir} is a file")
+    if outdir.is_dir() and any(outdir.iterdir()):
+        if not force:
+            raise TracedbError(f"report directory {outdir} exists and is not empty; "
+                               "pass --force to overwrite or choose another")
+        for pattern in (*REPORT_FILES, "diff_*.txt", "env/trace_env.json", "plots/*.png"):
+            for old in outdir.glob(pattern):
+                old.unlink()
+    (outdir / "env").mkdir(parents=True, exist_ok=True)
+
+
+def render_commands(loads: list[dict], report_argv: list[str], url_masked: str) -> str:
+    lines = ["# Commands that produced this report, replayable in a shell.",
+             f"# Warehouse: {url_masked}", "",
+             "# Ingests that loaded the runs (from the warehouse's command log):"]
+    if not loads:
+        lines.append("# (none recorded: the runs were loaded by an older tracedb)")
+    for r in loads:
+        cmd = shlex.join(json.loads(r["argv"]))
+        cwd = r.get("cwd")
+        lines.append(f"# {r['started_at']}, tracedb {r['tracedb_version']}, {r['status']}")
+        lines.append(f"(cd {shlex.quote(cwd)} && {cmd})" if cwd else cmd)
+    lines += ["", "# This report:", shlex.join(report_argv), ""]
+    return "\n".join(lines)
+
+
+def render_env(data: ReportData) -> dict:
+    import sys
+
+    found = data.found
+    sources = []
+    for r in data.provenance:
+        env = json.loads(r["env_json"]) if r["env_json"] else {}
+        sources.append({
+            "path": r["path"], "sha256": r["sha256"], "version": int(r["version"]),
+            "run_id": int(r["run_id"]), "role": r["role"], "side": r["side"],
+            "stamp": r["stamp"], "path_stamp": r["path_stamp"], "meta_stamp": r["meta_stamp"],
+            "pixel": None if r["slow"] is None else [int(r["slow"]), int(r["fast"])],
+            "bundle": r["bundle_path"],
+            "git_sha": env.get("git_sha"), "git_branch": env.get("git_branch"),
+        })
+    return {
+        "tracedb_version": __version__,
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "platform": sys.platform,
+        "database": data.database,
+        "tolerance": {"rtol": found.rtol, "atol": found.atol,
+                      "mode": "strict" if found.strict else "default",
+                      "rule": TOLERANCE_RULE},
+        "pairing": found.rows[0]["pairing"] if found.rows else None,
+        "factor_model": data.model,
+        "sources": sources,
+    }
+
+
+def write_report(outdir: Path, data: ReportData, generated: str, *, unicode: bool = False,
+                 argv: list[str] | None = None, plots: bool = True) -> Report:
+    """Write every report file into ``outdir`` (see :func:`prepare_outdir`)."""
+    report = Report(outdir=outdir, set_id=data.found.set_id)
+    fix = (lambda t: t) if unicode else asciify
+
+    def put(rel: str, text: str) -> None:
+        path = outdir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(fix(text), encoding="utf-8", newline="\n")
+        report.files.append(path)
+
+    plot_files: dict[str, str] = {}
+    if plots:
+        from .plots import draw_plots
+
+        drawn = draw_plots(outdir, data.found, data.diff, ascii_only=not unicode)
+        if drawn is None:
+            report.notes.append("matplotlib is not installed: no plots "
+                                "(pip install 'tracedb[plot]')")
+        else:
+            plot_files = drawn
+            report.files += [outdir / rel for rel in drawn.values()]
+    put("first_divergence.md", render_first_divergence(data, plot_files, generated))
+    put("summary.md", render_summary(data, plot_files))
+    by_cmp = by_comparison(data.diff)
+    for s in data.found.rows:
+        put(f"diff_{pixel_name(s['pixel'], s['ref_run'], s['cand_run'])}.txt",
+            render_diff(s, by_cmp.get(s["comparison_id"], [])))
+    put("commands.txt", render_commands(data.loads, argv or ["tracedb", "report", str(outdir)],
+                                        data.database["url"]))
+    text = json.dumps(render_env(data), indent=2, sort_keys=True,
+                      ensure_ascii=not unicode) + "\n"
+    put("env/trace_env.json", text)
+    return report

@@ -1,0 +1,212 @@
+"""Opening a warehouse: URL, engine settings, schema version, reflected tables.
+
+The schema is made only by the Alembic migrations in ``migrations/``; this
+module runs them and reflects the result, so there is one definition of every
+table. :func:`backend` names the module that holds a dialect's differences
+(``store.sqlite`` or ``store.postgres``); nothing outside ``store/`` asks which
+dialect it runs on.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import MetaData, Table, create_engine, inspect
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from ..errors import TracedbError
+
+DEFAULT_URL = "sqlite:///tracedb.sqlite"
+ENV_URL = "TRACEDB_URL"
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def resource_dir(name: str) -> Path:
+    """``migrations`` or ``queries``: inside the installed wheel, else the checkout."""
+    packaged = _PACKAGE / f"_{name}"
+    if packaged.is_dir():
+        return packaged
+    checkout = _PACKAGE.parent / name
+    if checkout.is_dir():
+        return checkout
+    raise TracedbError(f"tracedb installation is missing its {name}/ directory")
+
+
+def backend(bind):
+    """The module that holds the differences of ``bind``'s dialect (an engine or a
+    connection): :mod:`tracedb.store.sqlite` or :mod:`tracedb.store.postgres`. Both
+    define the same functions (``configure``, ``write_connection``, ``writer``,
+    ``run_read_only``, ``integrity_checks``, ``server_version``, ...)."""
+    if bind.dialect.name == "sqlite":
+        from . import sqlite as module
+    elif bind.dialect.name == "postgresql":
+        from . import postgres as module
+    else:
+        raise TracedbError(f"tracedb supports SQLite and PostgreSQL, not {bind.dialect.name}")
+    return module
+
+
+def resolve_url(url: str | None) -> str:
+    return url or os.environ.get(ENV_URL) or DEFAULT_URL
+
+
+def mask_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise TracedbError(f"not a database URL: {url!r} (e.g. sqlite:///tracedb.sqlite, "
+                           "postgresql+psycopg://user@host/db)") from None
+    kwargs: dict = {}
+    if parsed.get_backend_name() == "sqlite":
+        from . import sqlite
+
+        kwargs = sqlite.engine_kwargs(parsed)
+    try:
+        engine = create_engine(url, **kwargs)
+    except (NoSuchModuleError, ImportError) as exc:
+        hint = " (pip install 'tracedb[postgres]')" if "postgres" in url else ""
+        raise TracedbError(f"no driver for {mask_url(url)}: {exc}{hint}") from None
+    backend(engine).configure(engine)
+    return engine
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+def _config():
+    """Alembic's configuration: the migrations folder, also on ``sys.path`` (once) for
+    the module the versions share (``tracedb_status_rules``)."""
+    import sys
+
+    from alembic.config import Config
+
+    folder = str(resource_dir("migrations"))
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    cfg = Config()
+    cfg.set_main_option("script_location", folder)
+    return cfg
+
+
+def _alembic_config(connection):
+    cfg = _config()
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+@cache
+def _script():
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_config())
+
+
+def head_revision() -> str:
+    head = _script().get_current_head()
+    assert head is not None
+    return head
+
+
+def known_revisions() -> tuple[str, ...]:
+    return tuple(s.revision for s in _script().walk_revisions())
+
+
+#: The newest migration (migrations/versions); a test keeps it equal to Alembic's head,
+#: so that opening a warehouse at head needs no Alembic import.
+HEAD = "0005"
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The warehouse's schema revision (alembic_version), None for a new database."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Bring the warehouse to ``revision``; returns (before, after)."""
+    from alembic import command
+
+    before = current_revision(engine)
+    with engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), revision)
+    return before, current_revision(engine) or ""
+
+
+def ensure_schema(engine: Engine, url: str) -> None:
+    """Create a new warehouse at head; refuse one at an older or unknown revision."""
+    try:
+        rev = current_revision(engine)
+    except OperationalError as exc:
+        raise TracedbError(f"cannot open warehouse {mask_url(url)}: "
+                           f"{str(exc.orig).strip().splitlines()[0]}") from None
+    if rev == HEAD:
+        return
+    head = head_revision()
+    if rev is None:
+        tables = set(inspect(engine).get_table_names())
+        if tables & {"bundle", "tap", "run"}:
+            raise TracedbError(f"{mask_url(url)} has tracedb-like tables but no schema "
+                               "version; it was not made by tracedb")
+        upgrade(engine)
+        return
+    if rev in known_revisions():
+        raise TracedbError(f"warehouse {mask_url(url)} is at schema revision {rev}, older "
+                           f"than this tracedb ({head}); run `tracedb db upgrade`")
+    raise TracedbError(f"warehouse {mask_url(url)} is at schema revision {rev}, unknown to "
+                       f"this tracedb (head {head}); it was written by a newer tracedb")
+
+
+def reflect(engine: Engine) -> dict[str, Table]:
+    md = MetaData()
+    md.reflect(bind=engine)
+    return dict(md.tables)
+
+
+def utcnow() -> str:
+    """Now, as every timestamp column stores it."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Handle:
+    """An open warehouse: its URL, engine and (reflected on first use) tables. The core
+    modules (ingest, compare, curate) take one; ``api.Warehouse`` holds one."""
+
+    def __init__(self, url: str | None = None, *, check_schema: bool = True):
+        self.url = resolve_url(url)
+        self.engine: Engine = make_engine(self.url)
+        if check_schema:
+            ensure_schema(self.engine, self.url)
+        self._tables: dict[str, Table] | None = None
+
+    @property
+    def tables(self) -> dict[str, Table]:
+        if self._tables is None:
+            self._tables = reflect(self.engine)
+        return self._tables
+
+    @property
+    def display_url(self) -> str:
+        return mask_url(self.url)
+
+    @property
+    def store(self):
+        """This warehouse's dialect module (see :func:`backend`)."""
+        return backend(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()

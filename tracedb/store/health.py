@@ -1,0 +1,80 @@
+"""The warehouse's health: ``tracedb db check``'s findings (the named ``check`` query,
+the engine's own integrity checks, stale run shapes, interrupted commands) and the
+command log every ingest and report writes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from sqlalchemy.engine import Connection
+
+from .layout import shape_signature
+from .queries import fetch, records
+
+
+def stale_shapes(conn: Connection) -> list[dict]:
+    """Runs whose stored shape signature differs from their taps: [{id, sig}].
+
+    Streams the taps in id order (run by run, since a tap id starts with its run id),
+    so memory holds one run at a time.
+    """
+    stored = dict(conn.exec_driver_sql("SELECT id, shape_sig FROM run").all())
+    out = []
+
+    def judge(run_id: int, keys: list[tuple[int, int]]) -> None:
+        actual = shape_signature(keys)
+        if stored.pop(run_id, None) != actual:
+            out.append({"id": run_id, "sig": actual})
+
+    current, keys = None, []
+    rows = conn.exec_driver_sql("SELECT run_id, key_id, n_components FROM tap ORDER BY id",
+                                execution_options={"stream_results": True})
+    for run_id, key_id, n in rows:
+        if run_id != current:
+            if current is not None:
+                judge(current, keys)
+            current, keys = run_id, []
+        keys.append((key_id, n))
+    if current is not None:
+        judge(current, keys)
+    for run_id in list(stored):  # runs without taps
+        judge(run_id, [])
+    return out
+
+
+def check(db) -> tuple[list[dict], list[str]]:
+    """(check_name, problems, detail) records, and notes on interrupted commands."""
+    rows = [{**r, "detail": ""} for r in records(*fetch(db.engine, "check"))]
+    with db.engine.connect() as conn:
+        extra = db.store.integrity_checks(conn)
+        stale = stale_shapes(conn)
+        extra.append(("runs whose shape signature is stale (run tracedb db rekey)",
+                      len(stale), "; ".join(f"run {r['id']}" for r in stale[:5])))
+        running = conn.exec_driver_sql(
+            "SELECT id, started_at, command FROM command_log WHERE status = 'running'"
+        ).fetchall()
+    rows += [{"check_name": n, "problems": p, "detail": d} for n, p, d in extra]
+    for r in rows:
+        r["problems"] = int(r["problems"])
+    notes = [f"command {r[0]} ({r[2]}, started {r[1]}) never finished: it was "
+             "interrupted and its open bundle rolled back; run it again to complete it"
+             for r in running]
+    return rows, notes
+
+
+def log_command(db, command: str, argv: list[str] | None, now: str, version: str) -> int:
+    """A command_log row for a command that starts now (status 'running')."""
+    t = db.tables["command_log"]
+    with db.store.write_connection(db.engine) as conn, conn.begin():
+        return conn.execute(t.insert().returning(t.c.id), dict(
+            started_at=now, command=command,
+            argv=json.dumps(argv if argv is not None else ["tracedb", command]),
+            cwd=os.getcwd(), tracedb_version=version, status="running")).scalar_one()
+
+
+def finish_command(db, cid: int, status: str, stats: dict, now: str) -> None:
+    t = db.tables["command_log"]
+    with db.store.write_connection(db.engine) as conn, conn.begin():
+        conn.execute(t.update().where(t.c.id == cid).values(
+            finished_at=now, status=status, stats_json=json.dumps(stats)))

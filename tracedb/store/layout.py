@@ -1,0 +1,75 @@
+"""The row layout of the tables the loader writes, in column order.
+
+The migrations (``migrations/versions``) make the tables; this module names the
+columns the loader fills, in the order its rows are built (the Python row
+builders in ``ingest/rows.py`` and the C accelerator bind by position). A test
+(tests/test_schema.py) holds these tuples to the migrated tables, and the C
+module checks its parameter counts against them at import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+TAP_COLS = ("id", "run_id", "seq", "line_no", "channel", "name", "loop_key", "occurrence",
+            "unit", "shape", "n_components", "value_text", "key_name", "key_occurrence",
+            "key_id")
+#: A value row is (run_id, key_id, idx) followed by a component's fields
+#: (``ingest.parse.Component``: label, num, text, kind, digits, half_ulp).
+VALUE_KEY = ("run_id", "key_id", "idx")
+VALUE_COLS = (*VALUE_KEY, "label", "num", "text", "kind", "digits", "half_ulp")
+RUN_COLS = ("id", "source_file_id", "bundle_id", "segment", "side", "pixel_id", "pixel_source",
+            "stamp", "path_stamp", "meta_stamp", "meta_time", "metadata_json", "tap_count",
+            "first_line", "last_line", "shape_sig")
+FILE_COLS = ("id", "bundle_id", "path", "abs_path", "sha256", "version", "size", "line_count",
+             "trace_lines", "parsed_lines", "quarantined_lines", "parser", "encoding",
+             "metadata_path", "command_id", "loaded_at")
+BLOB_COLS = ("sha256", "size", "compression", "content")
+QUARANTINE_COLS = ("id", "source_file_id", "line_no", "reason", "text")
+PAIRING_KEY_COLS = ("channel", "key_name", "loop_key", "key_occurrence")
+#: What a comparison step copies from the status views into tap_result (the unit
+#: hints are added afterwards).
+TAP_RESULT_COLS = ("set_id", "comparison_id", "ref_tap_id", "cand_tap_id", "channel",
+                   "key_name", "loop_key", "occurrence", "ref_seq", "cand_seq", "ref_line",
+                   "cand_line", "ref_name", "cand_name", "unit", "ref_n", "cand_n",
+                   "ref_value", "cand_value", "n_diverged", "n_print_precision",
+                   "max_abs_delta", "max_rel_delta", "min_ratio", "max_ratio", "n_ratio",
+                   "status", "accepted_reason")
+
+#: Tables in the order their rows are written (foreign keys first), with their
+#: columns and whether a row already present is skipped (content-addressed blobs).
+WRITE_ORDER = (("source_blob", BLOB_COLS, True), ("source_file", FILE_COLS, False),
+               ("run", RUN_COLS, False), ("tap", TAP_COLS, False), ("value", VALUE_COLS, False),
+               ("quarantine", QUARANTINE_COLS, False))
+
+#: A tap's id is its run id shifted by TAP_BITS plus its order in the run, so the
+#: writer builds tap rows without a round trip to the database.
+TAP_BITS = 20
+MAX_TAPS = (1 << TAP_BITS) - 1
+
+#: The private database a stager writes a group of files into (SQLite): the tap and
+#: value tables as above, and the pairing keys it did not know (provisional ids).
+STAGE_DDL = (
+    "CREATE TABLE tap (id INTEGER PRIMARY KEY, "
+    f"{', '.join(c for c in TAP_COLS if c != 'id')})",
+    f"CREATE TABLE value ({', '.join(VALUE_COLS)})",
+    f"CREATE TABLE new_key (lid INTEGER PRIMARY KEY, {', '.join(PAIRING_KEY_COLS)}, "
+    "gid INTEGER)",
+)
+STAGE_SQL = (
+    f"INSERT INTO tap VALUES ({', '.join('?' * len(TAP_COLS))})",
+    f"INSERT INTO value VALUES ({', '.join('?' * len(VALUE_COLS))})",
+    f"INSERT INTO new_key (lid, {', '.join(PAIRING_KEY_COLS)}) "
+    f"VALUES ({', '.join('?' * (1 + len(PAIRING_KEY_COLS)))})",
+)
+
+
+def shape_signature(keys) -> str:
+    """A run's shape: sha256 of its sorted (pairing key id, component count) pairs.
+
+    Two comparisons whose runs have the same shapes have the same taps missing on
+    either side and the same length differences, so the comparison works that out
+    once per pair of shapes (queries/steps/compare_flag_shapes.sql).
+    """
+    text = "\n".join(f"{k}:{n}" for k, n in sorted(keys))
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,305 @@
+"""PostgreSQL: bulk writes with COPY, sequences, per-bundle locks, statistics, tuning,
+read-only SQL.
+
+The PostgreSQL half of every dialect difference (``store.sqlite`` is the other;
+``store.engine.backend`` picks one). Ids come from each table's sequence (never
+rolled back: an unused id is only a gap), pairing keys are registered on an
+autocommit connection, and a transaction-scoped advisory lock per bundle makes
+concurrent writers of one bundle take turns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy.engine import Connection, Engine
+
+from .layout import PAIRING_KEY_COLS
+from .writer import BulkWriter, PairingKey
+
+
+def configure(engine: Engine) -> None:
+    """Nothing to add to SQLAlchemy's defaults."""
+
+
+def write_connection(engine: Engine) -> Connection:
+    """A connection for writes (row locks and advisory locks do the serialising)."""
+    return engine.connect()
+
+
+def lock_for_update(query):
+    """A SELECT whose rows stay locked to the transaction's end (one writer at a time)."""
+    return query.with_for_update()
+
+
+def after_bulk_load(engine: Engine) -> None:
+    """Refresh planner statistics after an ingest added rows (best effort)."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE run, tap, value, pixel, source_file")
+    except OperationalError:
+        pass
+
+
+def server_version(conn) -> str:
+    return conn.exec_driver_sql("SHOW server_version").scalar()
+
+
+def integrity_checks(conn) -> list[tuple[str, int, str]]:
+    """PostgreSQL enforces its constraints itself; the named check query covers the rest."""
+    return []
+
+
+def run_read_only(conn: Connection, statement: str) -> tuple[list[str], list[tuple]]:
+    """One statement in a read-only transaction, rolled back afterwards."""
+    with conn.begin():
+        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+        result = conn.exec_driver_sql(statement)
+        out = (list(result.keys()), result.fetchall()) if result.returns_rows else ([], [])
+        conn.rollback()
+    return out
+
+
+def bulk_context(engine: Engine) -> tuple[bool, str | None]:
+    """How an ingest stages its groups: (staged, URL for the stagers). Every ingest
+    stages its groups as COPY text; the stagers register keys and draw ids on a
+    connection of their own, so they need the URL (with its password: it never
+    leaves this machine's processes)."""
+    return True, engine.url.render_as_string(hide_password=False)
+
+
+def wal_flusher(engine: Engine):
+    """The server manages its own write-ahead log."""
+    return None
+
+
+def bundle_session(conn: Connection, staged: bool, flusher):
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
+# --------------------------------------------------------------------------- tuning
+
+#: How long ANALYZE may wait for its lock (another transaction analyzing the table
+#: holds it to its end); past that the statistics stay as they were.
+ANALYZE_LOCK_TIMEOUT = "200ms"
+
+
+def refresh_statistics(conn, table: str) -> bool:
+    """PostgreSQL: ANALYZE a table inside the caller's transaction (it counts the
+    transaction's own new rows), so that the next statement is planned for them;
+    True when it did. A role that may not analyze the table gets a warning, not an
+    error. The lock ANALYZE takes lasts to the end of the transaction, so a
+    concurrent comparison does not wait for it: after ANALYZE_LOCK_TIMEOUT it goes
+    on with the statistics as they are (slower plans, same rows)."""
+    from sqlalchemy.exc import DBAPIError
+
+    previous = conn.exec_driver_sql("SHOW lock_timeout").scalar()
+    savepoint = conn.begin_nested()
+    try:
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{ANALYZE_LOCK_TIMEOUT}'")
+        conn.exec_driver_sql(f"ANALYZE {table}")
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+            raise
+        savepoint.rollback()
+        return False
+    savepoint.commit()
+    conn.exec_driver_sql("SELECT set_config('lock_timeout', %s, true)", (previous,))
+    return True
+
+
+def may_skip_row_triggers(conn) -> bool:
+    """PostgreSQL: whether this role may set ``session_replication_role`` (a
+    superuser, or a role granted SET on it, PostgreSQL 15+)."""
+    allowed, version = conn.exec_driver_sql(
+        "SELECT current_setting('is_superuser') = 'on', "
+        "current_setting('server_version_num')::int").one()
+    if not allowed and version >= 150000:  # GRANT SET ON PARAMETER is new in 15
+        allowed = conn.exec_driver_sql(
+            "SELECT has_parameter_privilege('session_replication_role', 'SET')").scalar()
+    return bool(allowed)
+
+
+def skip_row_triggers(conn, allowed: bool | None = None) -> bool:
+    """PostgreSQL: ``SET LOCAL session_replication_role = replica`` where the role
+    may (``allowed``, else asked), which skips per-row foreign-key triggers until
+    it is set back to ``origin`` or the transaction ends; True when it did. It
+    would skip any trigger a site added too; the warehouse has none of its own.
+    Callers only write rows that refer to rows the same transaction wrote or
+    locked."""
+    if allowed is None:
+        allowed = may_skip_row_triggers(conn)
+    if allowed:
+        conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+    return allowed
+
+
+def tune_for_comparison(conn) -> None:
+    """Settings for the comparison statements of a request (its transaction only).
+
+    PostgreSQL: sorts and hashes of a whole campaign stay in memory; the statements
+    are too short-lived for JIT compilation to pay off; the warehouse's hot pages
+    are cached, so an index probe costs little more than a sequential read (the
+    default random_page_cost of 4 sends the flagged-tap join to whole-table scans).
+    The result rows written next (tap_flag, tap_result) refer to a comparison set
+    that this transaction wrote, or locked (``complete``), so their foreign-key
+    triggers are skipped where allowed.
+    """
+    conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+    conn.exec_driver_sql("SET LOCAL jit = off")
+    conn.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
+    skip_row_triggers(conn)
+
+
+#: Bytes handed to psycopg per COPY write.
+COPY_CHUNK = 1 << 20
+
+
+def pg_sequence(cur, table: str) -> str:
+    """The sequence behind a PostgreSQL table's ``id`` column."""
+    cur.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,))
+    return cur.fetchone()[0]
+
+
+def pg_nextvals(cur, seq: str, n: int) -> list[int]:
+    """``n`` ids from a sequence (never rolled back: an unused id is only a gap)."""
+    if n <= 0:
+        return []
+    cur.execute("SELECT nextval(%s) FROM generate_series(1, %s)", (seq, n))
+    return [r[0] for r in cur.fetchall()]
+
+
+def pg_register_tap_keys(cur, keys: list[PairingKey]) -> dict[PairingKey, int]:
+    """On an autocommit cursor: add pairing keys (if absent), their ids.
+
+    Each key is committed at once, so writers never wait on (or deadlock over) a key
+    another added; a key that a failed bundle leaves unused is harmless.
+    """
+    if not keys:
+        return {}
+    out = _pg_key_ids(cur, keys)  # known ones first: a conflicting insert uses up an id
+    missing = [k for k in keys if k not in out]
+    if missing:  # one statement (and transaction) per key, in the order given
+        cols = ", ".join(PAIRING_KEY_COLS)
+        cur.executemany(f"INSERT INTO tap_key ({cols}) VALUES (%s, %s, %s, %s) "
+                        "ON CONFLICT DO NOTHING", missing)
+        out.update(_pg_key_ids(cur, missing))
+    return out
+
+
+def _pg_key_ids(cur, keys: list[PairingKey]) -> dict[PairingKey, int]:
+    """The registered ones among ``keys``: one query."""
+    cur.execute("SELECT k.channel, k.key_name, k.loop_key, k.key_occurrence, k.id "
+                "FROM tap_key k JOIN unnest(%s::text[], %s::text[], %s::text[], %s::int[]) "
+                "AS w(channel, key_name, loop_key, key_occurrence) "
+                "USING (channel, key_name, loop_key, key_occurrence)",
+                [list(col) for col in zip(*keys, strict=True)])
+    return {tuple(r[:4]): r[4] for r in cur.fetchall()}  # type: ignore[misc]
+
+
+#: Connections that PostgreSQL stagers use for keys and ids: {(pid, url): DBAPI conn}
+_COPY_CONNECTIONS: dict[tuple[int, str], object] = {}
+
+
+def stager_cursor(url: str):
+    """A cursor on this process's autocommit connection to ``url`` (made once)."""
+    import os
+
+    raw = _COPY_CONNECTIONS.get((os.getpid(), url))
+    if raw is not None and (raw.driver_connection.closed or raw.driver_connection.broken):
+        _COPY_CONNECTIONS.pop((os.getpid(), url), None)  # dropped by the server: again
+        raw = None
+    if raw is None:
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        # keep the pool's wrapper: dropping it would close the connection
+        raw = create_engine(url, poolclass=NullPool).raw_connection()
+        raw.driver_connection.autocommit = True
+        _COPY_CONNECTIONS[(os.getpid(), url)] = raw
+    return raw.driver_connection.cursor()
+
+
+def close_stager_connections() -> None:
+    """Close this process's stager connections (an ingest's end, in the writer)."""
+    import os
+
+    for key in [k for k in _COPY_CONNECTIONS if k[0] == os.getpid()]:
+        try:
+            _COPY_CONNECTIONS.pop(key).close()
+        except Exception:  # already gone with the server: nothing to release
+            pass
+
+
+class Writer(BulkWriter):
+    """Bulk rows through COPY; staged groups arrive as COPY text."""
+
+    MARK = "%s"
+
+    def __init__(self, conn: Connection):
+        super().__init__(conn)
+        self._seq: dict[str, str] = {}
+        self._may_skip: bool | None = None  # may skip row triggers
+
+    def ids(self, table: str, n: int) -> list[int]:
+        if n == 0:
+            return []
+        seq = self._seq.get(table)
+        if seq is None:
+            seq = self._seq[table] = pg_sequence(self.cur, table)
+        return pg_nextvals(self.cur, seq, n)
+
+    def insert(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        if rows:
+            with self.cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+    def register_tap_keys(self, keys: list[PairingKey]) -> dict[PairingKey, int]:
+        """Add pairing keys in a separate, immediately committed transaction, so that
+        writers of other bundles never wait on (or deadlock over) a key this one added;
+        a key left unused by a failed bundle is harmless."""
+        with self.conn.engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT") as other:
+            return pg_register_tap_keys(other.connection.dbapi_connection.cursor(), keys)
+
+    def copy_text(self, table: str, columns: tuple[str, ...], data: bytes) -> None:
+        """Stream rows already written as COPY text (see ingest.staging)."""
+        if not data:
+            return
+        view = memoryview(data)
+        with self.cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN "
+                           "WITH (ENCODING 'UTF8')") as copy:
+            for i in range(0, len(view), COPY_CHUNK):
+                copy.write(view[i:i + COPY_CHUNK])
+
+    def copy_staged(self, taps: bytes, values: bytes) -> None:
+        """Stream a staged group's tap and value rows (COPY text).
+
+        Without their per-row foreign-key triggers where the role may (see
+        :func:`skip_row_triggers`): row-by-row checks cost more than the rest of the
+        COPY together. Every one of these rows refers to a run the same transaction
+        wrote just before (no other session can see, let alone delete, it before the
+        commit) and to a unit of the unit table, which nothing deletes; SQLite's
+        staged bundles likewise turn foreign keys off, and ``tracedb db check``
+        looks for taps without their run or unit and values without their tap.
+        """
+        from .layout import TAP_COLS, VALUE_COLS
+
+        if self._may_skip is None:
+            self._may_skip = may_skip_row_triggers(self.conn)
+        skipped = skip_row_triggers(self.conn, self._may_skip)
+        self.copy_text("tap", TAP_COLS, taps)
+        self.copy_text("value", VALUE_COLS, values)
+        if skipped:
+            self.cur.execute("SET LOCAL session_replication_role = origin")
+
+    def lock_bundle(self, directory: str) -> None:
+        """Serialise writers of one bundle: a transaction-scoped advisory lock."""
+        key = int.from_bytes(hashlib.sha256(directory.encode()).digest()[:8], "big",
+                             signed=True)
+        self.cur.execute("SELECT pg_advisory_xact_lock(%s)", (key,))

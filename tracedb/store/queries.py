@@ -1,0 +1,115 @@
+"""Named SQL: the user's queries (``queries/*.sql``) and the engine's own write steps
+(``queries/steps/*.sql``), found, bound and run here.
+
+A query answers one question with bound ``:parameters`` and returns plain rows (a
+tuple per row, with the column names); a step writes (comparison results, rekeys).
+``NAME.<dialect>.sql`` beside either is the same SQL written for that engine's
+planner; it is not a name of its own. Steps may name a column list of
+``store/layout.py`` as ``{tap_result_columns}``, so it is written once.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import text
+
+from ..errors import TracedbError
+from .engine import resource_dir
+from .layout import TAP_RESULT_COLS
+
+#: What a step may name in braces: column lists kept in store/layout.py.
+STEP_TOKENS = {"{tap_result_columns}": ", ".join(TAP_RESULT_COLS)}
+
+
+def _folder(step: bool) -> Path:
+    base = resource_dir("queries")
+    return base / "steps" if step else base
+
+
+def names() -> list[str]:
+    """The named queries a user can run (the engine's write steps are not among them)."""
+    return sorted(p.stem for p in _folder(False).glob("*.sql") if "." not in p.stem)
+
+
+def step_names() -> list[str]:
+    return sorted(p.stem for p in _folder(True).glob("*.sql") if "." not in p.stem)
+
+
+@cache
+def sql_text(name: str, dialect: str | None = None, step: bool = False) -> str:
+    """A query's or step's SQL; ``<name>.<dialect>.sql`` when that exists."""
+    folder = _folder(step)
+    path = folder / f"{name}.sql"
+    if dialect and (folder / f"{name}.{dialect}.sql").is_file():
+        path = folder / f"{name}.{dialect}.sql"
+    if "." in name or "/" in name or not path.is_file():
+        if not step and name in step_names():
+            raise TracedbError(f"{name!r} is one of tracedb's own write steps, not a query; "
+                               f"available: {', '.join(names())}")
+        raise TracedbError(f"no named query {name!r}; available: {', '.join(names())}")
+    # Whole-line comments document the parameters (":side"); drop them so the
+    # binder does not mistake those names for placeholders.
+    lines = path.read_text(encoding="utf-8").splitlines()
+    sql = "\n".join(ln for ln in lines if not ln.lstrip().startswith("--"))
+    if step:
+        for token, value in STEP_TOKENS.items():
+            sql = sql.replace(token, value)
+    return sql
+
+
+def fetch(engine, name: str, **params) -> tuple[list[str], list[tuple]]:
+    """Run the named query; its column names and rows (plain tuples).
+
+    Every parameter the query takes is bound (None when not given); one it does not
+    take is an error that lists those it does.
+    """
+    sql = text(sql_text(name, engine.dialect.name))
+    wanted = set(sql.compile().params)
+    unknown = set(params) - wanted
+    if unknown:
+        raise TracedbError(f"query {name!r} has no parameter(s) {', '.join(sorted(unknown))}"
+                           f"; it takes: {', '.join(sorted(wanted)) or 'none'}")
+    bound = {k: params.get(k) for k in wanted}
+    with engine.connect() as conn:
+        # straight through the driver's cursor: SQLAlchemy's row objects cost more
+        # than the query itself for the 10^5-row answers of a large warehouse
+        compiled = sql.compile(dialect=conn.dialect)
+        args = compiled.construct_params(bound)
+        if compiled.positional:
+            args = tuple(args[k] for k in compiled.positiontup)
+        cur = conn.connection.dbapi_connection.cursor()
+        try:
+            cur.execute(compiled.string, args)
+            keys = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+    return keys, rows
+
+
+def like_literal(text: str | None) -> str | None:
+    """A substring for LIKE ... ESCAPE '\\': % and _ match themselves."""
+    if text is None:
+        return None
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class Rows(list):
+    """Records (dicts by column name) that know their columns, in order, even when
+    there are none."""
+
+    def __init__(self, records=(), columns: list[str] | None = None):
+        super().__init__(records)
+        self.columns = list(columns or [])
+
+
+def records(keys: list[str], rows: list[tuple]) -> Rows:
+    """Rows as dicts by column name."""
+    return Rows((dict(zip(keys, r, strict=True)) for r in rows), keys)
+
+
+def run_step(conn, name: str, /, **params) -> None:
+    """Run one of the engine's write steps inside the caller's transaction."""
+    conn.execute(text(sql_text(name, conn.dialect.name, step=True)), params)

@@ -1,0 +1,402 @@
+"""SQLite: engine settings, bulk writes, staged groups, WAL handling, read-only SQL.
+
+The SQLite half of every dialect difference (``store.postgres`` is the other;
+``store.engine.backend`` picks one). Writers take the write lock up front
+(``BEGIN IMMEDIATE``, busy timeout 60 s), draw ids from ``MAX(id)`` under it, and
+copy staged tap and value rows from an attached stage database with one
+``INSERT ... SELECT`` per table.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from ..errors import TracedbError
+from .writer import BulkWriter
+
+#: UPDATE ... FROM (3.33), DROP COLUMN and AS MATERIALIZED (3.35) are used.
+MIN_SQLITE = (3, 35, 0)
+PAGE_SIZE = 16384
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout = 60000")
+    # a new, empty warehouse gets 16 KiB pages (SQLite's default is 4 KiB): a third
+    # fewer pages for a tap and its values, a quarter of the WAL and checkpoint
+    # system calls on a bulk load; an existing file keeps the size it was made with
+    cur.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+    cur.execute("PRAGMA journal_mode = WAL")
+    # once a checkpoint lets the WAL start over, cut the file back (a bulk load can
+    # leave it at hundreds of MB)
+    cur.execute("PRAGMA journal_size_limit = 67108864")
+    cur.execute("PRAGMA synchronous = NORMAL")
+    cur.execute("PRAGMA foreign_keys = ON")
+    cur.execute("PRAGMA case_sensitive_like = ON")  # LIKE as on PostgreSQL
+    try:  # named queries use LOG10; older SQLite builds lack the math functions
+        cur.execute("SELECT log10(10)")
+    except Exception:  # noqa: BLE001 - sqlite3.OperationalError: no such function
+        import math
+
+        dbapi_conn.create_function(
+            "log10", 1, lambda x: math.log10(x) if x is not None and x > 0 else None,
+            deterministic=True)
+    cur.close()
+
+
+def engine_kwargs(parsed) -> dict:
+    """create_engine arguments for a SQLite URL; refuses a too old SQLite or a file in
+    a directory that does not exist."""
+    import sqlite3
+
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise TracedbError(
+            f"SQLite {sqlite3.sqlite_version} is too old: tracedb needs "
+            f"{'.'.join(map(str, MIN_SQLITE))} or newer (the library Python's sqlite3 "
+            "module is linked with; python.org and conda builds bring a recent one)")
+    database = parsed.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        parent = Path(database).parent
+        if not parent.is_dir():
+            raise TracedbError(f"cannot create warehouse {database}: directory "
+                               f"{parent} does not exist")
+    return {"connect_args": {"timeout": 60}}
+
+
+def configure(engine: Engine) -> None:
+    """Pragmas on every connection; SQLAlchemy, not pysqlite, manages transactions so
+    that BEGIN is emitted explicitly (BEGIN IMMEDIATE for writers, see
+    :func:`write_connection`)."""
+    event.listen(engine, "connect", _sqlite_pragmas)
+
+    @event.listens_for(engine, "connect")
+    def _no_autobegin(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        mode = conn.get_execution_options().get("sqlite_begin", "BEGIN")
+        conn.exec_driver_sql(mode)
+
+
+def write_connection(engine: Engine) -> Connection:
+    """A connection whose transactions take the write lock up front: a deferred
+    transaction that starts reading and then writes can fail at once with
+    SQLITE_BUSY under a concurrent writer."""
+    return engine.connect().execution_options(sqlite_begin="BEGIN IMMEDIATE")
+
+
+def lock_for_update(query):
+    """A SELECT that must keep its rows to the transaction's end: the write lock,
+    taken at BEGIN IMMEDIATE, already does."""
+    return query
+
+
+def after_bulk_load(engine: Engine) -> None:
+    """Refresh planner statistics after an ingest added rows (best effort: another
+    writer holding the lock only means the statistics wait for the next ingest)."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        with write_connection(engine) as conn, conn.begin():
+            conn.exec_driver_sql("PRAGMA optimize")
+    except OperationalError:
+        pass
+
+
+def tune_for_comparison(conn) -> None:
+    """SQLite plans the comparison statements well as they are."""
+
+
+def refresh_statistics(conn, table: str) -> bool:
+    """SQLite plans the comparison statements well without fresh statistics."""
+    return False
+
+
+def server_version(conn) -> str:
+    return conn.exec_driver_sql("SELECT sqlite_version()").scalar()
+
+
+def integrity_checks(conn) -> list[tuple[str, int, str]]:
+    """SQLite's own checks as (check_name, problems, detail) rows."""
+    rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check")]
+    fk = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    return [("sqlite integrity_check", 0 if rows == ["ok"] else len(rows), "; ".join(rows[:5])),
+            ("foreign keys (PRAGMA foreign_key_check)", len(fk),
+             "; ".join(str(r) for r in fk[:5]))]
+
+
+# --------------------------------------------------------------------------- read-only SQL
+
+
+def _read_only_authorizer(action, arg1, arg2, dbname, source):
+    import sqlite3
+
+    allowed = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE,
+               sqlite3.SQLITE_TRANSACTION}  # the BEGIN/ROLLBACK tracedb itself issues
+    if action in allowed:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_FUNCTION:
+        return sqlite3.SQLITE_DENY if arg2 and arg2.lower() == "load_extension" \
+            else sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
+def run_read_only(conn: Connection, statement: str) -> tuple[list[str], list[tuple]]:
+    """One statement that cannot write: an authorizer that allows only reads, with
+    ``PRAGMA query_only`` on as well (the engine refuses any write whatever the
+    authorizer lets through); both are undone afterwards."""
+    raw = conn.connection.dbapi_connection
+    raw.execute("PRAGMA query_only = ON")
+    raw.set_authorizer(_read_only_authorizer)
+    try:
+        result = conn.exec_driver_sql(statement)
+        return list(result.keys()), result.fetchall()
+    finally:
+        raw.set_authorizer(None)
+        conn.rollback()
+        raw.execute("PRAGMA query_only = OFF")
+
+
+# --------------------------------------------------------------------------- staged ingest
+
+
+def can_stage() -> bool:
+    """Staging needs sqlite3's serialize/deserialize (Python 3.11 on SQLite 3.36+)."""
+    import sqlite3
+
+    return hasattr(sqlite3.Connection, "deserialize") \
+        and sqlite3.sqlite_version_info >= (3, 36, 0)
+
+
+def bulk_context(engine: Engine) -> tuple[bool, str | None]:
+    """How an ingest stages its groups: (staged, URL for the stagers). Staged groups
+    need :func:`can_stage`; the stagers need no connection of their own."""
+    return can_stage(), None
+
+
+def wal_flusher(engine: Engine):
+    """A :class:`WalFlusher` for a warehouse file (not an in-memory or URI database)
+    that worker processes feed; None otherwise."""
+    path = engine.url.database
+    if path and path != ":memory:" and not path.startswith("file:"):
+        return WalFlusher(path)
+    return None
+
+
+def bundle_session(conn: Connection, staged: bool, flusher):
+    """Around one bundle's transaction (see :func:`bulk_session`)."""
+    raw = conn.connection.dbapi_connection
+    if flusher is not None:
+        flusher.bound(raw)
+    return bulk_session(raw, flusher is not None) if staged else nullcontext()
+
+
+#: The schema name under which a writer's SQLite connection attaches staged rows.
+STAGE = "tracedb_stage"
+
+
+#: Page cache of a staged ingest's connection (KiB; SQLite's default is 2 MB): a
+#: bundle's transaction spills fewer pages to the WAL before it commits.
+BULK_CACHE_KIB = 65536
+
+
+@contextmanager
+def bulk_session(dbapi_conn, defer_checkpoint: bool = False):
+    """Set a SQLite connection up for staged bundle transactions, then put it back.
+
+    Outside any transaction (SQLite cannot ATTACH, or switch foreign keys, inside
+    one): attaches the in-memory stage schema, enlarges the page cache and turns
+    foreign-key enforcement off. Every row a staged bundle writes refers to rows
+    the same transaction wrote just before (runs to their file, taps and values to
+    their run, units to the unit table, as unit_suffix does), so the per-row look-ups
+    would only cost time; ``tracedb db check`` runs SQLite's foreign_key_check.
+    """
+    names = [r[1] for r in dbapi_conn.execute("PRAGMA database_list")]
+    if STAGE not in names:
+        dbapi_conn.execute(f"ATTACH DATABASE ':memory:' AS {STAGE}")
+    saved = {p: dbapi_conn.execute(f"PRAGMA {p}").fetchone()[0]
+             for p in ("foreign_keys", "cache_size", "wal_autocheckpoint")}
+    dbapi_conn.execute("PRAGMA foreign_keys = OFF")
+    dbapi_conn.execute(f"PRAGMA cache_size = -{BULK_CACHE_KIB}")
+    if defer_checkpoint:  # a WalFlusher checkpoints the commit in the background
+        dbapi_conn.execute("PRAGMA wal_autocheckpoint = 0")
+    try:
+        yield
+    finally:
+        for pragma, value in saved.items():
+            dbapi_conn.execute(f"PRAGMA {pragma} = {int(value)}")
+        dbapi_conn.execute(f"DETACH DATABASE {STAGE}")
+
+
+class WalFlusher:
+    """Background disk work for a bulk load into a SQLite file in WAL mode.
+
+    A bundle's transaction appends hundreds of MB to the WAL, which the kernel keeps
+    in memory until the checkpoint at commit flushes it and then writes and flushes
+    the database file, while the loader waits. This thread flushes the WAL as it
+    grows and, after each committed bundle, runs a PASSIVE checkpoint on its own
+    connection (it never blocks the writer), so that disk work overlaps loading.
+
+    SQLite starts the WAL over only when a write transaction begins with every frame
+    copied back, which a writer that never pauses does not see; so before a bundle
+    :meth:`bound` waits for that checkpoint and completes it once the WAL has grown
+    past ``limit`` bytes. The WAL thus stays under about ``limit`` plus one bundle.
+    """
+
+    def __init__(self, path: str, interval: float = 1.0, limit: int = 1 << 30):
+        import threading
+
+        self.path, self.wal, self.interval, self.limit = path, path + "-wal", interval, limit
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._checkpoint = False
+        self.thread = threading.Thread(target=self._run, name="tracedb-wal-flusher",
+                                       daemon=True)
+        self.thread.start()
+
+    def committed(self) -> None:
+        """A bundle was committed: checkpoint it soon."""
+        self._idle.clear()
+        self._checkpoint = True
+        self._wake.set()
+
+    def bound(self, dbapi_conn) -> None:
+        """Before a bundle (outside any transaction): once the WAL is past the limit,
+        let the background checkpoint finish and complete it, so that the bundle's
+        transaction starts the WAL over."""
+        import os
+
+        try:
+            size = os.path.getsize(self.wal)
+        except OSError:
+            return
+        if size > self.limit:
+            self._idle.wait()
+            dbapi_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self.thread.join()
+        self._idle.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            if self._checkpoint:
+                self._checkpoint = False
+                self._run_checkpoint()
+                self._idle.set()
+            self._flush_wal()
+
+    def _flush_wal(self) -> None:
+        import os
+
+        try:
+            fd = os.open(self.wal, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def _run_checkpoint(self) -> None:
+        import sqlite3
+
+        try:
+            con = sqlite3.connect(self.path, timeout=1, isolation_level=None)
+            try:
+                con.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                con.close()
+        except sqlite3.Error:  # busy or gone: the writer's own checkpoint does it later
+            pass
+
+
+class Writer(BulkWriter):
+    """Bulk rows through ``executemany``; staged groups through the attached stage."""
+
+    MARK = "?"
+
+    def __init__(self, conn: Connection):
+        super().__init__(conn)
+        self._next: dict[str, int] = {}
+
+    def ids(self, table: str, n: int) -> list[int]:
+        """``n`` new ids of ``table`` (the caller holds the write lock)."""
+        if n == 0:
+            return []
+        start = self._next.get(table)
+        if start is None:
+            self.cur.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}")
+            start = self.cur.fetchone()[0]
+        self._next[table] = start + n
+        return list(range(start, start + n))
+
+    def insert(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        if rows:
+            self.cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                                 f"({self.marks(len(columns))})", rows)
+
+    def register_tap_keys(self, keys):
+        """Add pairing keys to ``tap_key`` (if absent) inside the bundle's transaction
+        (its write lock serialises writers) and return their ids."""
+        from .layout import PAIRING_KEY_COLS
+
+        cols = ", ".join(PAIRING_KEY_COLS)
+        self.cur.executemany(f"INSERT INTO tap_key ({cols}) VALUES ({self.marks(4)}) "
+                             "ON CONFLICT DO NOTHING", keys)
+        out = {}
+        for k in keys:
+            self.cur.execute("SELECT id FROM tap_key WHERE channel = ? AND key_name = ? "
+                             "AND loop_key = ? AND key_occurrence = ?", k)
+            out[k] = self.cur.fetchone()[0]
+        return out
+
+    def stage(self, image: bytes) -> None:
+        """Put a stage database image (see ingest.staging) in the attached stage schema."""
+        self.raw.deserialize(image, name=STAGE)
+
+    def remap_stage_keys(self, mapping: list[tuple[int, int]]
+                         ) -> dict[int, list[tuple[int, int]]]:
+        """Replace provisional key ids by registered ones; each run's (key id, length)."""
+        self.cur.executemany(f"UPDATE {STAGE}.new_key SET gid = ? WHERE lid = ?",
+                             [(gid, lid) for lid, gid in mapping])
+        for table in ("tap", "value"):
+            self.cur.execute(f"UPDATE {STAGE}.{table} SET key_id = (SELECT gid FROM "
+                             f"{STAGE}.new_key WHERE lid = key_id) WHERE key_id < 0")
+        shapes: dict[int, list[tuple[int, int]]] = {}
+        for run, key_id, n in self.query(f"SELECT run_id, key_id, n_components "
+                                         f"FROM {STAGE}.tap ORDER BY id"):
+            shapes.setdefault(run, []).append((key_id, n))
+        return shapes
+
+    def copy_stage(self, first_run: int, in_order: bool) -> None:
+        """Copy the staged taps and values, local run ids shifted to start at ``first_run``.
+
+        One INSERT ... SELECT per table: the engine moves the rows, not Python. Values
+        are staged in primary-key order unless keys were remapped (``in_order`` False).
+        """
+        from .layout import TAP_BITS, TAP_COLS, VALUE_COLS
+
+        shift = {"id": f"id + {first_run << TAP_BITS}", "run_id": f"run_id + {first_run}"}
+        tap_sel = ", ".join(shift.get(c, c) for c in TAP_COLS)
+        self.cur.execute(f"INSERT INTO tap ({', '.join(TAP_COLS)}) SELECT {tap_sel} "
+                         f"FROM {STAGE}.tap ORDER BY id")
+        value_sel = ", ".join(shift.get(c, c) for c in VALUE_COLS)
+        order = "" if in_order else " ORDER BY run_id, key_id, idx"
+        self.cur.execute(f"INSERT INTO value ({', '.join(VALUE_COLS)}) SELECT {value_sel} "
+                         f"FROM {STAGE}.value{order}")
