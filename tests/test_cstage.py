@@ -1,7 +1,7 @@
 """The C accelerator (tracedb/ingest/_cstage.c) against the Python it replaces.
 
 The loader reads lines, numbers and their precision, and writes staged rows,
-through ``tracedb.stage``: C when it was built, Python otherwise. Both must give
+through ``tracedb.ingest.rows``: C when it was built, Python otherwise. Both must give
 the same warehouse, byte for byte.
 """
 

@@ -139,3 +139,31 @@ def test_candidate_list_shows_a_dash_for_a_missing_stamp():
     runs = [{"id": 9, "side": "c", "stamp": None, "pixel": (1, 2), "path": "x/c.log",
              "file_version": 1}]
     assert candidates_text(runs) == "run:9 c@- pixel 1,2 x/c.log"
+
+
+def test_a_named_query_cannot_write_whatever_it_says(url, tmp_path, monkeypatch):
+    # queries/ holds the user's questions; one that writes is refused by the engine
+    # (a read-only transaction, PRAGMA query_only), as one line, and changes nothing
+    import shutil
+
+    from tracedb.store import engine, queries
+
+    folder = tmp_path / "queries"
+    shutil.copytree(engine.resource_dir("queries"), folder)
+    (folder / "sneaky.sql").write_text("-- looks like a query\nDELETE FROM unit\n")
+    monkeypatch.setattr(queries, "resource_dir", lambda name: folder)
+    queries.sql_text.cache_clear()
+    wh = tracedb.connect(url)
+    before = wh.sql("SELECT count(*) AS n FROM unit").n.iloc[0]
+    try:
+        with pytest.raises(TracedbError, match="query 'sneaky' failed: .*read"):
+            wh.rows("sneaky")
+    finally:
+        queries.sql_text.cache_clear()
+    assert wh.sql("SELECT count(*) AS n FROM unit").n.iloc[0] == before > 0
+    wh.accept("x", "writes still work afterwards")
+
+
+def test_sql_keeps_columns_that_share_a_name(url):
+    df = tracedb.connect(url).sql("SELECT 1 AS id, 2 AS id")
+    assert list(df.columns) == ["id", "id"] and df.iloc[0].tolist() == [1, 2]

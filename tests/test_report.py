@@ -353,3 +353,27 @@ def test_plots_drawn_in_worker_processes_equal_those_drawn_in_one(sqlite_url, tm
     assert set(drawn_by["one"]) == {str(os.getpid())}
     assert str(os.getpid()) not in drawn_by["pool"]  # drawn by worker processes
     assert len(out["pool"]) == 13 and out["pool"] == out["one"]
+
+
+@pytest.mark.parametrize("formula, factors", [
+    ("I = a * b^2 / c", [("a", 1), ("b", 2), ("c", -1)]),
+    ("I = a / b * c^-2", [("a", 1), ("b", -1), ("c", -2)]),  # * and / left to right
+    ("I = lambda * F.x^2.5", [("lambda", 1), ("F.x", 2.5)]),  # names as traces write them
+    ("I = a *\n  b", [("a", 1), ("b", 1)]),
+])
+def test_factor_model_formulas(formula, factors):
+    from tracedb.curate import parse_model
+
+    assert parse_model(formula) == ("I", [(n, float(e)) for n, e in factors])
+
+
+@pytest.mark.parametrize("formula, message", [
+    ("I = a ** 2", "cannot read factor model"), ("I = b^x", "cannot read factor 'b\\^x'"),
+    ("I = a * 2", "cannot read factor '2'"), ("I = b^1e3", "cannot read factor"),
+    ("I = a b", "cannot read factor model"), ("I =", "has no factors"),
+])
+def test_factor_model_formulas_that_are_refused(formula, message):
+    from tracedb.curate import parse_model
+
+    with pytest.raises(TracedbError, match=message):
+        parse_model(formula)

@@ -86,6 +86,11 @@ class Warehouse:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def write(self):
+        """A connection for writes (on SQLite its transactions take the write lock up
+        front)."""
+        return self.db.store.write_connection(self.engine)
+
     def upgrade(self) -> tuple[str | None, str]:
         return upgrade(self.engine)
 
@@ -119,9 +124,16 @@ class Warehouse:
         """
         from .ingest.loader import ingest
 
-        cid = self.log_command("ingest", argv or ["tracedb", "ingest", *map(str, paths)])
-        result = ingest(self.engine, self.tables, [str(p) for p in paths], cid,
+        argv = argv or ["tracedb", "ingest", *map(str, paths)]
+        cids: list[int] = []
+
+        def log() -> int:  # once the tree is walked, as the command starts loading
+            cids.append(self.log_command("ingest", argv))
+            return cids[0]
+
+        result = ingest(self.engine, self.tables, [str(p) for p in paths], log,
                         progress=progress, workers_requested=workers)
+        cid = cids[0]
         status = "ok" if not result.missing and result.stats["errors"] == 0 else "error"
         self.finish_command(cid, status, {k: v for k, v in result.stats.items()
                                           if k != "notes"})
@@ -137,10 +149,12 @@ class Warehouse:
         like = queries.like_literal
         out = self.rows("runs", side=side, stamp=like(stamp), path=like(path), run_id=run_id,
                         slow=pixel[0] if pixel else None, fast=pixel[1] if pixel else None)
-        for r in out:
-            r["pixel"] = results.pixel_of(r.pop("pixel_slow"), r.pop("pixel_fast"))
         keys = [k for k in out.columns if k not in ("pixel_slow", "pixel_fast")]
-        out.columns = keys[:3] + ["pixel"] + keys[3:]
+        keys = keys[:3] + ["pixel"] + keys[3:]
+        for i, r in enumerate(out):
+            r["pixel"] = results.pixel_of(r["pixel_slow"], r["pixel_fast"])
+            out[i] = {k: r[k] for k in keys}
+        out.columns = keys
         return out
 
     def runs(self, *, side: str | None = None, stamp: str | None = None,
@@ -151,10 +165,8 @@ class Warehouse:
                                     run_id=run_id))
 
     def run(self, run_id: int) -> dict:
-        rows = self.run_rows(run_id=run_id)
-        if not rows:
-            raise TracedbError(f"no run with id {run_id}; list them with `tracedb runs`")
-        return rows[0]
+        requests.check_run(self.db, run_id)
+        return self.run_rows(run_id=run_id)[0]
 
     def tap_rows(self, run_id: int) -> list[dict]:
         """The taps of one run in trace order: one record per tap, values as written."""
@@ -316,8 +328,10 @@ class Warehouse:
 
     def sql(self, statement: str):
         """Run one read-only statement; writes and extension loading are refused."""
+        import pandas as pd
+
         cols, rows = self.sql_rows(statement)
-        return _frame([dict(zip(cols, r, strict=True)) for r in rows], cols)
+        return pd.DataFrame(rows, columns=cols)  # from tuples: a name may repeat
 
 
 def _report_data(db, found: results.Divergences, model: str):

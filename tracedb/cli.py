@@ -128,8 +128,6 @@ def ingest(
 RUN_COLUMNS = ["id", "side", "stamp", "pixel", "path", "taps", "segment", "first_line",
                "last_line", "path_stamp", "meta_stamp", "pixel_source", "bundle_id"]
 RUN_TABLE = ["id", "side", "stamp", "pixel", "taps", "path"]
-TAP_COLUMNS = ["seq", "line", "channel", "name", "loop_key", "occurrence", "unit", "shape",
-               "value"]
 
 
 @app.command()
@@ -158,6 +156,7 @@ def taps(
     fmt: FormatOpt = Fmt.table,
 ) -> None:
     """Show the taps of one run in trace order, values as written (or two runs, --diff)."""
+    from .api import TAP_COLUMNS
     from .compare import requests
 
     with _open() as wh:
@@ -169,7 +168,7 @@ def taps(
                                        f"rtol={rtol:g} atol={atol:g}")
             return
         rows = wh.tap_rows(run)
-    list_rows(rows, TAP_COLUMNS + (["components"] if fmt == Fmt.json else []), fmt)
+    list_rows(rows, [c for c in TAP_COLUMNS if c != "components" or fmt == Fmt.json], fmt)
 
 
 @app.command()
@@ -209,8 +208,8 @@ def demo(
         rows = wh.run_rows(path=target.as_posix())
         typer.echo(f"warehouse: {wh.display_url}")
         emit(rows, RUN_TABLE, "table", title="runs loaded from the example tree")
-        c_stamp = max(r["stamp"] for r in rows if r["side"] == "c")
-        py_stamp = max(r["stamp"] for r in rows if r["side"] == "py")
+        c_stamp, py_stamp = (max((r["stamp"] for r in rows if r["side"] == side
+                                  and r["stamp"]), default="-") for side in ("c", "py"))
         found = wh.divergences(ref=f"c@{c_stamp} path:{target.as_posix()}",
                                cand=f"py@{py_stamp} path:{target.as_posix()}")
     typer.echo("\nfirst divergences (the same as: tracedb diverge "

@@ -4,6 +4,7 @@ factor models. All of it is data in tables, edited here or by any SQL client."""
 from __future__ import annotations
 
 import ast
+import re
 
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
@@ -59,70 +60,70 @@ def accept(db, name: str, reason: str, now: str, channel: str = "*",
 # --------------------------------------------------------------------------- factor models
 
 _FORMULA_HELP = "write e.g. 'I_pixel_final = r_e_sqr * F_cell^2 / steps'"
+#: A factor is a tap name as traces write it (not a Python identifier: ``lambda``,
+#: ``a.b``), with an optional ^exponent (a plain decimal number).
+_TAP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_EXPONENT = re.compile(r"[-+]?\d+(?:\.\d+)?\Z")
 
 
-def _name(node: ast.expr) -> str | None:
-    """A tap name (``a``, ``a.b``) from its syntax tree, else None."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = _name(node.value)
-        return None if base is None else f"{base}.{node.attr}"
-    return None
-
-
-def _exponent(node: ast.expr) -> float | None:
-    sign = 1.0
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd | ast.USub):
-        sign = -1.0 if isinstance(node.op, ast.USub) else 1.0
-        node = node.operand
-    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-        return sign * float(node.value)
-    return None
-
-
-def _factors(node: ast.expr, sign: float, text: str, out: list) -> None:
+def _factors(node: ast.expr, sign: float, names: dict[str, str], expr: str, text: str,
+             out: list) -> None:
     """The factors of a product / quotient, left to right, with signed exponents."""
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult | ast.Div):
-        _factors(node.left, sign, text, out)
-        _factors(node.right, sign if isinstance(node.op, ast.Mult) else -sign, text, out)
+        _factors(node.left, sign, names, expr, text, out)
+        _factors(node.right, sign if isinstance(node.op, ast.Mult) else -sign, names, expr,
+                 text, out)
         return
-    base, exponent = node, 1.0
+    base, exponent = node, "1"
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
-        base, exponent = node.left, _exponent(node.right)
-    name = _name(base)
-    if name is None or exponent is None:
-        raise TracedbError(f"cannot read factor {ast.unparse(node).replace('**', '^')!r} in "
-                           f"{text!r}; factors are tap names with an optional ^exponent, "
-                           "joined by * and /")
-    out.append((name, sign * exponent))
+        base, exponent = node.left, ast.get_source_segment(expr, node.right) or ""
+    if not isinstance(base, ast.Name) or base.id not in names \
+            or not _EXPONENT.match(exponent.replace(" ", "")):
+        shown = _TAP_SLOT.sub(lambda m: names.get(m.group(0), m.group(0)),
+                              ast.get_source_segment(expr, node) or "").replace("**", "^")
+        raise TracedbError(f"cannot read factor {shown!r} in {text!r}; factors are tap "
+                           "names with an optional ^exponent, joined by * and /")
+    out.append((names[base.id], sign * float(exponent.replace(" ", ""))))
+
+
+_TAP_SLOT = re.compile(r"_tap[0-9]+_")
 
 
 def parse_model(text: str) -> tuple[str, list[tuple[str, float]]]:
-    """'I = a * b^2 / c' -> ('I', [('a', 1), ('b', 2), ('c', -1)]), read with ``ast``."""
+    """'I = a * b^2 / c' -> ('I', [('a', 1), ('b', 2), ('c', -1)]).
+
+    The formula's structure (products, quotients, powers) is read by ``ast``; the tap
+    names are taken as written, so names Python would not accept (``lambda``) are
+    factors too.
+    """
     target, sep, expr = text.partition("=")
     target = target.strip()
-    if not sep or _name_of_text(target) is None:
+    if not sep or not _TAP_NAME.fullmatch(target):
         raise TracedbError(f"cannot read factor model {text!r}; {_FORMULA_HELP}")
     if "(" in expr or ")" in expr:
         raise TracedbError(f"factor model {text!r}: no parentheses; write a / b / c "
                            "instead of a / (b * c)")
+    names: dict[str, str] = {}
+
+    def slot(m: re.Match) -> str:
+        key = f"_tap{len(names)}_"
+        names[key] = m.group(0)
+        return key
+
+    # numbers after ^ stay numbers; every other word is a tap name
+    expr = re.sub(r"(?<![\^\d.])" + _TAP_NAME.pattern, slot, " ".join(expr.split()))
     if not expr.strip():
         raise TracedbError(f"factor model {text!r} has no factors")
+    if "**" in expr:
+        raise TracedbError(f"cannot read factor model {text!r}; {_FORMULA_HELP}")
+    expr = expr.replace("^", "**")  # a power, binding tighter than * and /
     try:
-        tree = ast.parse(expr.strip().replace("^", "**"), mode="eval").body
+        tree = ast.parse(expr, mode="eval").body
     except SyntaxError:
         raise TracedbError(f"cannot read factor model {text!r}; {_FORMULA_HELP}") from None
     factors: list[tuple[str, float]] = []
-    _factors(tree, 1.0, text, factors)
+    _factors(tree, 1.0, names, expr, text, factors)
     return target, factors
-
-
-def _name_of_text(text: str) -> str | None:
-    try:
-        return _name(ast.parse(text, mode="eval").body)
-    except SyntaxError:
-        return None
 
 
 def set_factor_model(db, model: str, formula: str) -> list[tuple[str, float]]:

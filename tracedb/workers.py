@@ -101,9 +101,14 @@ class WindowedPool:
 
 def run_all(fn, jobs: list, workers: int, min_jobs: int) -> None:
     """``fn(job)`` for every job: in ``workers`` processes when there are at least
-    ``min_jobs`` jobs and two or more workers, else in this process."""
+    ``min_jobs`` jobs, two or more workers and the platform can fork (a spawned
+    worker would re-import the caller's script, which a notebook or a script without
+    a ``__main__`` guard does not survive), else in this process."""
+    import multiprocessing
+
     workers = min(workers, len(jobs))
-    if len(jobs) < min_jobs or workers < 2:
+    if len(jobs) < min_jobs or workers < 2 \
+            or "fork" not in multiprocessing.get_all_start_methods():
         for job in jobs:
             fn(job)
         return

@@ -13,7 +13,8 @@ Comparisons come in two details (``comparison_set.detail``):
 - ``mismatch``: only taps that do not plainly match. ``mismatch_key`` finds, per
   comparison, the keys with a component outside ``|ref - cand| <= atol +
   rtol * |ref|`` (a condition that implies 'match'), a missing tap or a length
-  difference; ``compare_flag.sql`` stores them in ``tap_flag``;
+  difference; ``compare_flag.sql`` and ``compare_flag_shapes.sql`` (in
+  ``queries/steps/``) store them in ``tap_flag``;
   ``tap_status_flagged`` is ``tap_status`` for exactly those keys (the same
   status rules, from 0003). A tap of the comparison that is absent from
   ``tap_result`` matched.

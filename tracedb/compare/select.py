@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from ..errors import TracedbError
 
 _TERM = re.compile(r"^(?:(c|py))?(?:@([0-9A-Za-z_]+))?$")
-SIDE_OF_ROLE = {"ref": "c", "cand": "py"}
 Pixel = tuple[int, int]
 
 
@@ -160,10 +159,10 @@ def _pixels_text(by: dict) -> str:
     return ", ".join(f"{p[0]},{p[1]}" for p in by if p is not None) or "none"
 
 
-def _common(rby: dict, cby: dict, what: str = "a candidate") -> list[Pixel]:
+def _common(rby: dict, cby: dict) -> list[Pixel]:
     common = sorted(p for p in rby if p is not None and p in cby)
     if not common:
-        raise TracedbError(f"no pixel has both a reference and {what} run "
+        raise TracedbError("no pixel has both a reference and a candidate run "
                            f"(reference pixels: {_pixels_text(rby)}; candidate pixels: "
                            f"{_pixels_text(cby)})")
     return common

@@ -629,7 +629,7 @@ static PyObject *Stager_values(Stager *st, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* A run's taps and values, as stage.run_rows builds them (see there):
+/* A run's taps and values, as rows.run_rows builds them (see there):
  * run(run_id, base, taps, static, order) -> component count of every tap.
  * ``taps`` holds (line_no, side, name, raw, n) tuples and (line_no, Tap) pairs,
  * ``static`` a template tuple per tap, ``order`` the tap positions in key order. */

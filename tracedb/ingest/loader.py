@@ -338,7 +338,7 @@ class IngestResult:
         return not self.missing and not any(n.level == "error" for n in self.notes)
 
 
-def ingest(engine: Engine, tables: dict[str, Table], paths: list[str], command_id: int, *,
+def ingest(engine: Engine, tables: dict[str, Table], paths: list[str], log_command, *,
            progress: ProgressFn | None = None, workers_requested: int | None = None
            ) -> IngestResult:
     """Load every trace file under ``paths`` into the warehouse of ``engine``.
@@ -347,6 +347,8 @@ def ingest(engine: Engine, tables: dict[str, Table], paths: list[str], command_i
     (``workers_requested``, else ``TRACEDB_WORKERS``, else one per CPU, at most four;
     0 keeps it all in this process) while this one writes: staged groups of files
     (see ``staging.stage_files``), so the writer does no per-row work.
+    ``log_command()`` records the command once the paths are walked and returns its
+    command_log id.
     """
     started = time.perf_counter()
     found = discover(paths)
@@ -355,6 +357,7 @@ def ingest(engine: Engine, tables: dict[str, Table], paths: list[str], command_i
     stats.skipped_files = sum(1 for n in found.notes if n.level == "note")
     stats.errors = sum(1 for n in found.notes if n.level == "error")
     stats.trace_files = sum(len(b.trace_files) for b in found.bundles)
+    command_id = log_command()
     with engine.connect() as conn:
         suffixes = [(r.suffix, r.unit) for r in conn.execute(select(tables["unit_suffix"]))]
         ta = tables["tap_alias"]
@@ -377,9 +380,7 @@ def ingest(engine: Engine, tables: dict[str, Table], paths: list[str], command_i
             flusher.close()
         if pool is not None:
             pool.close()
-        from ..store import postgres
-
-        postgres.close_stager_connections()
+        store.close_stagers()
     stats.pixels = len(stats.pixel_set)
     if stats.values:
         store.after_bulk_load(engine)

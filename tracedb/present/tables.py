@@ -18,8 +18,13 @@ def json_lines(records: list[dict]) -> str:
     return "[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]"
 
 
+def _plain(v):
+    """A value as JSON can carry it: a float NaN (PostgreSQL's float8 has one) is null."""
+    return None if isinstance(v, float) and v != v else v
+
+
 def _cell(v, sep: str) -> str:
-    if v is None:
+    if _plain(v) is None:
         return ""
     if isinstance(v, list):
         return sep.join(map(str, v))
@@ -30,7 +35,7 @@ def emit(records: list[dict], columns: list[str], fmt: str, title: str | None = 
     """Render rows as a Rich table, a JSON list or CSV (stable column order)."""
     out = sys.stdout
     if fmt == "json":
-        out.write(json_lines([{c: r.get(c) for c in columns} for r in records]) + "\n")
+        out.write(json_lines([{c: _plain(r.get(c)) for c in columns} for r in records]) + "\n")
         return
     if fmt == "csv":
         import csv
@@ -203,7 +208,3 @@ def emit_regress(found: Divergences, records: list[dict], fmt: str) -> None:
     rows = [{**o, "pixel": pixel_text(o["pixel"]), "regressions": ", ".join(o["regressions"]),
              "fixes": ", ".join(o["fixes"])} for o in records]
     emit(rows, list(rows[0]) if rows else ["pixel"], fmt, title=found.tolerance)
-
-
-CHANGE_COLUMNS = ["ordinal", "tap", "loop_key", "occurrence", "change", "before_status",
-                  "after_status", "before_value", "after_value"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
-SIDE = {"c": "C", "py": "PyTorch"}
+from ..compare.results import SIDE_LABEL as SIDE
 
 _ASCII = {"\u2190": "<-", "\u2192": "->", "\u2194": "<->", "\u00c5": "A", "\u212b": "A",
           "\u00b0": "deg", "\u00b2": "^2", "\u00b3": "^3", "\u00d7": "x", "\u00b7": "*",

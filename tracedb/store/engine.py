@@ -3,8 +3,8 @@
 The schema is made only by the Alembic migrations in ``migrations/``; this
 module runs them and reflects the result, so there is one definition of every
 table. :func:`backend` names the module that holds a dialect's differences
-(``store.sqlite`` or ``store.postgres``); nothing outside ``store/`` asks which
-dialect it runs on.
+(``store.sqlite`` or ``store.postgres``); no module outside ``store/`` branches
+on the dialect.
 """
 
 from __future__ import annotations
@@ -84,18 +84,28 @@ def make_engine(url: str) -> Engine:
 # --------------------------------------------------------------------------- migrations
 
 
+#: The module the migrations share (migrations/tracedb_status_rules.py).
+SHARED_MODULE = "tracedb_status_rules"
+
+
 def _config():
-    """Alembic's configuration: the migrations folder, also on ``sys.path`` (once) for
-    the module the versions share (``tracedb_status_rules``)."""
+    """Alembic's configuration. The versions import the module they share by its
+    name; it is loaded here from the migrations folder, once, so that nothing else of
+    that folder becomes importable."""
+    import importlib.util
     import sys
 
     from alembic.config import Config
 
-    folder = str(resource_dir("migrations"))
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
+    folder = resource_dir("migrations")
+    if SHARED_MODULE not in sys.modules:
+        spec = importlib.util.spec_from_file_location(SHARED_MODULE,
+                                                      folder / f"{SHARED_MODULE}.py")
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        sys.modules[SHARED_MODULE] = module
     cfg = Config()
-    cfg.set_main_option("script_location", folder)
+    cfg.set_main_option("script_location", str(folder))
     return cfg
 
 

@@ -11,6 +11,7 @@ concurrent writers of one bundle take turns.
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -50,6 +51,14 @@ def server_version(conn) -> str:
 def integrity_checks(conn) -> list[tuple[str, int, str]]:
     """PostgreSQL enforces its constraints itself; the named check query covers the rest."""
     return []
+
+
+@contextmanager
+def read_only(cursor):
+    """What runs on ``cursor`` inside cannot write: a read-only transaction (the
+    connection's next transaction; SQLAlchemy rolls it back when it is returned)."""
+    cursor.execute("SET TRANSACTION READ ONLY")
+    yield
 
 
 def run_read_only(conn: Connection, statement: str) -> tuple[list[str], list[tuple]]:
@@ -224,7 +233,7 @@ def stager_cursor(url: str):
     return raw.driver_connection.cursor()
 
 
-def close_stager_connections() -> None:
+def close_stagers() -> None:
     """Close this process's stager connections (an ingest's end, in the writer)."""
     import os
 

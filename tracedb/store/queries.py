@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from ..errors import TracedbError
-from .engine import resource_dir
+from .engine import backend, resource_dir
 from .layout import TAP_RESULT_COLS
 
 #: What a step may name in braces: column lists kept in store/layout.py.
@@ -79,11 +79,17 @@ def fetch(engine, name: str, **params) -> tuple[list[str], list[tuple]]:
         args = compiled.construct_params(bound)
         if compiled.positional:
             args = tuple(args[k] for k in compiled.positiontup)
+        store = backend(conn)
         cur = conn.connection.dbapi_connection.cursor()
         try:
-            cur.execute(compiled.string, args)
-            keys = [d[0] for d in cur.description]
-            rows = cur.fetchall()
+            with store.read_only(cur):  # a named query cannot write, whatever it says
+                cur.execute(compiled.string, args)
+                keys = [d[0] for d in cur.description or ()]
+                rows = cur.fetchall() if cur.description else []
+        except conn.dialect.loaded_dbapi.Error as exc:
+            first = str(exc).strip().splitlines()
+            raise TracedbError(f"query {name!r} failed: {first[0] if first else exc}"
+                               ) from None
         finally:
             cur.close()
     return keys, rows

@@ -146,19 +146,31 @@ def _read_only_authorizer(action, arg1, arg2, dbname, source):
     return sqlite3.SQLITE_DENY
 
 
+@contextmanager
+def read_only(cursor):
+    """What runs on ``cursor`` inside cannot write (``PRAGMA query_only``)."""
+    cursor.execute("PRAGMA query_only = ON")
+    try:
+        yield
+    finally:
+        cursor.execute("PRAGMA query_only = OFF")
+
+
 def run_read_only(conn: Connection, statement: str) -> tuple[list[str], list[tuple]]:
     """One statement that cannot write: an authorizer that allows only reads, with
     ``PRAGMA query_only`` on as well (the engine refuses any write whatever the
     authorizer lets through); both are undone afterwards."""
     raw = conn.connection.dbapi_connection
     raw.execute("PRAGMA query_only = ON")
-    raw.set_authorizer(_read_only_authorizer)
     try:
-        result = conn.exec_driver_sql(statement)
-        return list(result.keys()), result.fetchall()
+        raw.set_authorizer(_read_only_authorizer)
+        try:
+            result = conn.exec_driver_sql(statement)
+            return list(result.keys()), result.fetchall()
+        finally:
+            raw.set_authorizer(None)
+            conn.rollback()
     finally:
-        raw.set_authorizer(None)
-        conn.rollback()
         raw.execute("PRAGMA query_only = OFF")
 
 
@@ -177,6 +189,10 @@ def bulk_context(engine: Engine) -> tuple[bool, str | None]:
     """How an ingest stages its groups: (staged, URL for the stagers). Staged groups
     need :func:`can_stage`; the stagers need no connection of their own."""
     return can_stage(), None
+
+
+def close_stagers() -> None:
+    """SQLite's stagers hold no connection of their own."""
 
 
 def wal_flusher(engine: Engine):
