@@ -107,12 +107,6 @@ class Warehouse:
         keys, rows = queries.fetch(self.engine, name, **params)
         return _frame(queries.records(keys, rows), keys)
 
-    def log_command(self, command: str, argv: list[str] | None) -> int:
-        return health.log_command(self.db, command, argv, utcnow(), __version__)
-
-    def finish_command(self, cid: int, status: str, stats: dict) -> None:
-        health.finish_command(self.db, cid, status, stats, utcnow())
-
     # -- ingest --------------------------------------------------------------------
     def ingest(self, paths: list[str | Path], *, progress: ProgressFn | None = None,
                argv: list[str] | None = None, workers: int | None = None) -> IngestResult:
@@ -124,19 +118,13 @@ class Warehouse:
         """
         from .ingest.loader import ingest
 
-        argv = argv or ["tracedb", "ingest", *map(str, paths)]
-        cids: list[int] = []
-
-        def log() -> int:  # once the tree is walked, as the command starts loading
-            cids.append(self.log_command("ingest", argv))
-            return cids[0]
-
-        result = ingest(self.engine, self.tables, [str(p) for p in paths], log,
+        command = health.Command(self.db, "ingest",
+                                 argv or ["tracedb", "ingest", *map(str, paths)], __version__)
+        # the command is recorded once the tree is walked, as it starts loading
+        result = ingest(self.engine, self.tables, [str(p) for p in paths], command.start,
                         progress=progress, workers_requested=workers)
-        cid = cids[0]
-        status = "ok" if not result.missing and result.stats["errors"] == 0 else "error"
-        self.finish_command(cid, status, {k: v for k, v in result.stats.items()
-                                          if k != "notes"})
+        command.finish("ok" if not result.missing and result.stats["errors"] == 0
+                       else "error", {k: v for k, v in result.stats.items() if k != "notes"})
         return result
 
     # -- listing -------------------------------------------------------------------
@@ -287,16 +275,17 @@ class Warehouse:
             argv = report_argv(self.display_url, outdir, ref=ref, cand=cand, pixels=pixels,
                                rtol=rtol, atol=atol, strict=strict, unicode=unicode,
                                force=force, model=model)
-        cid = self.log_command("report", argv)
+        command = health.Command(self.db, "report", argv, __version__)
+        command.start()
         try:
             found = self.divergences(ref, cand, pixels, rtol, atol, strict, detail="all")
             prepare_outdir(outdir, force)
             rep = write_report(outdir, _report_data(self.db, found, model), utcnow(),
                                unicode=unicode, argv=argv)
         except Exception:
-            self.finish_command(cid, "error", {})
+            command.finish("error", {})
             raise
-        self.finish_command(cid, "ok", {"files": len(rep.files), "set_id": rep.set_id})
+        command.finish("ok", {"files": len(rep.files), "set_id": rep.set_id})
         return rep
 
     # -- health ---------------------------------------------------------------------
@@ -315,16 +304,7 @@ class Warehouse:
     # -- ad-hoc SQL --------------------------------------------------------------------
     def sql_rows(self, statement: str) -> tuple[list[str], list[tuple]]:
         """Run one read-only statement: (columns, rows); writes are refused."""
-        from sqlalchemy.exc import DBAPIError
-
-        stmt = _read_only_statement(statement)
-        try:
-            with self.engine.connect() as conn:
-                return self.db.store.run_read_only(conn, stmt)
-        except DBAPIError as exc:
-            first = str(exc.orig).strip().splitlines()
-            raise TracedbError(f"sql refused or failed: {first[0] if first else exc}"
-                               ) from None
+        return queries.run_sql(self.engine, statement)
 
     def sql(self, statement: str):
         """Run one read-only statement; writes and extension loading are refused."""
@@ -350,25 +330,6 @@ def _report_data(db, found: results.Divergences, model: str):
         loads=rows("load_commands"), model=model,
         database={"dialect": db.engine.dialect.name, "version": version,
                   "url": db.display_url})
-
-
-_READ_KEYWORDS = ("select", "with", "values", "explain", "table")
-
-
-def _read_only_statement(statement: str) -> str:
-    import re
-
-    stmt = statement.strip().rstrip(";").strip()
-    body = re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"", "''", stmt)  # literals
-    body = re.sub(r"--[^\n]*|/\*.*?\*/", " ", body, flags=re.S).strip().lower()
-    if not body:
-        raise TracedbError("empty SQL statement")
-    if ";" in body:
-        raise TracedbError("tracedb sql runs one statement at a time")
-    if body.split(None, 1)[0] not in _READ_KEYWORDS:
-        raise TracedbError("tracedb sql is read-only: only SELECT, WITH, VALUES, EXPLAIN "
-                           "and TABLE statements run")
-    return stmt
 
 
 def report_argv(url: str, outdir, *, ref=None, cand=None, pixels=None, rtol=1e-12, atol=0.0,

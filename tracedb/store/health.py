@@ -63,18 +63,30 @@ def check(db) -> tuple[list[dict], list[str]]:
     return rows, notes
 
 
-def log_command(db, command: str, argv: list[str] | None, now: str, version: str) -> int:
-    """A command_log row for a command that starts now (status 'running')."""
-    t = db.tables["command_log"]
-    with db.store.write_connection(db.engine) as conn, conn.begin():
-        return conn.execute(t.insert().returning(t.c.id), dict(
-            started_at=now, command=command,
-            argv=json.dumps(argv if argv is not None else ["tracedb", command]),
-            cwd=os.getcwd(), tracedb_version=version, status="running")).scalar_one()
+class Command:
+    """One command's row in command_log: :meth:`start` records it as running (its
+    argv, directory and tracedb version), :meth:`finish` its status and counts."""
 
+    def __init__(self, db, command: str, argv: list[str] | None, version: str):
+        self.db, self.command, self.version = db, command, version
+        self.argv = argv if argv is not None else ["tracedb", command]
+        self.id: int | None = None
 
-def finish_command(db, cid: int, status: str, stats: dict, now: str) -> None:
-    t = db.tables["command_log"]
-    with db.store.write_connection(db.engine) as conn, conn.begin():
-        conn.execute(t.update().where(t.c.id == cid).values(
-            finished_at=now, status=status, stats_json=json.dumps(stats)))
+    def start(self) -> int:
+        from .engine import utcnow
+
+        t = self.db.tables["command_log"]
+        with self.db.store.write_connection(self.db.engine) as conn, conn.begin():
+            self.id = conn.execute(t.insert().returning(t.c.id), dict(
+                started_at=utcnow(), command=self.command, argv=json.dumps(self.argv),
+                cwd=os.getcwd(), tracedb_version=self.version, status="running")
+            ).scalar_one()
+        return self.id
+
+    def finish(self, status: str, stats: dict) -> None:
+        from .engine import utcnow
+
+        t = self.db.tables["command_log"]
+        with self.db.store.write_connection(self.db.engine) as conn, conn.begin():
+            conn.execute(t.update().where(t.c.id == self.id).values(
+                finished_at=utcnow(), status=status, stats_json=json.dumps(stats)))

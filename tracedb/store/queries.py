@@ -119,3 +119,39 @@ def records(keys: list[str], rows: list[tuple]) -> Rows:
 def run_step(conn, name: str, /, **params) -> None:
     """Run one of the engine's write steps inside the caller's transaction."""
     conn.execute(text(sql_text(name, conn.dialect.name, step=True)), params)
+
+
+# --------------------------------------------------------------------------- ad-hoc SQL
+
+_READ_KEYWORDS = ("select", "with", "values", "explain", "table")
+
+
+def read_only_statement(statement: str) -> str:
+    """One statement that starts as a read does (the engine is what enforces it)."""
+    import re
+
+    stmt = statement.strip().rstrip(";").strip()
+    body = re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"", "''", stmt)  # literals
+    body = re.sub(r"--[^\n]*|/\*.*?\*/", " ", body, flags=re.S).strip().lower()
+    if not body:
+        raise TracedbError("empty SQL statement")
+    if ";" in body:
+        raise TracedbError("tracedb sql runs one statement at a time")
+    if body.split(None, 1)[0] not in _READ_KEYWORDS:
+        raise TracedbError("tracedb sql is read-only: only SELECT, WITH, VALUES, EXPLAIN "
+                           "and TABLE statements run")
+    return stmt
+
+
+def run_sql(engine, statement: str) -> tuple[list[str], list[tuple]]:
+    """``tracedb sql``: one statement, run the dialect's read-only way (see
+    ``store.sqlite.run_read_only`` / ``store.postgres.run_read_only``)."""
+    from sqlalchemy.exc import DBAPIError
+
+    stmt = read_only_statement(statement)
+    try:
+        with engine.connect() as conn:
+            return backend(conn).run_read_only(conn, stmt)
+    except DBAPIError as exc:
+        first = str(exc.orig).strip().splitlines()
+        raise TracedbError(f"sql refused or failed: {first[0] if first else exc}") from None
