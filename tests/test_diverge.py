@@ -59,6 +59,17 @@ def test_special_values_strings_and_lengths(url, tmp_path):
     assert (s.compared, s.diverged, s.first_tap) == (8, 4, "e")
 
 
+def test_name_equals_value_with_blanks_matches_the_plain_number(url, tmp_path):
+    # PyTorch printing `F_cell = 1.0e+02` against C's `F_cell 100` is a match, not a
+    # number against the string "= 1.0e+02"
+    _, s, diff, status = compare(url, tmp_path, ["{P}: F_cell 100", "{P}: k 2"],
+                                 ["{P}: F_cell = 1.000000000000000e+02", "{P}: k = 3"])
+    assert st(status, "F_cell") == "match"
+    assert st(status, "k") == "diverged"
+    assert (s.compared, s.diverged, s.first_tap) == (2, 1, "k")
+    assert diff.set_index("tap").cand_value["F_cell"] == "1.000000000000000e+02"
+
+
 def test_tolerance_is_relative_and_absolute_and_settable(url, tmp_path):
     c = ["{P}: x 1.000000000000000e+00", "{P}: tiny 1.000000000000000e-20"]
     py = ["{P}: x 1.000000000100000e+00", "{P}: tiny 3.000000000000000e-20"]

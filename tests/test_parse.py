@@ -195,3 +195,42 @@ def test_path_helpers():
     assert normalize_stamp("20251010T055812Z") == "20251010T055812Z"
     assert normalize_stamp("2025-10-08T06:22:40.752347Z") == "20251008T062240Z"
     assert normalize_stamp(None) is None
+
+
+@pytest.mark.parametrize("text", [
+    "TRACE_PY: F_cell = 1.000000000000000e+02",
+    "TRACE_PY: F_cell =1.000000000000000e+02",
+    "TRACE_PY:F_cell\t=\t1.000000000000000e+02",
+])
+def test_name_equals_value_with_blanks_before_the_equals(text):
+    # seen in PyTorch traces: the value is the number, not the text "= 1.0e+02"
+    tap = one(text)
+    assert (tap.side, tap.name, tap.shape) == ("py", "F_cell", "scalar")
+    assert [(c.kind, c.num, c.text) for c in tap.components] == [
+        ("num", 100.0, "1.000000000000000e+02")]
+
+
+def test_name_equals_vector_and_text_with_blanks_before_the_equals():
+    assert nums(one("TRACE_C: pix0_vector = 0.5 0.10245 -0.10245")) == [0.5, 0.10245, -0.10245]
+    tap = one("TRACE_C: detector_convention = MOSFLM")
+    assert (tap.name, tap.components[0].text) == ("detector_convention", "MOSFLM")
+    line = parse_line("TRACE_C: x =", 1)  # still a tap without a value
+    assert line.quarantine == "tap 'x' has no value"
+
+
+def test_comma_list_without_brackets_is_numbers():
+    tap = one("TRACE_PY: incident_beam 1.0, 2.0, -3.5e-01")
+    assert (tap.name, tap.shape) == ("incident_beam", "list")
+    assert nums(tap) == [1.0, 2.0, -0.35]
+    assert [c.text for c in tap.components] == ["1.0", "2.0", "-3.5e-01"]
+    # a list that is not all numbers, or has an empty item, stays text as written
+    assert one("TRACE_PY: s a, b").components[0].text == "a, b"
+    assert one("TRACE_PY: v 1,,2").components[0].text == "1,,2"
+
+
+def test_a_trailing_comma_is_not_part_of_the_value():
+    tap = one("TRACE_PY: dtype=torch.float64,")
+    assert (tap.shape, tap.components[0].text) == ("text", "torch.float64")
+    tap = one("TRACE_PY: omega_pixel=4.2e-07,")
+    assert (tap.shape, nums(tap)) == ("scalar", [4.2e-07])
+    assert one("TRACE_PY: v=,").components[0].text == ","  # a lone comma is the value

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"  # 2: name = value with blanks before =, comma lists, a trailing comma
 
 #: Lines longer than this are quarantined instead of parsed (a runaway print).
 MAX_LINE_CHARS = 65536
@@ -172,10 +172,16 @@ def parse_value(text: str) -> tuple[str, list[Component]] | None:
         if parts and all(c is not None for c in comps):
             shape = "matrix" if ";" in inner else ("tuple" if text[0] == "(" else "list")
             return shape, comps  # type: ignore[return-value]
+    if text.endswith(",") and len(text) > 1:  # a trailing comma (dtype=torch.float64,)
+        text = text[:-1].rstrip()
     tokens = text.split()
     comps = [number(t) for t in tokens]
     if all(c is not None for c in comps):
         return ("scalar" if len(comps) == 1 else "vector"), comps  # type: ignore[return-value]
+    if "," in text:  # numbers separated by commas, without brackets (1.0, 2.0, 3.0)
+        comps = [number(p.strip()) for p in text.split(",")]
+        if all(c is not None for c in comps):
+            return "list", comps  # type: ignore[return-value]
     labelled = [_LABELLED.match(t) for t in tokens]
     if all(m is not None for m in labelled):
         out = []
@@ -421,6 +427,18 @@ def _key_value(line: Line, side, channel: str, loop_key: str, body: str) -> bool
     return True
 
 
+_SPACED_EQUALS = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)[ \t]+=[ \t]*(.*)\Z", re.S)
+
+
+def _name_equals_value(line: Line, side, channel: str, loop_key: str, body: str) -> bool:
+    """name = value, with blanks before the = (TRACE_PY: F_cell = 1.000000000000000e+02):
+    read as name=value, not as a name whose value is the text "= ..."."""
+    m = _SPACED_EQUALS.match(body)
+    if not m:
+        return False
+    return _key_value(line, side, channel, loop_key, f"{m.group(1)}={m.group(2)}")
+
+
 def _name_values(line: Line, side, channel: str, loop_key: str, body: str) -> bool:
     """name v1 v2 ..., and spaced records (pixel 0 0 / name v name v)."""
     tokens = body.split()
@@ -457,7 +475,7 @@ def _bare(line: Line, side, channel: str, loop_key: str, body: str) -> bool:
     return True
 
 
-BODY_SHAPES = (_grid_entry, _key_value, _name_values, _bare)
+BODY_SHAPES = (_grid_entry, _key_value, _name_equals_value, _name_values, _bare)
 
 
 def parse_text(text: str) -> ParsedText:
