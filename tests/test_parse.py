@@ -234,3 +234,14 @@ def test_a_trailing_comma_is_not_part_of_the_value():
     tap = one("TRACE_PY: omega_pixel=4.2e-07,")
     assert (tap.shape, nums(tap)) == ("scalar", [4.2e-07])
     assert one("TRACE_PY: v=,").components[0].text == ","  # a lone comma is the value
+
+
+def test_loop_keys_index_only_when_they_count():
+    # phi_tic=3 counts loop steps; phi=0.05 is a quantity (an angle) named phi
+    line = parse_line("TRACE_C_PHI phi=0.05 k_frac=-0.59", 1)
+    assert [(t.name, t.loop_key, nums(t)) for t in line.taps] == [
+        ("phi", "", [0.05]), ("k_frac", "", [-0.59])]
+    line = parse_line("TRACE_C_PHI phi_tic=3 phi_deg=0.03 source=0", 1)
+    assert [(t.name, t.loop_key) for t in line.taps] == [("phi_deg", "phi_tic=3;source=0")]
+    line = parse_line("TRACE_PY: source=0.5 mos=1", 1)
+    assert [(t.name, t.loop_key) for t in line.taps] == [("source", "mos=1")]

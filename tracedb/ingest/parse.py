@@ -15,7 +15,9 @@ import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-PARSER_VERSION = "2"  # 2: name = value with blanks before =, comma lists, a trailing comma
+#: 2: name = value with blanks before =, comma lists, a trailing comma, loop indices
+#: only when they count
+PARSER_VERSION = "2"
 
 #: Lines longer than this are quarantined instead of parsed (a runaway print).
 MAX_LINE_CHARS = 65536
@@ -223,6 +225,18 @@ def _index_text(values: list[str]) -> str:
     return ",".join(p for p in re.split(r"[,\s]+", joined) if p)
 
 
+_COUNT = re.compile(r"[-+]?\d+\Z")
+
+
+def _is_index(key: str, vals: list[str]) -> bool:
+    """A loop index: a loop's key (phi_tic, mos, source, ...) that counts, integers
+    only; ``phi=0.05`` is a quantity named phi."""
+    if key not in INDEX_KEYS and not key.endswith("_tic"):
+        return False
+    parts = _index_text(vals).split(",")
+    return bool(vals) and all(_COUNT.match(p) for p in parts)
+
+
 def _record(line: Line, side, channel, loop_key, groups) -> None:
     """Several named quantities on one line (key=value or key value records)."""
     index = []
@@ -232,11 +246,10 @@ def _record(line: Line, side, channel, loop_key, groups) -> None:
             if pix is not None:
                 line.pixel = pix
                 continue
-        if key in INDEX_KEYS or key.endswith("_tic"):
+        if _is_index(key, vals):
             index.append(f"{key}={_index_text(vals)}")
     key_text = ";".join(([loop_key] if loop_key else []) + index)
-    if index and all(k == "pixel" or k in INDEX_KEYS or k.endswith("_tic")
-                     for k, _ in groups):
+    if index and all(k == "pixel" or _is_index(k, v) for k, v in groups):
         # only loop indices (phi_tic=1 mos_tic=0): the line marks a loop step
         text = " ".join(f"{k}={' '.join(v)}" for k, v in groups if k != "pixel")
         line.taps.append(Tap(side, channel, "index", key_text, "event",
@@ -245,7 +258,7 @@ def _record(line: Line, side, channel, loop_key, groups) -> None:
     for key, vals in groups:
         if key == "pixel" and line.pixel is not None:
             continue
-        if key in INDEX_KEYS or key.endswith("_tic"):
+        if _is_index(key, vals):
             continue
         parsed = parse_value(" ".join(vals))
         if parsed is None:
