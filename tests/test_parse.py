@@ -245,3 +245,21 @@ def test_loop_keys_index_only_when_they_count():
     assert [(t.name, t.loop_key) for t in line.taps] == [("phi_deg", "phi_tic=3;source=0")]
     line = parse_line("TRACE_PY: source=0.5 mos=1", 1)
     assert [(t.name, t.loop_key) for t in line.taps] == [("source", "mos=1")]
+
+
+@pytest.mark.parametrize("text, shown", [
+    # copied from notes into a log (parity_shim/20251008T032835Z/trace_per_phi.log)
+    ("   TRACE_C_PHI \u03c6_tic=<idx> phi_deg=<angle> k=<val> F_latt_b=<val>",
+     "(<idx>, <angle>, <val>)"),
+    ("TRACE_PY: F_cell <value>", "(<value>)"),
+])
+def test_template_placeholders_are_quarantined(text, shown):
+    line = parse_line(text, 1)
+    assert line.taps == [] and line.quarantine == \
+        f"template placeholders instead of values {shown}"
+
+
+def test_angle_brackets_inside_a_value_are_text_not_placeholders():
+    assert one("TRACE_C:map=Fbeam<-Ybeam_mm(+0.5px)").components[0].text == \
+        "Fbeam<-Ybeam_mm(+0.5px)"
+    assert one("TRACE_C: cmp a<b").components[0].text == "a<b"

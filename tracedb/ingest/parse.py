@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 #: 2: name = value with blanks before =, comma lists, a trailing comma, loop indices
-#: only when they count
+#: only when they count, template placeholders quarantined
 PARSER_VERSION = "2"
 
 #: Lines longer than this are quarantined instead of parsed (a runaway print).
@@ -226,6 +226,8 @@ def _index_text(values: list[str]) -> str:
 
 
 _COUNT = re.compile(r"[-+]?\d+\Z")
+#: a value written as a template's placeholder: ``k=<val>``, ``name <value>``
+_PLACEHOLDER = re.compile(r"(?:(?<==)|(?<!\S))(<[A-Za-z_][A-Za-z0-9_. -]*>)(?=\s|,|\Z)")
 
 
 def _is_index(key: str, vals: list[str]) -> bool:
@@ -380,6 +382,12 @@ def parse_line(text: str, line_no: int = 0) -> Line:
     sentence = PIXEL_SENTENCE.search(body)
     if sentence:
         line.pixel = sentence_pixel(sentence)
+        return line
+
+    placeholders = _PLACEHOLDER.findall(body)
+    if placeholders:  # a line copied from notes: TRACE_C_PHI phi_tic=<idx> k=<val>
+        line.quarantine = ("template placeholders instead of values ("
+                           + ", ".join(dict.fromkeys(placeholders)) + ")")
         return line
 
     loop_key = ""
