@@ -263,3 +263,16 @@ def test_angle_brackets_inside_a_value_are_text_not_placeholders():
     assert one("TRACE_C:map=Fbeam<-Ybeam_mm(+0.5px)").components[0].text == \
         "Fbeam<-Ybeam_mm(+0.5px)"
     assert one("TRACE_C: cmp a<b").components[0].text == "a<b"
+
+
+def test_key_value_components_after_a_name_are_labelled_numbers():
+    # whole strings before: a 1-ulp difference would diverge as a string
+    tap = one("TRACE_ROTATE:x_rotation ryy=0.996194698091746 ryz=-0.0871557427476582")
+    assert (tap.name, tap.shape) == ("x_rotation", "labelled")
+    assert [(c.label, c.num, c.text) for c in tap.components] == [
+        ("ryy", 0.996194698091746, "0.996194698091746"),
+        ("ryz", -0.0871557427476582, "-0.0871557427476582")]
+    tap = one("TRACE_BEAM_CENTER:initial_defaults Fclose=nan Sclose=nan")
+    assert [(c.label, c.kind) for c in tap.components] == [("Fclose", "nan"), ("Sclose", "nan")]
+    # not all numbers: the value stays one string
+    assert one("TRACE_C: x a=1 b=two").components[0].text == "a=1 b=two"

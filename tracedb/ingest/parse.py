@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 #: 2: name = value with blanks before =, comma lists, a trailing comma, loop indices
-#: only when they count, template placeholders quarantined
+#: only when they count, template placeholders quarantined, name k=v k=v as labelled
+#: numbers
 PARSER_VERSION = "2"
 
 #: Lines longer than this are quarantined instead of parsed (a runaway print).
@@ -33,6 +34,8 @@ _SPECIAL = {
     "-inf": "-inf", "-infinity": "-inf",
 }
 _LABELLED = re.compile(r"([A-Za-z_][A-Za-z0-9_]*):(\S+)\Z")
+#: key=value components after a tap's name (TRACE_ROTATE:x_rotation ryy=0.99 ryz=0.08)
+_LABELLED_EQ = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S+)\Z")
 _SOURCE_INDEX = re.compile(r"(\d+)\s*:\s*(.*)\Z", re.S)
 _GRID = re.compile(r"\[([-+\d,\s]+)\]\s*=\s*(.*)\Z", re.S)
 
@@ -184,7 +187,7 @@ def parse_value(text: str) -> tuple[str, list[Component]] | None:
         comps = [number(p.strip()) for p in text.split(",")]
         if all(c is not None for c in comps):
             return "list", comps  # type: ignore[return-value]
-    labelled = [_LABELLED.match(t) for t in tokens]
+    labelled = [_LABELLED.match(t) or _LABELLED_EQ.match(t) for t in tokens]
     if all(m is not None for m in labelled):
         out = []
         for m in labelled:
