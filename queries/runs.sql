@@ -1,6 +1,6 @@
 -- runs: every loaded run (one side of one trace capture for one pixel).
 -- Parameters (NULL = no filter):
---   :side    'c' or 'py'
+--   :side    'c', 'py', or 'unknown' for runs whose side nothing names
 --   :stamp   full stamp or a suffix of it, e.g. 064547Z
 --   :slow, :fast   pixel
 --   :path    substring of the trace file's path
@@ -29,7 +29,8 @@ FROM run r
 JOIN source_file sf ON sf.id = r.source_file_id
 JOIN bundle b ON b.id = r.bundle_id
 LEFT JOIN pixel p ON p.id = r.pixel_id
-WHERE (CAST(:side AS TEXT) IS NULL OR r.side = CAST(:side AS TEXT))
+WHERE (CAST(:side AS TEXT) IS NULL OR r.side = CAST(:side AS TEXT)
+       OR (CAST(:side AS TEXT) = 'unknown' AND r.side IS NULL))
   AND (CAST(:stamp AS TEXT) IS NULL OR r.stamp LIKE '%' || CAST(:stamp AS TEXT) ESCAPE '\')
   AND (CAST(:slow AS INTEGER) IS NULL OR p.slow = CAST(:slow AS INTEGER))
   AND (CAST(:fast AS INTEGER) IS NULL OR p.fast = CAST(:fast AS INTEGER))

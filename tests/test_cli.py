@@ -83,7 +83,7 @@ def test_default_warehouse_is_in_current_directory(tmp_path):
 @pytest.mark.parametrize("args, fragments", [
     (["ingest", "no/such/dir"], ["path not found: no/such/dir"]),
     (["taps", "999"], ["no run with id 999"]),
-    (["runs", "--side", "fortran"], ["side must be 'c' or 'py'"]),
+    (["runs", "--side", "fortran"], ["side must be 'c', 'py' or 'unknown'"]),
 ])
 def test_user_errors_are_one_line(sqlite_url, args, fragments):
     assert_one_line_error(tracedb(*args, db=sqlite_url), *fragments)

@@ -166,22 +166,24 @@ def test_quarantine_reasons(text, reason):
 
 
 def test_parse_text_keeps_line_numbers_and_ignores_other_output():
-    text = ("banner\r\n  TRACE_C:a=1\r\nDETECTOR_FAST_AXIS 0 0 1\r\nTRACE: not a tap\r\n"
+    text = ("banner\r\n  TRACE_C:a=1\r\nDETECTOR_FAST_AXIS 0 0 1\r\nTRACE: a heading\r\n"
             "TRACE_C: b 2\r\nTracing pixel (slow=158, fast=147)\r\n")
     parsed = parse_text(text)
-    assert parsed.trace_lines == 2
-    assert [(ln.line_no, ln.taps[0].name) for ln in parsed.lines] == [(2, "a"), (5, "b")]
+    assert parsed.trace_lines == 3  # TRACE: names no side but is a TRACE line
+    assert [(ln.line_no, ln.taps[0].name) for ln in parsed.lines] == [
+        (2, "a"), (4, "a"), (5, "b")]
     assert parsed.markers == [(6, (158, 147))]
-    assert parsed.lines[1].taps[0].components[0].text == "2"  # no stray \r
+    assert parsed.lines[2].taps[0].components[0].text == "2"  # no stray \r
 
 
 def test_split_lines_only_on_newlines():
     assert split_lines("a\x0cb\r\nc\n") == ["a\x0cb", "c"]
 
 
-def test_trace_detection_needs_trace_underscore_first():
+def test_trace_detection_needs_trace_underscore_or_colon_first():
     assert is_trace_text("x\n   TRACE_C:a=1\n")
-    assert not is_trace_text("TRACE: raw matrix\nsee TRACE_C:a=1\n")
+    assert is_trace_text("TRACE: raw matrix\n")  # nanoBragg's side-less prints
+    assert not is_trace_text("TRACEBACK: x\nsee TRACE_C:a=1\nTRACE x\n")
 
 
 def test_path_helpers():
@@ -276,3 +278,120 @@ def test_key_value_components_after_a_name_are_labelled_numbers():
     assert [(c.label, c.kind) for c in tap.components] == [("Fclose", "nan"), ("Sclose", "nan")]
     # not all numbers: the value stays one string
     assert one("TRACE_C: x a=1 b=two").components[0].text == "a=1 b=two"
+
+
+# --------------------------------------------------------------------------- issue 12 shapes
+
+
+def taps_of(text):
+    line = parse_line(text, 1)
+    assert line.quarantine is None, line.quarantine
+    return [(t.side, t.name, t.shape, nums(t), t.unit) for t in line.taps]
+
+
+@pytest.mark.parametrize("text, expected", [
+    # nanoBragg's own `TRACE:` prints of the cell set-up (c_trace_phi.log, c_trace.txt)
+    ("TRACE:   a_star (raw) = [-0.0283771, -0.0287139, 0.0105005]",
+     [(None, "a_star (raw)", "list", [-0.0283771, -0.0287139, 0.0105005], None)]),
+    ("TRACE:   a = [-14.3563, -21.8718, -5.58202] |a| = 26.7514",
+     [(None, "a", "list", [-14.3563, -21.8718, -5.58202], None),
+      (None, "|a|", "scalar", [26.7514], None)]),
+    ("TRACE:   V_star = a_star . (b_star x c_star) = 4.05149e-05",
+     [(None, "V_star = a_star . (b_star x c_star)", "scalar", [4.05149e-05], None)]),
+    ("TRACE:   V_cell = 24682.3, V_star = 4.05149e-05",
+     [(None, "V_cell", "scalar", [24682.3], None),
+      (None, "V_star", "scalar", [4.05149e-05], None)]),
+    ("TRACE:   Before conversion: c = [21.07, -24.3893, -9.75265] |c| = 33.6734 Angstroms",
+     [(None, "Before conversion: c", "list", [21.07, -24.3893, -9.75265], None),
+      (None, "|c|", "scalar", [33.6734], "A")]),
+    ("TRACE: r_e^2 = 7.940792725906e-30", [(None, "r_e^2", "scalar", [7.940792725906e-30], None)]),
+    # expression names of the issue
+    ("TRACE_C: -Fbeam*fdet_vector[1] -0.00337", [("c", "-Fbeam*fdet_vector[1]", "scalar",
+                                                   [-0.00337], None)]),
+    ("TRACE_PY: pixel(512,512)_position=[0.1, -0.2, 0.3]",
+     [("py", "pixel(512,512)_position", "list", [0.1, -0.2, 0.3], None)]),
+])
+def test_expression_names_are_kept_as_written_and_values_are_numbers(text, expected):
+    assert taps_of(text) == expected
+
+
+@pytest.mark.parametrize("text, value, unit", [
+    ("TRACE_C: distance 0.1 m", [0.1], "m"),
+    ("TRACE:   lambda0 = 0.9768 Angstroms", [0.9768], "A"),
+    ("TRACE_PY: energy 12.4 keV", [12.4], "keV"),
+    ("TRACE_C: pix0 0.5, 0.1, -0.1 mm", [0.5, 0.1, -0.1], "mm"),
+    ("TRACE_C: angles [90, 90, 90] degrees", [90.0, 90.0, 90.0], "deg"),
+])
+def test_a_unit_word_after_the_value_is_the_taps_unit(text, value, unit):
+    (tap,) = parse_line(text, 1).taps
+    assert (nums(tap), tap.unit) == (value, unit)
+    assert tap.raw.endswith(text.rsplit(None, 1)[1])  # as written, unit word included
+
+
+def test_a_word_that_is_no_unit_leaves_the_value_text():
+    (tap,) = parse_line("TRACE_C: mode 1 fast", 1).taps
+    assert (tap.shape, tap.unit, tap.raw) == ("text", None, "1 fast")
+
+
+def test_headings_and_arithmetic_are_not_taps_with_a_value():
+    (tap,) = parse_line("TRACE: Computing cross products of reciprocal vectors:", 1).taps
+    assert (tap.name, tap.shape) == ("text", "free_text")
+    (tap,) = parse_line("TRACE_PY: normalized * r_e^2 * fluence", 1).taps
+    assert (tap.name, tap.shape) == ("text", "free_text")  # not a tap 'normalized'
+
+
+def test_side_by_side_columns_are_one_tap_per_side():
+    line = parse_line("TRACE_C: F_cell 100\tTRACE_PY: F_cell = 1.000000000000000e+02", 4)
+    assert [(t.side, t.name, nums(t)) for t in line.taps] == [
+        ("c", "F_cell", [100.0]), ("py", "F_cell", [100.0])]
+    bad = parse_line("TRACE_C: k 1\tTRACE_PY: k=<val>", 5)
+    assert bad.taps == [] and bad.quarantine.startswith("side-by-side line, column 2: template")
+
+
+@pytest.mark.parametrize("text, pixel", [
+    ("Target Pixel: (slow=512, fast=512)", (512, 512)),
+    ("TRACE_PY: === PIXEL (262, 368) TRACE START ===", (262, 368)),
+    ("=== PIXEL (262, 368) ===", (262, 368)),
+    ("# Pixel: (fast=368, slow=262)", (262, 368)),
+    ("tracing pixel (spixel=236, fpixel=398)", (236, 398)),
+    # sentences about a pixel are not markers
+    ("Pixel (685, 1039) final intensity: 1.2", None),
+    ("  Max intensity: 4.267e+01 at pixel (158, 147)", None),
+    ("# Pixel (0,0) - edge pixel", None),
+    ("  Brightest pixel: (1, 2) [fast, slow] = 3", None),
+])
+def test_the_pixel_marker_family_and_sentences_that_are_not_markers(text, pixel):
+    parsed = parse_text(text + "\n")
+    found = parsed.markers + [(ln.line_no, ln.pixel) for ln in parsed.lines if ln.pixel]
+    assert found == ([(1, pixel)] if pixel else [])
+
+
+def test_continuation_lines_belong_to_the_record_and_are_counted():
+    text = ("TRACE_SIM_F_LATT: pixel=(1792,2048) Na=5.0 Nb=5.0 Nc=5.0\n"
+            "  h_mean=-6.576005289140565e+08 k_mean=5.128313254643336e+10\n"
+            "  F_latt_mean=9.101399884157525e+00\n"
+            "  = 4.267002487183e+01\n"
+            "not indented: the record ends\n"
+            "  indented, but after a line that is not a record\n")
+    parsed = parse_text(text)
+    assert (parsed.trace_lines, parsed.continuation_lines) == (4, 3)
+    assert parsed.lines[0].pixel == (1792, 2048)
+    read = [(ln.line_no, t.channel, t.name, nums(t)) for ln in parsed.lines for t in ln.taps]
+    assert read == [(1, "SIM_F_LATT", "Na", [5.0]), (1, "SIM_F_LATT", "Nb", [5.0]),
+                    (1, "SIM_F_LATT", "Nc", [5.0]),
+                    (2, "SIM_F_LATT", "h_mean", [-6.576005289140565e+08]),
+                    (2, "SIM_F_LATT", "k_mean", [5.128313254643336e+10]),
+                    (3, "SIM_F_LATT", "F_latt_mean", [9.101399884157525])]
+    assert parsed.lines[3].quarantine.startswith("continuation of a TRACE record with no named")
+
+
+def test_continuation_lines_take_the_records_side_and_loop_key():
+    parsed = parse_text("TRACE_C_PHI: phi_tic=3 k_frac=-0.5\n\tl_frac=0.25\n")
+    tap = parsed.lines[1].taps[0]
+    assert (tap.side, tap.channel, tap.name, tap.loop_key) == ("c", "PHI", "l_frac", "phi_tic=3")
+
+
+def test_no_continuation_after_a_quarantined_line():
+    parsed = parse_text("TRACE_C_HKL_BOUNDS=1 ./nanoBragg \\\n  -cell 100 100 100 \\\n")
+    assert parsed.continuation_lines == 0 and len(parsed.lines) == 1
+    assert parsed.lines[0].quarantine.startswith("shell environment assignment")

@@ -132,8 +132,8 @@ class Warehouse:
                  pixel: tuple[int, int] | None = None, path: str | None = None,
                  run_id: int | None = None) -> list[dict]:
         """Loaded runs, filtered, as records (``pixel`` as [slow, fast] or None)."""
-        if side is not None and side not in ("c", "py"):
-            raise TracedbError(f"side must be 'c' or 'py', not {side!r}")
+        if side is not None and side not in ("c", "py", "unknown"):
+            raise TracedbError(f"side must be 'c', 'py' or 'unknown', not {side!r}")
         like = queries.like_literal
         out = self.rows("runs", side=side, stamp=like(stamp), path=like(path), run_id=run_id,
                         slow=pixel[0] if pixel else None, fast=pixel[1] if pixel else None)

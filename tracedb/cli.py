@@ -132,7 +132,9 @@ RUN_TABLE = ["id", "side", "stamp", "pixel", "taps", "path"]
 
 @app.command()
 def runs(
-    side: Annotated[str | None, typer.Option(help="c or py")] = None,
+    side: Annotated[str | None, typer.Option(
+        help="c, py, or unknown (runs whose side no prefix, file name, folder or "
+             "metadata names; compare them with run:ID selectors)")] = None,
     stamp: Annotated[str | None, typer.Option(help="full stamp or a suffix")] = None,
     pixel: Annotated[str | None, typer.Option(help="SLOW,FAST")] = None,
     path: Annotated[str | None, typer.Option(help="substring of the trace file path")] = None,
@@ -141,6 +143,9 @@ def runs(
     """List loaded runs (one side of one trace capture for one pixel)."""
     with _open() as wh:
         rows = wh.run_rows(side=side, stamp=stamp, pixel=parse_pixel(pixel), path=path)
+    if fmt == Fmt.table:  # JSON and CSV keep null: no side is named
+        for r in rows:
+            r["side"] = r["side"] or "unknown"
     list_rows(rows, RUN_COLUMNS if fmt != Fmt.table else RUN_TABLE, fmt)
 
 

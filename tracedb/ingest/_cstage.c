@@ -8,7 +8,8 @@
  *   scan(text) -> (fast, rest, trace_lines)
  *       fast: [(line_no, side, name, raw, n)] for every line of the common shape
  *             "TRACE_C: name 1 2 3" (see parse._FAST); rest: [(line_no, line)]
- *             for the other TRACE lines and the lines that may name a pixel.
+ *             for the other TRACE lines, the indented lines that follow a TRACE
+ *             line (continuation candidates) and the lines that may name a pixel.
  *   components(raw) -> [(label, num, text, kind, digits, half_ulp)]
  *   Stager() with .taps(rows), .values(run_id, entries), .new_keys(rows) and
  *   .image() -> bytes: rows written straight into a private in-memory SQLite
@@ -176,7 +177,15 @@ static int match_fast(const char *s, Py_ssize_t len, Fast *f) {
 static int is_trace_line(const char *s, Py_ssize_t len) {
     const char *p = s, *end = s + len;
     while (p < end && is_blank(*p)) p++;
-    return end - p >= 6 && memcmp(p, "TRACE_", 6) == 0;
+    return end - p >= 6 && memcmp(p, "TRACE", 5) == 0 && (p[5] == '_' || p[5] == ':');
+}
+
+/* An indented line with something on it: it may continue the TRACE record above. */
+static int is_indented(const char *s, Py_ssize_t len) {
+    if (len == 0 || !is_blank(s[0])) return 0;
+    for (Py_ssize_t i = 1; i < len; i++)
+        if (!is_blank(s[i]) && s[i] != '\r') return 1;
+    return 0;
 }
 
 static int has_ixel(const char *s, Py_ssize_t len) {
@@ -193,6 +202,7 @@ static PyObject *scan(PyObject *self, PyObject *arg) {
     PyObject *fast = PyList_New(0), *rest = PyList_New(0);
     if (fast == NULL || rest == NULL) goto fail;
     long trace_lines = 0, line_no = 0;
+    int in_record = 0; /* the line above was a TRACE line or a continuation candidate */
     const char *p = text, *end = text + size;
     while (p < end) {
         const char *nl = memchr(p, '\n', end - p);
@@ -208,6 +218,7 @@ static PyObject *scan(PyObject *self, PyObject *arg) {
         }
         if (m) {
             trace_lines++;
+            in_record = 1;
             PyObject *t = Py_BuildValue("(lOs#s#n)", line_no, f.side ? S_py : S_c,
                                         f.name, f.name_len, f.raw, f.raw_len, f.n);
             if (t == NULL || PyList_Append(fast, t) < 0) { Py_XDECREF(t); goto fail; }
@@ -215,7 +226,9 @@ static PyObject *scan(PyObject *self, PyObject *arg) {
         } else {
             int trace = is_trace_line(p, len);
             if (trace) trace_lines++;
-            if (trace || has_ixel(p, len)) {
+            int continues = !trace && in_record && is_indented(p, len);
+            in_record = trace || continues;
+            if (trace || continues || has_ixel(p, len)) {
                 PyObject *t = Py_BuildValue("(ls#)", line_no, p, len);
                 if (t == NULL || PyList_Append(rest, t) < 0) { Py_XDECREF(t); goto fail; }
                 Py_DECREF(t);
@@ -824,7 +837,7 @@ PyMODINIT_FUNC PyInit__cstage(void) {
         || PyModule_AddIntConstant(m, "VALUE_PARAMS", VALUE_PARAMS) < 0
         || PyModule_AddIntConstant(m, "KEY_PARAMS", KEY_PARAMS) < 0
         /* and this one its CSTAGE_ABI (an old build lacks features) */
-        || PyModule_AddIntConstant(m, "ABI", 3) < 0) {
+        || PyModule_AddIntConstant(m, "ABI", 4) < 0) {
         Py_DECREF(m);
         return NULL;
     }

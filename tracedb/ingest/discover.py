@@ -7,7 +7,7 @@ trace file's directory (or its parent when the directory is a ``c_traces``-like
 side folder).
 
 A *trace file* is any non-Markdown, non-JSON text file with at least one line
-whose first non-blank characters are ``TRACE_``. ``commands.txt`` is the
+whose first non-blank characters are ``TRACE_`` or ``TRACE:``. ``commands.txt`` is the
 bundle's command log and Markdown files are its notes, never trace captures.
 """
 
@@ -129,7 +129,7 @@ def _metadata_for(path: Path, names: set[str] | None = None) -> Path | None:
     return None
 
 
-_TRACE_BYTES = re.compile(rb"^[ \t]*TRACE_", re.M)  # is_trace_text, on undecoded bytes
+_TRACE_BYTES = re.compile(rb"^[ \t]*TRACE[_:]", re.M)  # is_trace_text, on undecoded bytes
 
 
 def classify(path: Path | str) -> tuple[str, str | None]:

@@ -114,7 +114,8 @@ class Prepared:
     blob: bytes = b""
     encoding: str = "utf-8"
     line_count: int = 0
-    trace_lines: int = 0
+    trace_lines: int = 0  # continuation lines included
+    continuation_lines: int = 0
     quarantined: list[tuple[int, str, str]] = field(default_factory=list)
     drafts: list[RunDraft] = field(default_factory=list)
     meta_display: str | None = None
@@ -227,6 +228,7 @@ def prepare_file(job: tuple) -> Prepared:
                              lines[ln.line_no - 1][:QUARANTINE_TEXT_LIMIT])
                             for ln in quarantined]
     prep.trace_lines = parsed.trace_lines
+    prep.continuation_lines = parsed.continuation_lines
     prep.line_count = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
     prep.size = len(data)
     prep.blob = compress_blob(data)

@@ -22,7 +22,7 @@ from ..store.writer import BulkWriter
 from . import parse, rows
 from .discover import BundlePlan, Note, discover
 from .files import BLOB_COMPRESSION, Prepared, bundle_metadata, prepare_file
-from .runs import alias_lookup, run_shape, run_template, unit_lookup
+from .runs import UnitRules, alias_lookup, run_shape, run_template, unit_lookup
 from .staging import STAGE_BYTES, STAGE_FILES, StageContext, Staged, Turns, init_worker, stage_files
 
 ProgressFn = Callable[[str, int, int], None]  # (description, done, total)
@@ -45,7 +45,8 @@ class Stats:
     pixels: int = 0
     taps: int = 0
     values: int = 0
-    trace_lines: int = 0
+    trace_lines: int = 0  # lines of TRACE records, continuation lines included
+    continuation_lines: int = 0
     parsed_lines: int = 0
     quarantined_lines: int = 0
     skipped_files: int = 0
@@ -76,7 +77,7 @@ class Batch:
 
 class Loader:
     def __init__(self, tables: dict[str, Table], command_id: int | None,
-                 suffixes: list[tuple[str, str]], aliases: list[tuple[str, str, str]],
+                 units: UnitRules, aliases: list[tuple[str, str, str]],
                  copy_url: str | None = None):
         """``copy_url``: on PostgreSQL, the warehouse URL for staging (see
         :func:`stage_files`)."""
@@ -84,8 +85,8 @@ class Loader:
         self._turn = 0  # staged jobs handed out so far (see Turns)
         self.t = tables
         self.command_id = command_id
-        self.suffixes = tuple(sorted(suffixes))
-        self.unit_of = unit_lookup(self.suffixes)
+        self.units = units
+        self.unit_of = unit_lookup(units)
         self.aliases = tuple(aliases)
         self.key_of = alias_lookup(self.aliases)
         self.pixels: dict[tuple[int, int], int] = {}  # committed pixel ids
@@ -159,7 +160,7 @@ class Loader:
 
     def _context(self) -> StageContext:
         self._turn += 1
-        return StageContext(self.suffixes, self.aliases, dict(self.key_ids), self.copy_url,
+        return StageContext(self.units, self.aliases, dict(self.key_ids), self.copy_url,
                             self._turn - 1)
 
     def _open_stage(self, w: BulkWriter, group: Staged) -> list[int]:
@@ -222,7 +223,7 @@ class Loader:
             sf_id, bundle_id, tf.display, str(tf.path), prep.sha, version, prep.size,
             prep.line_count, prep.trace_lines, prep.trace_lines - len(prep.quarantined),
             len(prep.quarantined), f"tracedb.parse v{parse.PARSER_VERSION}", prep.encoding,
-            prep.meta_display, self.command_id, now))
+            prep.meta_display, self.command_id, now, prep.continuation_lines))
         if prep.quarantined:
             qids = w.ids("quarantine", len(prep.quarantined))
             batch.rows["quarantine"].extend(
@@ -255,6 +256,7 @@ class Loader:
                 stats.pixel_set.add(draft.pixel)
         stats.new_trace_files += 1
         stats.trace_lines += prep.trace_lines
+        stats.continuation_lines += prep.continuation_lines
         stats.quarantined_lines += len(prep.quarantined)
         stats.parsed_lines += prep.trace_lines - len(prep.quarantined)
 
@@ -359,7 +361,9 @@ def ingest(engine: Engine, tables: dict[str, Table], paths: list[str], log_comma
     stats.trace_files = sum(len(b.trace_files) for b in found.bundles)
     command_id = log_command()
     with engine.connect() as conn:
-        suffixes = [(r.suffix, r.unit) for r in conn.execute(select(tables["unit_suffix"]))]
+        units = UnitRules(
+            tuple(sorted((r.suffix, r.unit) for r in conn.execute(select(tables["unit_suffix"])))),
+            frozenset(conn.execute(select(tables["unit"].c.symbol)).scalars()))
         ta = tables["tap_alias"]
         aliases = [tuple(r) for r in conn.execute(
             select(ta.c.channel, ta.c.name, ta.c.canonical).order_by(ta.c.id))]
@@ -371,7 +375,7 @@ def ingest(engine: Engine, tables: dict[str, Table], paths: list[str], log_comma
                                 init=init_worker, initargs_of=lambda ctx: (Turns(ctx),)) \
         if n_workers > 0 else None
     flusher = store.wal_flusher(engine) if staged and pool is not None else None
-    loader = Loader(tables, command_id, suffixes, aliases, copy_url)
+    loader = Loader(tables, command_id, units, aliases, copy_url)
     try:
         _load_bundles(engine, found, loader, stats, notes, pool or map, progress, staged,
                       flusher)
@@ -392,7 +396,8 @@ def ingest(engine: Engine, tables: dict[str, Table], paths: list[str], log_comma
 
 
 _SUMMED = ("new_trace_files", "unchanged_files", "bundles", "bundles_updated", "runs", "taps",
-           "values", "trace_lines", "parsed_lines", "quarantined_lines", "errors")
+           "values", "trace_lines", "continuation_lines", "parsed_lines", "quarantined_lines",
+           "errors")
 
 
 def _load_bundles(engine, found, loader, stats, notes, mapper, progress, staged: bool,

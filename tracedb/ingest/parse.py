@@ -4,7 +4,8 @@ Nothing here touches the database or the file system. ``parse_line`` turns one
 line into zero or more :class:`Tap` records (or a pixel marker, or a reason for
 quarantine); ``parse_text`` does that for a whole file and keeps line numbers.
 
-A TRACE line is a line whose first non-blank characters are ``TRACE_``. The
+A TRACE line is a line whose first non-blank characters are ``TRACE_`` or ``TRACE:``
+(nanoBragg's own cell set-up prints, which name no side). The
 shapes seen in real nanoBragg traces are documented in PRODUCT.md; each has one
 small function below.
 """
@@ -17,14 +18,15 @@ from typing import NamedTuple
 
 #: 2: name = value with blanks before =, comma lists, a trailing comma, loop indices
 #: only when they count, template placeholders quarantined, name k=v k=v as labelled
-#: numbers
-PARSER_VERSION = "2"
+#: numbers; 3: continuation lines, the pixel marker family, expression names, unit
+#: words, side-by-side lines, TRACE: lines without a side
+PARSER_VERSION = "3"
 
 #: Lines longer than this are quarantined instead of parsed (a runaway print).
 MAX_LINE_CHARS = 65536
 
-TRACE_LINE = re.compile(r"^[ \t]*TRACE_")
-_PREFIX = re.compile(r"TRACE_[A-Za-z0-9_]+")
+TRACE_LINE = re.compile(r"^[ \t]*TRACE[_:]")
+_PREFIX = re.compile(r"TRACE(?:_[A-Za-z0-9_]+|(?=:))")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
 _KV_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)=(.*)\Z", re.S)
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\Z")
@@ -39,20 +41,37 @@ _LABELLED_EQ = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=(\S+)\Z")
 _SOURCE_INDEX = re.compile(r"(\d+)\s*:\s*(.*)\Z", re.S)
 _GRID = re.compile(r"\[([-+\d,\s]+)\]\s*=\s*(.*)\Z", re.S)
 
-# "tracing pixel (spixel=236, fpixel=398)" (TRACE_CONFIG), the PyTorch CLI's
-# "Tracing pixel (slow=158, fast=147)", the trace script's "=== PyTorch Pixel
-# Trace for (1792, 2048) ===" and "Target pixel: (1792, 2048)" (plain stdout)
-# all name the traced pixel as (slow, fast).
-PIXEL_SENTENCE = re.compile(
-    r"tracing\s+pixel\s*\(\s*(?:spixel|slow)\s*=\s*(\d+)\s*,\s*(?:fpixel|fast)\s*=\s*(\d+)\s*\)"
-    r"|(?:pixel\s+trace\s+for|target\s+pixel:?)\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)",
-    re.I,
-)
+# A pixel marker names the traced pixel as (slow, fast). Sentences: "tracing pixel
+# (spixel=236, fpixel=398)" (TRACE_CONFIG), the PyTorch CLI's "Tracing pixel (slow=158,
+# fast=147)", the trace script's "=== PyTorch Pixel Trace for (1792, 2048) ===",
+# "Target pixel: (1792, 2048)" and "Target Pixel: (slow=512, fast=512)". Headers: a line
+# that is only "pixel (s, f)" with a few marker words and decorations around it
+# ("=== PIXEL (262, 368) TRACE START ===", "# Pixel: (slow=1, fast=2)"). A pixel in a
+# sentence that says something about it ("Pixel (685, 1039) final intensity: 1.2",
+# "Max intensity 3.1 at pixel (1, 2)", "# Pixel (0,0) - edge pixel") is not a marker.
+_PAIR = (r"\(\s*(?:(spixel|fpixel|slow|fast)\s*=\s*)?(\d+)\s*,"
+         r"\s*(?:(spixel|fpixel|slow|fast)\s*=\s*)?(\d+)\s*\)")
+_MARKER_SENTENCE = re.compile(r"(?:tracing\s+pixel|pixel\s+trace\s+for|target\s+pixel:?)\s*"
+                              + _PAIR, re.I)
+_MARKER_WORDS = r"(?:target|trace[ds]?|tracing|begin|start|end|debug|section|for)"
+_MARKER_HEADER = re.compile(
+    rf"[\s=#*\-:>\[]*(?:{_MARKER_WORDS}\s+)*pixel\s*:?\s*{_PAIR}(?:\s+{_MARKER_WORDS})*"
+    r"[\s=#*\-:<\]]*\Z", re.I)
 
 
-def sentence_pixel(m: re.Match) -> tuple[int, int]:
-    g = m.groups()
-    return (int(g[0]), int(g[1])) if g[0] is not None else (int(g[2]), int(g[3]))
+def pixel_marker(text: str) -> tuple[int, int] | None:
+    """The (slow, fast) pixel a marker line names, or None when it is not a marker."""
+    if "ixel" not in text and "IXEL" not in text:
+        return None
+    m = _MARKER_SENTENCE.search(text) or _MARKER_HEADER.match(text)
+    if m is None:
+        return None
+    first_label, first, second_label, second = m.groups()
+    if (first_label or "").lower() in ("fast", "fpixel") \
+            and (second_label or "").lower() in ("slow", "spixel"):
+        first, second = second, first  # (fast=368, slow=262)
+    return int(first), int(second)
+
 
 #: Keys of key=value records that index a loop rather than name a quantity.
 INDEX_KEYS = frozenset({"phi_tic", "mos_tic", "source_tic", "thick_tic", "subpixel",
@@ -87,6 +106,7 @@ class Tap:
     loop_key: str  # "" or e.g. "phi_tic=3", "0", "[0,0,1]"
     shape: str  # scalar, vector, labelled, matrix, list, tuple, text, free_text, event
     components: list[Component]
+    unit: str | None = None  # the unit written after the value (a unit table symbol)
     raw: str = ""  # the value as written in the file
 
 
@@ -103,8 +123,9 @@ class Line:
 
 @dataclass(slots=True)
 class ParsedText:
-    lines: list[Line]  # one per TRACE line, in file order
-    trace_lines: int
+    lines: list[Line]  # one per TRACE line or continuation line, in file order
+    trace_lines: int  # lines of TRACE records, continuation lines included
+    continuation_lines: int  # indented lines that continue a TRACE record
     markers: list[tuple[int, tuple[int, int]]]  # pixel markers outside TRACE lines
     warnings: list[str]  # "line N: message"
 
@@ -165,28 +186,64 @@ def _labelled(label: str, comp: Component) -> Component:
     return comp._replace(label=label)
 
 
-def parse_value(text: str) -> tuple[str, list[Component]] | None:
-    """Read the value part of a tap: numbers, labelled numbers, a matrix or a string."""
+class Value(NamedTuple):
+    """A tap's value as read: its shape, components and the unit written after it."""
+
+    shape: str
+    components: list[Component]
+    unit: str | None = None
+
+
+#: Unit words written after a value (``0.9768 Angstroms``, ``0.1 m``, ``12.4 keV``) and
+#: the unit table symbol each stands for. A word not listed leaves the value text.
+UNIT_WORDS = {
+    **dict.fromkeys(("m", "meter", "meters", "metre", "metres"), "m"),
+    "mm": "mm", **dict.fromkeys(("um", "µm", "micron", "microns"), "um"),
+    "nm": "nm",
+    **dict.fromkeys(("A", "Å", "Ang", "Angstrom", "Angstroms", "angstrom", "angstroms"), "A"),
+    **dict.fromkeys(("A^-1", "1/A", "Å^-1", "Angstrom^-1"), "A^-1"),
+    **dict.fromkeys(("m^-1", "1/m"), "m^-1"),
+    **dict.fromkeys(("sr", "steradian", "steradians"), "sr"),
+    **dict.fromkeys(("rad", "radian", "radians"), "rad"),
+    **dict.fromkeys(("deg", "degree", "degrees", "°"), "deg"),
+    "eV": "eV", "keV": "keV", "photons/m^2": "photons/m^2",
+}
+
+
+def parse_value(text: str) -> Value | None:
+    """Read the value part of a tap: numbers (with a unit word after them), labelled
+    numbers, a matrix or a string."""
     text = text.strip()
     if not text:
         return None
+    parts = text.rsplit(None, 1)
+    unit = UNIT_WORDS.get(parts[-1]) if len(parts) == 2 else None
+    if unit is not None:  # 0.1 m, [1, 2] mm: the numbers, and the unit as the tap's
+        value = _value(parts[0])
+        if value.shape != "text":
+            return Value(value.shape, value.components, unit)
+    return _value(text)
+
+
+def _value(text: str) -> Value:
+    text = text.strip()
     if (text[0], text[-1]) in (("[", "]"), ("(", ")")) and len(text) >= 2:
         inner = text[1:-1]
         parts = [p for p in re.split(r"[;,\s]+", inner) if p]
         comps = [number(p) for p in parts]
         if parts and all(c is not None for c in comps):
             shape = "matrix" if ";" in inner else ("tuple" if text[0] == "(" else "list")
-            return shape, comps  # type: ignore[return-value]
+            return Value(shape, comps)  # type: ignore[arg-type]
     if text.endswith(",") and len(text) > 1:  # a trailing comma (dtype=torch.float64,)
         text = text[:-1].rstrip()
     tokens = text.split()
     comps = [number(t) for t in tokens]
     if all(c is not None for c in comps):
-        return ("scalar" if len(comps) == 1 else "vector"), comps  # type: ignore[return-value]
+        return Value("scalar" if len(comps) == 1 else "vector", comps)  # type: ignore[arg-type]
     if "," in text:  # numbers separated by commas, without brackets (1.0, 2.0, 3.0)
         comps = [number(p.strip()) for p in text.split(",")]
         if all(c is not None for c in comps):
-            return "list", comps  # type: ignore[return-value]
+            return Value("list", comps)  # type: ignore[arg-type]
     labelled = [_LABELLED.match(t) or _LABELLED_EQ.match(t) for t in tokens]
     if all(m is not None for m in labelled):
         out = []
@@ -196,15 +253,16 @@ def parse_value(text: str) -> tuple[str, list[Component]] | None:
                 break
             out.append(_labelled(m.group(1), c))  # type: ignore[union-attr]
         else:
-            return "labelled", out
-    return "text", [_word(text, "text")]
+            return Value("labelled", out)
+    return Value("text", [_word(text, "text")])
 
 
 # --------------------------------------------------------------------------- lines
 
 
 def split_prefix(prefix: str) -> tuple[str | None, str]:
-    """TRACE_C_PHI -> ("c", "PHI"); TRACE_PY -> ("py", ""); TRACE_CONFIG -> (None, "CONFIG")."""
+    """TRACE_C_PHI -> ("c", "PHI"); TRACE_PY -> ("py", ""); TRACE_CONFIG -> (None, "CONFIG");
+    TRACE (of ``TRACE:``) -> (None, "")."""
     rest = prefix[len("TRACE_"):]
     head, _, tail = rest.partition("_")
     side = {"C": "c", "PY": "py"}.get(head.upper())
@@ -270,8 +328,7 @@ def _record(line: Line, side, channel, loop_key, groups) -> None:
             line.quarantine = f"record key '{key}' has no value"
             line.taps.clear()
             return
-        line.taps.append(Tap(side, channel, key, key_text, parsed[0], parsed[1],
-                             raw=" ".join(vals)))
+        line.taps.append(Tap(side, channel, key, key_text, *parsed, raw=" ".join(vals)))
 
 
 def _kv_groups(tokens: list[str]) -> list[tuple[str, list[str]]] | None:
@@ -351,11 +408,15 @@ def _fast(text: str, line_no: int) -> Line | None:
         return None
     side, name, raw, n = shape
     return Line(line_no, side, [Tap(side, "", name, "", "scalar" if n == 1 else "vector",
-                                    fast_components(raw), raw)])
+                                    fast_components(raw), raw=raw)])
+
+
+#: a tab before a second TRACE prefix: C and PyTorch side by side (a .tsv row)
+_NEXT_PREFIX = re.compile(r"[ \t]*\t[ \t]*(?=TRACE[_:])")
 
 
 def parse_line(text: str, line_no: int = 0) -> Line:
-    """Parse one TRACE line (the caller has checked it starts with TRACE_)."""
+    """Parse one TRACE line (the caller has checked it starts with TRACE_ or TRACE:)."""
     if len(text) <= MAX_LINE_CHARS:
         fast = _fast(text, line_no)
         if fast is not None:
@@ -365,6 +426,10 @@ def parse_line(text: str, line_no: int = 0) -> Line:
         line.quarantine = f"line longer than {MAX_LINE_CHARS} characters ({len(text)})"
         return line
     stripped = text.strip()
+    if "\t" in stripped:
+        columns = _NEXT_PREFIX.split(stripped)
+        if len(columns) > 1:  # TRACE_C: F_cell 100 <TAB> TRACE_PY: F_cell 100
+            return _side_by_side(line, columns)
     m = _PREFIX.match(stripped)
     if m is None:
         line.quarantine = "no TRACE_ prefix"
@@ -382,16 +447,37 @@ def parse_line(text: str, line_no: int = 0) -> Line:
                              [_word(m.group(0), "text")], raw=m.group(0)))
         return line
 
-    sentence = PIXEL_SENTENCE.search(body)
-    if sentence:
-        line.pixel = sentence_pixel(sentence)
-        return line
+    _read_body(line, side, channel, body)
+    return line
+
+
+def _side_by_side(line: Line, columns: list[str]) -> Line:
+    """One line holding a TRACE record per column: the taps of every column, each
+    with the side its own prefix names; a column that cannot be read quarantines the
+    line (with that column's reason)."""
+    for number_, column in enumerate(columns, start=1):
+        part = parse_line(column, line.line_no)
+        if part.quarantine:
+            line.taps.clear()
+            line.quarantine = f"side-by-side line, column {number_}: {part.quarantine}"
+            return line
+        line.taps.extend(part.taps)
+        line.pixel = line.pixel or part.pixel
+    return line
+
+
+def _read_body(line: Line, side, channel: str, body: str) -> None:
+    """A TRACE line's body after its prefix (or a continuation line's text)."""
+    marker = pixel_marker(body)
+    if marker:
+        line.pixel = marker
+        return
 
     placeholders = _PLACEHOLDER.findall(body)
     if placeholders:  # a line copied from notes: TRACE_C_PHI phi_tic=<idx> k=<val>
         line.quarantine = ("template placeholders instead of values ("
                            + ", ".join(dict.fromkeys(placeholders)) + ")")
-        return line
+        return
 
     loop_key = ""
     src = _SOURCE_INDEX.match(body)
@@ -399,11 +485,39 @@ def parse_line(text: str, line_no: int = 0) -> Line:
         loop_key, body = src.group(1), src.group(2).strip()
         if not body:
             line.quarantine = "indexed TRACE line without a tap"
-            return line
+            return
 
     for shape in BODY_SHAPES:
         if shape(line, side, channel, loop_key, body):
             break
+
+
+def is_indented(raw: str) -> bool:
+    """An indented line with something on it (a continuation candidate)."""
+    return raw[:1] in (" ", "\t") and bool(raw.strip(" \t\r"))
+
+
+def continuation(head: Line, text: str, line_no: int) -> Line:
+    """An indented line that continues the TRACE record ``head`` (TRACE_SIM_F_LATT:
+    pixel=(1792,2048) Na=5.0 ... then ``  h_mean=... k_mean=...``): its taps take the
+    record's side, channel and loop key; a line that reads as no tap is quarantined."""
+    line = Line(line_no=line_no, side=head.side)
+    first = head.taps[0] if head.taps else None
+    channel = first.channel if first else ""
+    body = text.strip()
+    if len(text) > MAX_LINE_CHARS:
+        line.quarantine = f"line longer than {MAX_LINE_CHARS} characters ({len(text)})"
+        return line
+    _read_body(line, head.side, channel, body)
+    if first is not None and first.loop_key:
+        for tap in line.taps:
+            if not tap.loop_key:
+                tap.loop_key = first.loop_key
+    if not line.quarantine and not line.pixel and any(t.shape == "free_text"
+                                                      for t in line.taps):
+        line.taps.clear()
+        line.quarantine = ("continuation of a TRACE record with no named value (worked "
+                           "arithmetic or prose)")
     return line
 
 
@@ -463,11 +577,80 @@ def _name_equals_value(line: Line, side, channel: str, loop_key: str, body: str)
     return _key_value(line, side, channel, loop_key, f"{m.group(1)}={m.group(2)}")
 
 
+#: an = that assigns (not part of ==, <=, >= or !=), with the blanks around it
+_ASSIGN = re.compile(r"\s*(?<![<>!=])=(?!=)\s*")
+#: a one-word name that is an expression: -Fbeam*fdet_vector[1], pixel(512,512)_position
+_EXPRESSION_NAME = re.compile(r"[-+]?[A-Za-z_|][^\s=]*[-+*/^()\[\]|][^\s=]*\Z")
+
+
+def _leading_value(text: str) -> tuple[str, str] | None:
+    """``[1, 2, 3] |a|`` -> ("[1, 2, 3]", "|a|"); ``24682.3, V_star`` -> ("24682.3",
+    "V_star"): the value at the start of the text and the name after it, or None."""
+    if text[:1] in "[(":
+        close = text.find("]" if text[0] == "[" else ")")
+        if close < 0:
+            return None
+        lead, rest = text[:close + 1], text[close + 1:]
+    else:
+        tokens = text.split()
+        n = 0
+        while n < len(tokens) and number(tokens[n].rstrip(",")) is not None:
+            n += 1
+        if n < len(tokens) and n and tokens[n].rstrip(",") in UNIT_WORDS:
+            n += 1
+        if not n:
+            return None
+        lead, rest = " ".join(tokens[:n]), " ".join(tokens[n:])
+    value = parse_value(lead.rstrip(","))
+    if value is None or value.shape == "text":
+        return None
+    return lead.rstrip(","), rest.strip().lstrip(",").strip()
+
+
+def _expression(line: Line, side, channel: str, loop_key: str, body: str) -> bool:
+    """A name that is not an identifier, kept as written (it is how the program
+    labelled the quantity): ``a_star (raw) = [..]``, ``a = [..] |a| = 26.75`` (two
+    taps), ``V_star = a_star . (b_star x c_star) = 4.05e-05``, ``-Fbeam*fdet_vector[1]
+    -0.00337``, ``pixel(512,512)_position=[..]``."""
+    tokens = body.split()
+    if _IDENT.match(tokens[0]) and len(tokens) > 1:
+        spaced = _SPACED_EQUALS.match(body)
+        rest = parse_value(spaced.group(2) if spaced else body[len(tokens[0]):])
+        if rest is not None and rest.shape != "text":
+            return False  # name [=] v1 v2 ..., name k=v k=v: the shapes after this read it
+    items: list[tuple[str, str]] = []
+    if _ASSIGN.search(body):
+        cuts = list(_ASSIGN.finditer(body))
+        name_start, name_end = 0, cuts[0].start()
+        for cut, following in zip(cuts, [*cuts[1:], None], strict=True):
+            segment = body[cut.end():following.start() if following else len(body)]
+            if following is None:
+                items.append((body[name_start:name_end], segment))
+                break
+            split = _leading_value(segment)
+            if split is None or not split[1]:  # part of the name: V_cell = 1/V_star = ..
+                name_end = following.start()
+                continue
+            items.append((body[name_start:name_end], split[0]))
+            name_start = following.start() - len(split[1])
+            name_end = following.start()
+    elif _EXPRESSION_NAME.match(tokens[0]) and len(tokens) > 1:
+        items.append((tokens[0], body[len(tokens[0]):]))
+    else:
+        return False
+    values = [(name.strip(), parse_value(text), text.strip()) for name, text in items]
+    if any(not name or v is None or v.shape == "text" for name, v, _t in values):
+        return False
+    for name, value, text in values:
+        line.taps.append(Tap(side, channel, name, loop_key, *value, raw=text))
+    return True
+
+
 def _name_values(line: Line, side, channel: str, loop_key: str, body: str) -> bool:
     """name v1 v2 ..., and spaced records (pixel 0 0 / name v name v)."""
     tokens = body.split()
     first = tokens[0]
-    if not _IDENT.match(first):
+    if not _IDENT.match(first) or body.endswith(":"):  # a heading ("Cross products:")
         return False
     values = tokens[1:]
     if not values:
@@ -481,6 +664,8 @@ def _name_values(line: Line, side, channel: str, loop_key: str, body: str) -> bo
         line.pixel = _pixel_of(values)
         return True
     value_text = body[len(first):]
+    if value_text.lstrip()[:1] in ("*", "/", "="):  # "normalized * r_e^2": arithmetic
+        return False
     parsed = parse_value(value_text)
     line.taps.append(Tap(side, channel, first, loop_key, *parsed,  # type: ignore[misc]
                          raw=value_text.strip()))
@@ -495,36 +680,43 @@ def _bare(line: Line, side, channel: str, loop_key: str, body: str) -> bool:
         line.taps.append(Tap(side, channel, (channel or "value").lower(), loop_key, *parsed,
                              raw=body))
     else:
-        line.taps.append(Tap(side, channel, "text", loop_key, "free_text", parsed[1], raw=body))
+        line.taps.append(Tap(side, channel, "text", loop_key, "free_text", parsed[1],
+                             raw=body))
     return True
 
 
-BODY_SHAPES = (_grid_entry, _key_value, _name_equals_value, _name_values, _bare)
+BODY_SHAPES = (_grid_entry, _key_value, _expression, _name_equals_value, _name_values, _bare)
 
 
 def parse_text(text: str) -> ParsedText:
-    """Parse a whole file's text. Line numbers are 1-based, as editors show them."""
+    """Parse a whole file's text. Line numbers are 1-based, as editors show them.
+
+    The pure-Python reading of what the loader does (``ingest.rows.scan_text``):
+    every TRACE line, the indented lines that continue a record, pixel markers."""
     lines: list[Line] = []
     markers: list[tuple[int, tuple[int, int]]] = []
     warnings: list[str] = []
-    trace_lines = 0
-    fast = _fast
+    trace_lines = continuation_lines = 0
+    head: Line | None = None  # the record the line above belongs to
     for no, raw in enumerate(split_lines(text), start=1):
-        parsed = fast(raw, no) if len(raw) <= MAX_LINE_CHARS else None
-        if parsed is not None:  # the common shape: one regex, no second look
-            trace_lines += 1
-            lines.append(parsed)
-        elif TRACE_LINE.match(raw):
+        if TRACE_LINE.match(raw):
             trace_lines += 1
             parsed = parse_line(raw, no)
             if parsed.quarantine and len(raw) > MAX_LINE_CHARS:
                 warnings.append(f"line {no}: {parsed.quarantine}; kept in quarantine")
             lines.append(parsed)
-        elif "ixel" in raw:
-            m = PIXEL_SENTENCE.search(raw)
-            if m:
-                markers.append((no, sentence_pixel(m)))
-    return ParsedText(lines=lines, trace_lines=trace_lines, markers=markers, warnings=warnings)
+            head = None if parsed.quarantine else parsed
+        elif head is not None and is_indented(raw):
+            continuation_lines += 1
+            lines.append(continuation(head, raw, no))
+        else:
+            head = None
+            marker = pixel_marker(raw)
+            if marker:
+                markers.append((no, marker))
+    return ParsedText(lines=lines, trace_lines=trace_lines + continuation_lines,
+                      continuation_lines=continuation_lines, markers=markers,
+                      warnings=warnings)
 
 
 def split_lines(text: str) -> list[str]:
@@ -537,7 +729,7 @@ def split_lines(text: str) -> list[str]:
     return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
 
 
-_ANY_TRACE = re.compile(r"^[ \t]*TRACE_", re.M)
+_ANY_TRACE = re.compile(r"^[ \t]*TRACE[_:]", re.M)
 
 
 def is_trace_text(text: str) -> bool:

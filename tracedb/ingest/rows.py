@@ -32,22 +32,30 @@ def scan_lines(text: str) -> tuple[list[tuple], list[tuple[int, str]], int]:
 
     Returns ``fast``: ``(line_no, side, name, value text, n)`` for every line of the
     common shape (no components built: the stager reads them from the value text),
-    ``rest``: ``(line_no, line)`` for the other TRACE lines and for lines that may
-    name a pixel, and the number of TRACE lines.
+    ``rest``: ``(line_no, line)`` for the other TRACE lines, for indented lines right
+    after a TRACE line (or after such a line: they may continue its record) and for
+    lines that may name a pixel, and the number of TRACE lines.
     """
     fast: list[tuple] = []
     rest: list[tuple[int, str]] = []
     trace_lines = 0
+    in_record = False
     for no, raw in enumerate(parse.split_lines(text), start=1):
         shape = parse.fast_shape(raw) if len(raw) <= parse.MAX_LINE_CHARS else None
         if shape is not None:
             trace_lines += 1
+            in_record = True
             fast.append((no, *shape))
         elif parse.TRACE_LINE.match(raw):
             trace_lines += 1
+            in_record = True
             rest.append((no, raw))
-        elif "ixel" in raw:
+        elif in_record and parse.is_indented(raw):
             rest.append((no, raw))
+        else:
+            in_record = False
+            if "ixel" in raw:
+                rest.append((no, raw))
     return fast, rest, trace_lines
 
 
@@ -194,7 +202,7 @@ class PyStager:
 # Python twin above.
 
 #: The _cstage.ABI this Python expects; a build from older sources is not used.
-CSTAGE_ABI = 3
+CSTAGE_ABI = 4
 #: The values the stager binds per tap, value and new_key row, by position.
 LAYOUT_PARAMS = (len(layout.TAP_COLS), len(layout.VALUE_COLS), 1 + len(layout.PAIRING_KEY_COLS))
 
@@ -252,8 +260,9 @@ class Scanned:
     """A file as the loader reads it: common-shape lines kept as tuples."""
 
     items: list[tuple]  # in line order: (line_no, side, name, raw, n) or (line_no, Line)
-    general: list[parse.Line]  # the Line of every other TRACE line
-    trace_lines: int
+    general: list[parse.Line]  # the Line of every other TRACE line and continuation
+    trace_lines: int  # lines of TRACE records, continuation lines included
+    continuation_lines: int  # indented lines that continue a TRACE record
     markers: list[tuple[int, tuple[int, int]]]
     warnings: list[str]
 
@@ -268,6 +277,9 @@ def scan_text(text: str) -> Scanned:
     markers: list[tuple[int, tuple[int, int]]] = []
     warnings: list[str] = []
     cache = _LINE_CACHE
+    continuation_lines = 0
+    heads: dict[int, parse.Line | None] = {}  # line no -> the record it is part of
+    fast_at: dict[int, tuple] | None = None
     for no, raw in rest:
         if parse.TRACE_LINE.match(raw):
             seen = cache.get(raw)
@@ -281,16 +293,32 @@ def scan_text(text: str) -> Scanned:
             if parsed.quarantine and len(raw) > parse.MAX_LINE_CHARS:
                 warnings.append(f"line {no}: {parsed.quarantine}; kept in quarantine")
             general.append(parsed)
-        else:
-            m = parse.PIXEL_SENTENCE.search(raw)
-            if m:
-                markers.append((no, parse.sentence_pixel(m)))
+            heads[no] = None if parsed.quarantine else parsed
+            continue
+        if parse.is_indented(raw):
+            head = heads.get(no - 1)
+            if head is None and no - 1 not in heads:  # after a common-shape line?
+                if fast_at is None:
+                    fast_at = {t[0]: t for t in fast}
+                line = fast_at.get(no - 1)
+                if line is not None:
+                    head = parse.Line(line[0], line[1])
+            if head is not None:  # a continuation of the record above
+                parsed = parse.continuation(head, raw, no)
+                continuation_lines += 1
+                general.append(parsed)
+                heads[no] = head
+                continue
+        marker = parse.pixel_marker(raw)
+        if marker:
+            markers.append((no, marker))
     if general:
         items = fast + [(ln.line_no, ln) for ln in general]
         items.sort(key=_line_no)
     else:
         items = fast
-    return Scanned(items, general, trace_lines, markers, warnings)
+    return Scanned(items, general, trace_lines + continuation_lines, continuation_lines,
+                   markers, warnings)
 
 
 def _line_no(item: tuple) -> int:

@@ -112,14 +112,28 @@ def _one_run(scanned: rows.Scanned, file_side, file_pixel, file_pixel_source
     return [draft] if draft.taps else []
 
 
-_UNIT_CACHE: dict[tuple, dict[str, str | None]] = {}
+@dataclass(frozen=True, slots=True)
+class UnitRules:
+    """The unit table as the loader uses it: the tap-name suffixes that imply a unit
+    (``unit_suffix``) and the symbols a unit written after a value may name."""
+
+    suffixes: tuple[tuple[str, str], ...]
+    symbols: frozenset[str]
 
 
-def unit_lookup(suffixes: tuple[tuple[str, str], ...]):
-    cache = _UNIT_CACHE.setdefault(suffixes, {})
-    ordered = sorted(suffixes, key=lambda s: -len(s[0]))
+_UNIT_CACHE: dict[UnitRules, dict[str, str | None]] = {}
 
-    def unit_of(name: str) -> str | None:
+
+def unit_lookup(rules: UnitRules):
+    """``unit_of(name, written)``: the unit written after the value when the unit
+    table knows it, else the unit the name's suffix implies (or None)."""
+    cache = _UNIT_CACHE.setdefault(rules, {})
+    ordered = sorted(rules.suffixes, key=lambda s: -len(s[0]))
+    symbols = rules.symbols
+
+    def unit_of(name: str, written: str | None = None) -> str | None:
+        if written is not None and written in symbols:
+            return written
         unit = cache.get(name, False)
         if unit is False:
             unit = next((u for suffix, u in ordered if name.endswith(suffix)), None)
@@ -158,14 +172,15 @@ def _template(ident: tuple, unit_of, key_of, key_id_of) -> Template:
     seen_key: dict = {}
     static = []
     for item in ident:
-        channel, name, loop_key = ("", item, "") if type(item) is str else item
+        channel, name, loop_key, written = ("", item, "", None) if type(item) is str else item
         key = (channel, name, loop_key)
         occ = seen[key] = seen.get(key, 0) + 1
         key_name = key_of(channel, name)
         pkey = (channel, key_name, loop_key)
         key_occ = seen_key[pkey] = seen_key.get(pkey, 0) + 1
         key_id = key_id_of((channel, key_name, loop_key, key_occ))
-        static.append((channel, name, loop_key, occ, unit_of(name), key_name, key_occ, key_id))
+        static.append((channel, name, loop_key, occ, unit_of(name, written), key_name,
+                       key_occ, key_id))
     order = sorted(range(len(static)), key=lambda i: static[i][7])
     return Template(static, order, any(t[7] < 0 for t in static))
 
@@ -181,8 +196,8 @@ def run_template(draft: RunDraft, unit_of, key_of, key_id_of,
     """
     if len(draft.taps) > MAX_TAPS:
         raise ValueError(f"a run with more than {MAX_TAPS} taps is not supported")
-    ident = tuple([e[2] if len(e) == 5 else (e[1].channel, e[1].name, e[1].loop_key)
-                   for e in draft.taps])
+    ident = tuple([e[2] if len(e) == 5 else (e[1].channel, e[1].name, e[1].loop_key,
+                                             e[1].unit) for e in draft.taps])
     template = templates.get(ident) if templates is not None else None
     if template is None:
         template = _template(ident, unit_of, key_of, key_id_of)

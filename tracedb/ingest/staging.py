@@ -17,7 +17,7 @@ from ..store.layout import STAGE_DDL, STAGE_SQL, TAP_BITS
 from . import rows
 from .discover import Note
 from .files import Prepared, prepare_file
-from .runs import RunDraft, Template, alias_lookup, run_shape, run_template, unit_lookup
+from .runs import RunDraft, Template, UnitRules, alias_lookup, run_shape, run_template, unit_lookup
 
 
 class Turns:
@@ -66,7 +66,7 @@ class StageContext:
     """What a stager needs from the writer: unit rules, aliases and known key ids;
     on PostgreSQL also the warehouse URL (``copy_url``), see :func:`stage_files`."""
 
-    suffixes: tuple[tuple[str, str], ...]
+    units: UnitRules
     aliases: tuple[tuple[str, str, str], ...]
     key_ids: dict[tuple[str, str, str, int], int]
     copy_url: str | None = field(default=None, repr=False)  # may hold a password
@@ -106,7 +106,7 @@ def stage_files(job: tuple[list[tuple], StageContext]) -> Staged:
     files, ctx = job
     if ctx.copy_url is not None:
         return _stage_copy(files, ctx)
-    unit_of = unit_lookup(ctx.suffixes)
+    unit_of = unit_lookup(ctx.units)
     key_of = alias_lookup(ctx.aliases)
     known = ctx.key_ids
     new: dict[tuple[str, str, str, int], int] = {}
@@ -162,7 +162,7 @@ def _stage_copy(files: list[tuple], ctx: StageContext) -> Staged:
 
 
 def _stage_copy_in_turn(files: list[tuple], ctx: StageContext, turn: int | None) -> Staged:
-    unit_of = unit_lookup(ctx.suffixes)
+    unit_of = unit_lookup(ctx.units)
     key_of = alias_lookup(ctx.aliases)
     known = dict(ctx.key_ids)
     new: dict[tuple[str, str, str, int], None] = {}  # in order of first use

@@ -116,5 +116,5 @@ def cand_desc(r: dict) -> str:
 
 
 def short_run(side, run, stamp) -> str:
-    """``12 c@20251010T053711Z`` (``-`` for no stamp)."""
-    return f"{run} {side}@{stamp or '-'}"
+    """``12 c@20251010T053711Z`` (``-`` for no stamp, ``unknown`` for no side)."""
+    return f"{run} {side or 'unknown'}@{stamp or '-'}"

@@ -23,7 +23,7 @@ RUN_COLS = ("id", "source_file_id", "bundle_id", "segment", "side", "pixel_id", 
             "first_line", "last_line", "shape_sig")
 FILE_COLS = ("id", "bundle_id", "path", "abs_path", "sha256", "version", "size", "line_count",
              "trace_lines", "parsed_lines", "quarantined_lines", "parser", "encoding",
-             "metadata_path", "command_id", "loaded_at")
+             "metadata_path", "command_id", "loaded_at", "continuation_lines")
 BLOB_COLS = ("sha256", "size", "compression", "content")
 QUARANTINE_COLS = ("id", "source_file_id", "line_no", "reason", "text")
 PAIRING_KEY_COLS = ("channel", "key_name", "loop_key", "key_occurrence")
