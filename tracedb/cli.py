@@ -198,6 +198,7 @@ def demo(
     import shutil
 
     from .api import example_tree
+    from .compare.select import path_term
 
     src = example_tree()
     target = directory / "reports"
@@ -215,15 +216,15 @@ def demo(
         emit(rows, RUN_TABLE, "table", title="runs loaded from the example tree")
         c_stamp, py_stamp = (max((r["stamp"] for r in rows if r["side"] == side
                                   and r["stamp"]), default="-") for side in ("c", "py"))
-        found = wh.divergences(ref=f"c@{c_stamp} path:{target.as_posix()}",
-                               cand=f"py@{py_stamp} path:{target.as_posix()}")
+        where = path_term(target.as_posix())
+        found = wh.divergences(ref=f"c@{c_stamp} {where}", cand=f"py@{py_stamp} {where}")
     typer.echo("\nfirst divergences (the same as: tracedb diverge "
                f"--ref 'c@{c_stamp}' --cand 'py@{py_stamp}'):")
     emit_divergences(found, "table")
     out = directory / "report"
     with _open() as wh:
-        rep = wh.report(out, ref=f"c@{c_stamp} path:{target.as_posix()}",
-                        cand=f"py@{py_stamp} path:{target.as_posix()}", force=True)
+        rep = wh.report(out, ref=f"c@{c_stamp} {where}", cand=f"py@{py_stamp} {where}",
+                        force=True)
     for n in rep.notes:
         _err(f"note: {n}")
     typer.echo(f"\nreport written to {out.as_posix()}/: first_divergence.md, summary.md, "
@@ -250,7 +251,8 @@ def diverge(
     """First divergence per pixel between reference and candidate runs.
 
     Selectors: c, py, @STAMP (or a unique suffix), c@STAMP, path:SUBSTRING, run:ID,
-    combined with spaces or commas.
+    combined with spaces or commas; every term must hold; quotes hold spaces or
+    commas in a term (path:"my dir").
     """
     from .present.tables import emit_divergences
 

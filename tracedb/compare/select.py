@@ -1,13 +1,17 @@
 """Which runs to compare: selectors, the newest-run rule, and the pairings of
 ``diverge``, ``timeline``, ``regress`` and reports.
 
-A selector is one or more terms separated by spaces or commas; all must hold:
+A selector is one or more terms separated by spaces or commas; every term must hold:
 
     c  py                  side
     @064547Z               stamp: full, or a suffix that names one stamp
     c@20251010T053711Z     side and stamp together
     path:phase_d           substring of the run's trace file path
     run:42                 one run id
+
+``path:A path:B`` means both substrings. Quotes hold spaces and commas in a term
+(``path:"my dir/x"``, ``path:'a,b'``); quoted and bare pieces join as in a shell, so
+``"``, quoted with ``'``, is a literal one (``path_term`` writes such a term).
 
 Selection works on run records (dicts with ``id``, ``side``, ``stamp``, ``pixel``,
 ``path``, ``file_version``: the ``pairing_runs`` query); it decides which runs to
@@ -23,6 +27,8 @@ from dataclasses import dataclass
 from ..errors import TracedbError
 
 _TERM = re.compile(r"^(?:(c|py))?(?:@([0-9A-Za-z_]+))?$")
+# a bare piece, a "quoted" or 'quoted' piece, a run of separators, or a lone quote
+_PIECE = re.compile(r"""[^\s,"']+|"([^"]*)"|'([^']*)'|([\s,]+)|(["'])""")
 Pixel = tuple[int, int]
 
 
@@ -30,39 +36,72 @@ Pixel = tuple[int, int]
 class Selector:
     text: str
     side: str | None = None
-    stamp: str | None = None
-    path: str | None = None
+    stamps: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
     run_id: int | None = None
 
 
+def _terms(text: str) -> list[str]:
+    """The terms of a selector: separated by blanks or commas outside quotes, each
+    with its quotes taken off."""
+    terms: list[str] = []
+    term: str | None = None
+    for m in _PIECE.finditer(text):
+        dq, sq, sep, lone = m.groups()
+        if lone:
+            raise TracedbError(f"selector {text!r}: a {lone} quote is not closed")
+        if sep is not None:
+            if term is not None:
+                terms.append(term)
+            term = None
+            continue
+        term = (term or "") + (dq if dq is not None else sq if sq is not None else m.group(0))
+    if term is not None:
+        terms.append(term)
+    return terms
+
+
+def path_term(path: str) -> str:
+    """A ``path:`` term that matches ``path`` literally, whatever it holds."""
+    return 'path:"' + path.replace('"', '"\'"\'"') + '"'
+
+
 def parse_selector(text: str) -> Selector:
-    side = stamp = path = None
-    run_id = None
-    terms = [t for t in re.split(r"[,\s]+", text.strip()) if t]
+    sides: list[str] = []
+    stamps: list[str] = []
+    paths: list[str] = []
+    run_ids: list[int] = []
+    terms = _terms(text)
     if not terms:
         raise TracedbError("empty run selector; use e.g. c, py, @064547Z, path:phase_d, run:42")
     for term in terms:
         if term.startswith("path:"):
-            path = term[5:]
-            if not path:
+            if not term[5:]:
                 raise TracedbError(f"selector {text!r}: path: needs a substring")
+            paths.append(term[5:])
             continue
         if term.startswith("run:"):
             if not term[4:].isdigit():
                 raise TracedbError(f"selector {text!r}: run: needs a numeric run id")
-            run_id = int(term[4:])
+            run_ids.append(int(term[4:]))
             continue
         m = _TERM.match(term)
         if not m or not (m.group(1) or m.group(2)):
             raise TracedbError(f"cannot read selector term {term!r} in {text!r}; use c, py, "
                                "@STAMP, c@STAMP, path:SUBSTRING or run:ID")
-        side = m.group(1) or side
-        stamp = m.group(2) or stamp
-    return Selector(text=text, side=side, stamp=stamp, path=path, run_id=run_id)
+        sides += [m.group(1)] if m.group(1) else []
+        stamps += [m.group(2)] if m.group(2) else []
+    for what, values in (("sides", sides), ("run ids", run_ids)):
+        if len(set(values)) > 1:
+            raise TracedbError(f"selector {text!r} names two {what} "
+                               f"({', '.join(map(str, dict.fromkeys(values)))}); every term "
+                               "must hold, so no run can match")
+    return Selector(text=text, side=sides[0] if sides else None, stamps=tuple(stamps),
+                    paths=tuple(paths), run_id=run_ids[0] if run_ids else None)
 
 
 def maybe_selector(text: str | None) -> Selector | None:
-    return parse_selector(text) if text else None
+    return None if text is None else parse_selector(text)
 
 
 # --------------------------------------------------------------------------- the rules
@@ -103,21 +142,22 @@ def candidates_text(runs: list[dict], limit: int = 8) -> str:
 
 
 def apply(runs: list[dict], sel: Selector) -> list[dict]:
-    """The runs matched by ``sel`` (their newest versions unless it names a run id);
-    a stamp suffix must name one stamp, and a selector must match something."""
+    """The runs matched by every term of ``sel`` (their newest versions unless it names
+    a run id); its stamp suffixes must name one stamp, and it must match something."""
     out = [r for r in runs if (not sel.side or r["side"] == sel.side)
            and (sel.run_id is None or r["id"] == sel.run_id)
-           and (not sel.path or sel.path in r["path"])]
-    if sel.stamp:
-        stamps = sorted({r["stamp"] for r in out
-                         if isinstance(r["stamp"], str) and r["stamp"].endswith(sel.stamp)})
+           and all(p in r["path"] for p in sel.paths)]
+    if sel.stamps:
+        stamps = sorted({r["stamp"] for r in out if isinstance(r["stamp"], str)
+                         and all(r["stamp"].endswith(s) for s in sel.stamps)})
         if len(stamps) > 1:
-            raise TracedbError(f"selector {sel.text!r}: stamp suffix {sel.stamp!r} matches "
+            suffix = " and ".join(repr(s) for s in sel.stamps)
+            raise TracedbError(f"selector {sel.text!r}: stamp suffix {suffix} matches "
                                f"{len(stamps)} stamps: {', '.join(stamps)}")
         out = [r for r in out if stamps and r["stamp"] == stamps[0]]
     if not out:
-        raise TracedbError(f"selector {sel.text!r} matches no run; list runs with "
-                           "`tracedb runs`")
+        raise TracedbError(f"selector {sel.text!r} matches no run (every term must hold); "
+                           "list runs with `tracedb runs`")
     return newest_versions(out) if sel.run_id is None else out
 
 
