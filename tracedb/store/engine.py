@@ -140,19 +140,40 @@ HEAD = "0006"
 def current_revision(engine: Engine) -> str | None:
     """The warehouse's schema revision (alembic_version), None for a new database."""
     with engine.connect() as conn:
-        if not inspect(conn).has_table("alembic_version"):
-            return None
-        return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        return _revision_on(conn)
 
 
-def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
-    """Bring the warehouse to ``revision``; returns (before, after)."""
+def _revision_on(conn) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+def upgrade(engine: Engine, revision: str = "head", *, new_only: str | None = None
+            ) -> tuple[str | None, str]:
+    """Bring the warehouse to ``revision``; returns (before, after).
+
+    One process at a time: the upgrade holds the warehouse's write lock (SQLite) or a
+    transaction-scoped advisory lock (PostgreSQL) from before it reads the revision
+    to its commit, so processes that start together on a new warehouse wait for the
+    first one's schema instead of creating it twice. ``new_only`` (the warehouse's
+    URL, for messages): make the schema only if the database has none by the time the
+    lock is held, and refuse a database with tracedb-like tables but no revision.
+    """
     from alembic import command
 
-    before = current_revision(engine)
-    with engine.begin() as conn:
-        command.upgrade(_alembic_config(conn), revision)
-    return before, current_revision(engine) or ""
+    store = backend(engine)
+    with store.write_connection(engine) as conn, conn.begin():
+        store.schema_lock(conn)
+        before = _revision_on(conn)
+        if new_only is not None and before is None \
+                and set(inspect(conn).get_table_names()) & {"bundle", "tap", "run"}:
+            raise TracedbError(f"{mask_url(new_only)} has tracedb-like tables but no "
+                               "schema version; it was not made by tracedb")
+        if before is None or new_only is None:
+            command.upgrade(_alembic_config(conn), revision)
+        after = _revision_on(conn)
+    return before, after or ""
 
 
 def ensure_schema(engine: Engine, url: str) -> None:
@@ -166,11 +187,8 @@ def ensure_schema(engine: Engine, url: str) -> None:
         return
     head = head_revision()
     if rev is None:
-        tables = set(inspect(engine).get_table_names())
-        if tables & {"bundle", "tap", "run"}:
-            raise TracedbError(f"{mask_url(url)} has tracedb-like tables but no schema "
-                               "version; it was not made by tracedb")
-        upgrade(engine)
+        upgrade(engine, new_only=url)
+        ensure_schema(engine, url)  # at head now, or made by an older or newer tracedb
         return
     if rev in known_revisions():
         raise TracedbError(f"warehouse {mask_url(url)} is at schema revision {rev}, older "

@@ -28,6 +28,16 @@ def write_connection(engine: Engine) -> Connection:
     return engine.connect()
 
 
+#: pg_advisory_xact_lock key of schema upgrades (any constant: "tracedb" as bytes)
+SCHEMA_LOCK = 0x7472616365646200
+
+
+def schema_lock(conn) -> None:
+    """Held while a schema is read and upgraded, to the transaction's end, so that
+    processes that start together on an empty database make its schema once."""
+    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+
+
 def lock_for_update(query):
     """A SELECT whose rows stay locked to the transaction's end (one writer at a time)."""
     return query.with_for_update()

@@ -90,6 +90,11 @@ def write_connection(engine: Engine) -> Connection:
     return engine.connect().execution_options(sqlite_begin="BEGIN IMMEDIATE")
 
 
+def schema_lock(conn: Connection) -> None:
+    """Held while a schema is read and upgraded: the write lock that BEGIN IMMEDIATE
+    (:func:`write_connection`) already took."""
+
+
 def lock_for_update(query):
     """A SELECT that must keep its rows to the transaction's end: the write lock,
     taken at BEGIN IMMEDIATE, already does."""
