@@ -3,7 +3,9 @@
 -- is 'diverged'; 'accepted' taps never count). Every reference tap is paired or
 -- missing in the candidate, so compared = reference taps - missing_cand and the
 -- matches are the compared taps with no other status (tap_result of a
--- 'mismatch' set holds only those).
+-- 'mismatch' set holds only those). A comparison whose reference or candidate
+-- run is missing (ref_run or cand_run NULL: the pixel was traced on one side
+-- only) compares nothing; every tap of the run there is is missing on the other side.
 -- Parameters:
 --   set_id   comparison_set.id (tracedb diverge creates it)
 --   strict   1 to count print_precision as diverged, else 0
@@ -32,8 +34,8 @@ SELECT c.id AS comparison_id, c.grp AS grp, c.ordinal AS ordinal, c.pairing AS p
        rf.path AS ref_path, cf.path AS cand_path,
        rp.slow AS ref_slow, rp.fast AS ref_fast, cp.slow AS cand_slow, cp.fast AS cand_fast,
        s.rtol AS rtol, s.atol AS atol,
-       rr.tap_count - COALESCE(n.missing_cand, 0) AS compared,
-       rr.tap_count - COALESCE(n.missing_cand, 0) - COALESCE(n.diverged, 0)
+       COALESCE(rr.tap_count, 0) - COALESCE(n.missing_cand, 0) AS compared,
+       COALESCE(rr.tap_count, 0) - COALESCE(n.missing_cand, 0) - COALESCE(n.diverged, 0)
          - COALESCE(n.print_precision, 0) - COALESCE(n.accepted, 0) AS matched,
        COALESCE(n.diverged, 0) AS diverged, COALESCE(n.print_precision, 0) AS print_precision,
        COALESCE(n.accepted, 0) AS accepted,
@@ -49,10 +51,10 @@ SELECT c.id AS comparison_id, c.grp AS grp, c.ordinal AS ordinal, c.pairing AS p
        f.hint_ref_unit AS first_hint_ref_unit, f.hint_cand_unit AS first_hint_cand_unit
 FROM comparison c
 JOIN comparison_set s ON s.id = c.set_id
-JOIN run rr ON rr.id = c.ref_run_id
-JOIN run cr ON cr.id = c.cand_run_id
-JOIN source_file rf ON rf.id = rr.source_file_id
-JOIN source_file cf ON cf.id = cr.source_file_id
+LEFT JOIN run rr ON rr.id = c.ref_run_id
+LEFT JOIN run cr ON cr.id = c.cand_run_id
+LEFT JOIN source_file rf ON rf.id = rr.source_file_id
+LEFT JOIN source_file cf ON cf.id = cr.source_file_id
 LEFT JOIN pixel rp ON rp.id = rr.pixel_id
 LEFT JOIN pixel cp ON cp.id = cr.pixel_id
 LEFT JOIN counts n ON n.comparison_id = c.id

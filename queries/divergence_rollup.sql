@@ -1,11 +1,13 @@
 -- divergence_rollup: across the comparisons (pixels) of a set, each tap key
 -- that diverged somewhere: in how many comparisons, where it first appears in
--- reference order, and whether its ratio is the same everywhere.
+-- reference order, and whether its ratio is the same everywhere. pixels_total
+-- counts the comparisons with both runs (a pixel missing a run diverges nowhere).
 -- Parameters:
 --   set_id   comparison_set.id
 --   strict   1 to count print_precision as diverged, else 0
 WITH total AS (
   SELECT COUNT(*) AS n FROM comparison WHERE set_id = CAST(:set_id AS INTEGER)
+    AND ref_run_id IS NOT NULL AND cand_run_id IS NOT NULL
 )
 SELECT st.channel AS channel, st.key_name AS tap, st.loop_key AS loop_key,
        st.occurrence AS occurrence, MAX(st.unit) AS unit,

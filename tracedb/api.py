@@ -171,7 +171,8 @@ class Warehouse:
     # -- comparisons ---------------------------------------------------------------
     def pair_runs(self, ref: str | None = None, cand: str | None = None,
                   pixels: list[tuple[int, int]] | None = None) -> list[tuple]:
-        """Which runs to compare: [(grp, ordinal, ref_run, cand_run, pairing)]."""
+        """Which runs to compare: [(grp, ordinal, ref_run, cand_run, pairing)]; a run is
+        None where a pixel has no run on that side."""
         from .compare.select import pair_runs
 
         return pair_runs(requests.pairing_runs(self.db), ref, cand, pixels)

@@ -245,10 +245,12 @@ def diverge(
     pixel: PixelOpt = None,
     fmt: Annotated[ReportFmt, typer.Option("--format")] = ReportFmt.table,
     fail_on_divergence: Annotated[bool, typer.Option(
-        "--fail-on-divergence", help="exit 1 when any pixel diverges or nothing compared")
+        "--fail-on-divergence",
+        help="exit 1 when any pixel diverges, compares nothing or lacks a run on one side")
     ] = False,
 ) -> None:
-    """First divergence per pixel between reference and candidate runs.
+    """First divergence per pixel between reference and candidate runs (a pixel with a
+    run on one side only is listed as missing_ref / missing_cand).
 
     Selectors: c, py, @STAMP (or a unique suffix), c@STAMP, path:SUBSTRING, run:ID,
     combined with spaces or commas; every term must hold; quotes hold spaces or

@@ -63,6 +63,21 @@ class Divergences:
         return tolerance_text(self.rtol, self.atol, self.strict)
 
 
+#: A pair's status when one of its runs is missing (the pixel was traced on one side
+#: only); the same words as a tap missing on one side.
+MISSING_RUN = ("missing_ref", "missing_cand")
+
+
+def pair_status(r: dict) -> str:
+    """A summary's verdict: a missing run, nothing compared, diverged or match."""
+    if r["ref_run"] is None:
+        return "missing_ref"
+    if r["cand_run"] is None:
+        return "missing_cand"
+    return "nothing compared" if r["compared"] == 0 \
+        else "diverged" if r["diverged"] > 0 else "match"
+
+
 def summaries(db, set_id: int, strict: bool) -> list[dict]:
     """The divergence summary of a set: one record per comparison."""
     keys, rows = fetch(db.engine, "divergence", set_id=set_id, strict=int(strict))
@@ -73,8 +88,7 @@ def summaries(db, set_id: int, strict: bool) -> list[dict]:
     for r in out:
         r["pixel"] = pixel_of(r["ref_slow"], r["ref_fast"]) \
             or pixel_of(r["cand_slow"], r["cand_fast"])
-        r["status"] = "nothing compared" if r["compared"] == 0 \
-            else "diverged" if r["diverged"] > 0 else "match"
+        r["status"] = pair_status(r)
         r["first_unit_hint"] = unit_hint_text(r["ref_side"], r["cand_side"],
                                               r["first_hint_ref_unit"],
                                               r["first_hint_cand_unit"])
@@ -148,8 +162,14 @@ def timeline_records(found: Divergences, tap_changes: list[dict]) -> list[dict]:
     return out
 
 
+def _run(v) -> int | None:
+    return None if v is None else int(v)
+
+
 def regress_records(found: Divergences, tap_changes: list[dict]) -> list[dict]:
-    """Per pixel: base and head runs, their first divergences, regressions and fixes."""
+    """Per pixel: base and head runs, their statuses and first divergences, regressions
+    and fixes. A missing run is None; a pixel with neither a reference nor a base
+    (head) run has no base (head) pair, and its status there is ``missing_ref``."""
     by_grp: dict = {}
     for r in found.rows:
         by_grp.setdefault(r["grp"], {})[int(r["ordinal"])] = r
@@ -159,13 +179,17 @@ def regress_records(found: Divergences, tap_changes: list[dict]) -> list[dict]:
     out = []
     for grp, pair in sorted(by_grp.items()):
         ch = changed.get(grp, [])
-        b, h = pair[1], pair[2]
+        b, h = pair.get(1, {}), pair.get(2, {})
+        either = b or h
         out.append({
-            "pixel": b["pixel"], "ref_run": int(b["ref_run"]), "base_run": int(b["cand_run"]),
-            "head_run": int(h["cand_run"]), "base_stamp": b["cand_stamp"],
-            "head_stamp": h["cand_stamp"], "base_first": b["first_tap"],
-            "head_first": h["first_tap"], "base_diverged": int(b["diverged"]),
-            "head_diverged": int(h["diverged"]),
+            "pixel": either["pixel"], "ref_run": _run(either["ref_run"]),
+            "base_run": _run(b.get("cand_run")), "head_run": _run(h.get("cand_run")),
+            "base_stamp": b.get("cand_stamp"), "head_stamp": h.get("cand_stamp"),
+            "base_status": b.get("status", MISSING_RUN[0]),
+            "head_status": h.get("status", MISSING_RUN[0]),
+            "base_first": b.get("first_tap"), "head_first": h.get("first_tap"),
+            "base_diverged": int(b.get("diverged", 0)),
+            "head_diverged": int(h.get("diverged", 0)),
             "regressions": [c["tap"] for c in ch if c["change"] == "broke"],
             "fixes": [c["tap"] for c in ch if c["change"] == "fixed"],
         })

@@ -16,7 +16,7 @@ A selector is one or more terms separated by spaces or commas; every term must h
 Selection works on run records (dicts with ``id``, ``side``, ``stamp``, ``pixel``,
 ``path``, ``file_version``: the ``pairing_runs`` query); it decides which runs to
 compare, never how they compare (that is SQL's job). A pair is ``(grp, ordinal,
-ref_run, cand_run, pairing)``.
+ref_run, cand_run, pairing)``; a run id is None where that run is missing.
 """
 
 from __future__ import annotations
@@ -199,13 +199,15 @@ def _pixels_text(by: dict) -> str:
     return ", ".join(f"{p[0]},{p[1]}" for p in by if p is not None) or "none"
 
 
-def _common(rby: dict, cby: dict) -> list[Pixel]:
-    common = sorted(p for p in rby if p is not None and p in cby)
-    if not common:
-        raise TracedbError("no pixel has both a reference and a candidate run "
-                           f"(reference pixels: {_pixels_text(rby)}; candidate pixels: "
-                           f"{_pixels_text(cby)})")
-    return common
+def _run_id(run: dict | None) -> int | None:
+    return None if run is None else int(run["id"])
+
+
+def _known_pixels(*sides: dict) -> list[Pixel]:
+    """Every known pixel that has a run on any of the sides ({pixel: run}); a pixel
+    without a run on some side is paired with None there (an unpaired pixel is listed,
+    never dropped)."""
+    return sorted({p for by in sides for p in by if p is not None})
 
 
 # --------------------------------------------------------------------------- pairings
@@ -215,65 +217,79 @@ def pair_runs(runs: list[dict], ref: str | None = None, cand: str | None = None,
               pixels: list[Pixel] | None = None) -> list[tuple]:
     """Which runs to compare. Default: per pixel, the newest C run against the newest
     PyTorch run. Explicit selectors must name one run per pixel; two single runs
-    pair even when their pixel is unknown."""
+    pair even when their pixel is unknown. A pixel with a run on one side only is
+    paired with None on the other (its run is missing)."""
     runs = for_pixels(runs, pixels)
     rsel, csel = maybe_selector(ref), maybe_selector(cand)
     rruns, cruns = chosen(runs, rsel, "c"), chosen(runs, csel, "py")
-    if not rruns or not cruns:
-        which = "reference (C)" if not rruns else "candidate (PyTorch)"
-        raise TracedbError(f"no {which} runs to compare; load some or pass --ref/--cand")
     if rsel and csel and len(rruns) == 1 and len(cruns) == 1:
         return [(0, 1, int(rruns[0]["id"]), int(cruns[0]["id"]),
                  f"{rsel.text} vs {csel.text}")]
     rby, cby = one_per_pixel(rruns, rsel, "ref"), one_per_pixel(cruns, csel, "cand")
+    known = _known_pixels(rby, cby)
+    if not known:
+        raise TracedbError("no run of a known pixel to compare (reference pixels: "
+                           f"{_pixels_text(rby)}; candidate pixels: {_pixels_text(cby)}); "
+                           "load some, or name one run each with --ref/--cand")
     if rsel or csel:
         how = (f"{rsel.text if rsel else 'newest C run'} vs "
                f"{csel.text if csel else 'newest PyTorch run'} of each pixel")
     else:
         how = "newest C run vs newest PyTorch run of each pixel"
-    return [(i, 1, int(rby[p]["id"]), int(cby[p]["id"]), how)
-            for i, p in enumerate(_common(rby, cby))]
+    return [(i, 1, _run_id(rby.get(p)), _run_id(cby.get(p)), how)
+            for i, p in enumerate(known)]
 
 
 def timeline_pairs(runs: list[dict], pixel: Pixel, ref: str | None = None,
                    cand: str | None = None) -> tuple[list[tuple], list[int]]:
     """A fixed reference run against each candidate run of one pixel, in stamp order;
-    also the ids of candidate runs left out for want of a stamp."""
+    also the ids of candidate runs left out for want of a stamp. Without a reference
+    run each candidate is paired with None; without a candidate run the reference is
+    (one pair, its candidate missing)."""
     runs = for_pixels(runs, [pixel])
     rsel = maybe_selector(ref)
     rruns = chosen(runs, rsel, "c")
-    if not rruns:
-        raise TracedbError(f"no C run of pixel {pixel[0]},{pixel[1]}; pass --ref")
     if rsel and len(rruns) > 1:
         raise TracedbError(f"--ref {rsel.text!r} matches {len(rruns)} runs of pixel "
                            f"{pixel[0]},{pixel[1]}; narrow it. Candidates: "
                            f"{candidates_text(rruns)}")
-    r = newest(rruns)
-    other = "py" if r["side"] == "c" else "c"
-    cruns = [c for c in chosen(runs, maybe_selector(cand), other) if c["id"] != r["id"]]
+    r = newest(rruns) if rruns else None
+    other = "c" if r is not None and r["side"] == "py" else "py"
+    cruns = [c for c in chosen(runs, maybe_selector(cand), other)
+             if r is None or c["id"] != r["id"]]
     unstamped = [int(c["id"]) for c in cruns if not isinstance(c["stamp"], str)]
     cruns = sorted((c for c in cruns if isinstance(c["stamp"], str)), key=age)
-    if not cruns:
-        raise TracedbError(f"no candidate runs with a stamp for pixel {pixel[0]},{pixel[1]}"
+    if r is None and not cruns:
+        raise TracedbError(f"no C run and no candidate run with a stamp for pixel "
+                           f"{pixel[0]},{pixel[1]}"
                            + (f" ({len(unstamped)} without a stamp)" if unstamped else ""))
-    return [(0, i, int(r["id"]), int(c["id"]), "timeline")
+    if not cruns:
+        return [(0, 1, _run_id(r), None, "timeline")], unstamped
+    return [(0, i, _run_id(r), int(c["id"]), "timeline")
             for i, c in enumerate(cruns, start=1)], unstamped
 
 
 def regress_pairs(runs: list[dict], base: str, head: str, ref: str | None = None,
                   pixels: list[Pixel] | None = None) -> list[tuple]:
     """Per pixel: the reference run against the base run (ordinal 1) and the head run
-    (ordinal 2)."""
+    (ordinal 2). The pixels are those of the base and head runs (and of an explicit
+    ``ref``); a run missing there is None in its pairs (a pixel with neither a
+    reference nor a base run has no base pair, and likewise for head)."""
     runs = for_pixels(runs, pixels)
     rsel, bsel, hsel = maybe_selector(ref), parse_selector(base), parse_selector(head)
     rby = one_per_pixel(chosen(runs, rsel, "c"), rsel, "ref")
     bby = one_per_pixel(apply(runs, bsel), bsel, "base")
     hby = one_per_pixel(apply(runs, hsel), hsel, "head")
-    common = sorted(p for p in rby if p is not None and p in bby and p in hby)
-    if not common:
-        raise TracedbError("no pixel has a reference, a base and a head run")
+    known = _known_pixels(bby, hby, rby if rsel else {})
+    if not known:
+        raise TracedbError("no base or head run of a known pixel "
+                           f"(base pixels: {_pixels_text(bby)}; head pixels: "
+                           f"{_pixels_text(hby)})")
     pairs = []
-    for g, p in enumerate(common):
-        pairs.append((g, 1, int(rby[p]["id"]), int(bby[p]["id"]), "base"))
-        pairs.append((g, 2, int(rby[p]["id"]), int(hby[p]["id"]), "head"))
+    for g, p in enumerate(known):
+        ref_id = _run_id(rby.get(p))
+        for ordinal, by, how in ((1, bby, "base"), (2, hby, "head")):
+            cand_id = _run_id(by.get(p))
+            if ref_id is not None or cand_id is not None:  # neither run: nothing to record
+                pairs.append((g, ordinal, ref_id, cand_id, how))
     return pairs

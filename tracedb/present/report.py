@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
-from ..compare.results import TOLERANCE_RULE, Divergences, by_comparison
+from ..compare.results import MISSING_RUN, TOLERANCE_RULE, Divergences, by_comparison
 from ..errors import TracedbError
 from .text import (
     SIDE,
@@ -106,6 +106,23 @@ def first_seq(rows: list[dict], first: dict) -> float:
     return math.inf
 
 
+def missing_role(s: dict) -> str:
+    """Which run of a summary is missing: 'reference' or 'candidate'."""
+    return "reference" if s["ref_run"] is None else "candidate"
+
+
+def missing_run_sentence(s: dict) -> str:
+    """What a summary whose reference or candidate run is missing says of it."""
+    missing = missing_role(s)
+    there, role = ("cand", "candidate") if missing == "reference" else ("ref", "reference")
+    side = SIDE.get(s[f"{there}_side"], s[f"{there}_side"] or "?")
+    n = s["missing_ref"] if there == "cand" else s["missing_cand"]
+    return (f"Only the {role} run {s[f'{there}_run']} ({side} @ "
+            f"{s[f'{there}_stamp'] or 'no stamp'}, {s[f'{there}_path']}, {n} tap(s)) traced "
+            f"this pixel; there is no {missing} run to compare it with (the other program "
+            "crashed, its trace is empty, or it was not loaded), so nothing was compared.")
+
+
 # --------------------------------------------------------------------------- rendering
 
 
@@ -152,7 +169,7 @@ def _tap_table(rows: list[dict], with_reason: bool = False) -> list[str]:
 def render_first_divergence(data: ReportData, plots: dict, generated: str) -> str:
     by_cmp = by_comparison(data.diff)
     roll = {(r["channel"], r["tap"], r["loop_key"], r["occurrence"]): r for r in data.rollup}
-    total = len(data.found.rows)
+    total = len(paired(data.found.rows))
     lines = _header("First divergence", data.found, generated)
     for s in data.found.rows:
         rows = by_cmp.get(s["comparison_id"], [])
@@ -171,6 +188,9 @@ def _first_section(s: dict, rows: list[dict], rollup: dict | None, total: int) -
     """A pixel's heading and its first divergence (or why there is none)."""
     rside, cside = SIDE.get(s["ref_side"], "ref"), SIDE.get(s["cand_side"], "cand")
     title = pixel_title(s["pixel"])
+    if s["status"] in MISSING_RUN:
+        return [f"## Pixel {title}: missing {missing_role(s)} run ({s['status']})", "",
+                missing_run_sentence(s) + " This is not a match.", ""]
     if s["status"] == "nothing compared":
         return [f"## Pixel {title}: nothing compared",
                 "", f"No tap of run {s['ref_run']} pairs with a tap of run "
@@ -240,12 +260,18 @@ def _later_sections(s: dict, rows: list[dict]) -> list[str]:
     return lines
 
 
+def paired(rows: list[dict]) -> list[dict]:
+    """The summaries with both runs (a pixel missing a run is in no roll-up count)."""
+    return [r for r in rows if r["status"] not in MISSING_RUN]
+
+
 def render_summary(data: ReportData, plots: dict) -> str:
     rows = data.found.rows
-    total = len(rows)
+    total = len(paired(rows))
     lines = _header("Summary", data.found, None)
     pix_of = {r["comparison_id"]: pixel_title(r["pixel"]) for r in rows}
-    status_counts = {k: sum(int(r[k]) for r in rows) for k in
+    unpaired = [r for r in rows if r["status"] in MISSING_RUN]
+    status_counts = {k: sum(int(r[k]) for r in paired(rows)) for k in
                      ("compared", "diverged", "print_precision", "accepted", "missing_ref",
                       "missing_cand")}
     nothing = [pix_of[r["comparison_id"]] for r in rows if r["status"] == "nothing compared"]
@@ -257,6 +283,12 @@ def render_summary(data: ReportData, plots: dict) -> str:
               "one side.", ""]
     if nothing:
         lines += [f"Nothing compared for: {', '.join(nothing)}.", ""]
+    if unpaired:
+        lines += [f"Missing runs ({len(unpaired)} pixel(s), in none of the counts here; "
+                  "this is not a match):", ""]
+        lines += [f"- {pix_of[r['comparison_id']]}: missing {missing_role(r)} run "
+                  f"({r['status']}). {missing_run_sentence(r)}" for r in unpaired]
+        lines.append("")
     roll = data.rollup
     common = [r for r in roll if r["pixels_diverged"] == total]
     specific = [r for r in roll if r["pixels_diverged"] < total]
@@ -355,7 +387,7 @@ def render_gap(summaries: list[dict], gap: list[dict], model: str) -> list[str]:
     largest = []
     for s in summaries:
         rows = sorted(by_cmp.get(s["comparison_id"], []), key=lambda r: r["position"])
-        if not rows:
+        if not rows or s["status"] in MISSING_RUN:
             continue
         total = rows[0]["target_log10_ratio"]
         cells = [_share(r["factor_log10"], total) for r in rows]

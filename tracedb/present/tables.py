@@ -8,7 +8,7 @@ import json
 import sys
 
 from ..compare.results import Divergences, divergence_record
-from .text import num, pixel_text, short_run
+from .text import MISSING_RUN_TEXT, num, pixel_text, short_run
 
 
 def json_lines(records: list[dict]) -> str:
@@ -113,8 +113,22 @@ def _flat(rec: dict) -> dict:
     return row
 
 
-def _first_text(r: dict, nothing: str, none: str) -> str:
-    return r["first_tap"] or (nothing if r["compared"] == 0 else none)
+def _first_text(r: dict, upper: bool) -> str:
+    """The first divergence's cell: the tap, or why there is none (a missing run,
+    nothing compared, or no divergence)."""
+    if r["first_tap"]:
+        return r["first_tap"]
+    text = MISSING_RUN_TEXT.get(r["status"]) or (
+        "nothing compared" if r["compared"] == 0 else None)
+    if text is None:
+        return "-" if upper else "none"
+    return text.upper() if upper else text
+
+
+def _run_cell(r: dict, role: str) -> str:
+    """``run 12 c@STAMP``, or ``none`` for a missing run (role ``ref`` or ``cand``)."""
+    run = r[f"{role}_run"]
+    return "none" if run is None else f"run {short_run(r[f'{role}_side'], run, r[f'{role}_stamp'])}"
 
 
 def emit_divergences(found: Divergences, fmt: str) -> None:
@@ -131,9 +145,8 @@ def emit_divergences(found: Divergences, fmt: str) -> None:
         echo(f"{found.tolerance}\n")
         echo(_MD_HEAD)
         for r in flat:
-            first = _first_text(r, "nothing compared", "none")
-            echo(f"| {r['pixel']} | run {short_run(r['ref_side'], r['ref_run'], r['ref_stamp'])} "
-                 f"| run {short_run(r['cand_side'], r['cand_run'], r['cand_stamp'])} "
+            first = _first_text(r, upper=False)
+            echo(f"| {r['pixel']} | {_run_cell(r, 'ref')} | {_run_cell(r, 'cand')} "
                  f"| {r['compared']} | {r['diverged']} | {r['print_precision']} "
                  f"| {r['missing_ref']}/{r['missing_cand']} | {first} "
                  f"| {r['first_ref_line'] or ''}/{r['first_cand_line'] or ''} "
@@ -142,7 +155,7 @@ def emit_divergences(found: Divergences, fmt: str) -> None:
         return
     rows = []
     for r in flat:
-        first = _first_text(r, "NOTHING COMPARED", "-")
+        first = _first_text(r, upper=True)
         if r["first_loop_key"]:
             first += f" [{r['first_loop_key']}]"
         rows.append({
@@ -186,16 +199,16 @@ def emit_timeline(found: Divergences, records: list[dict], pixel, fmt: str) -> N
     rows = [{
         "#": r["ordinal"], "cand": short_run(r["cand_side"], r["cand_run"], r["cand_stamp"]),
         "path": r["cand_path"], "compared": r["compared"], "diverged": r["diverged"],
-        "first divergence": (r["first"] or {}).get("tap") or
-        ("NOTHING COMPARED" if r["compared"] == 0 else "-"),
+        "first divergence": _first_text({**r, "first_tap": (r["first"] or {}).get("tap")},
+                                        upper=True),
         "fixed since previous": ", ".join(r["fixed"]),
         "newly diverged": ", ".join(r["newly_diverged"]),
     } for r in records]
     if fmt == "csv":
         emit(rows, list(rows[0]), "csv")
         return
-    ref_desc = (f"ref run {records[0]['ref_run']} {records[0]['ref_side']}@"
-                f"{records[0]['ref_stamp']}") if records else ""
+    ref_desc = "" if not records else "no ref run" if records[0]["ref_run"] is None \
+        else "ref " + _run_cell(records[0], "ref")
     emit(rows, list(rows[0]) if rows else ["#"], "table",
          title=f"pixel {pixel[0]},{pixel[1]}: {ref_desc}; {found.tolerance}")
 
@@ -207,4 +220,10 @@ def emit_regress(found: Divergences, records: list[dict], fmt: str) -> None:
         return
     rows = [{**o, "pixel": pixel_text(o["pixel"]), "regressions": ", ".join(o["regressions"]),
              "fixes": ", ".join(o["fixes"])} for o in records]
-    emit(rows, list(rows[0]) if rows else ["pixel"], fmt, title=found.tolerance)
+    columns = list(rows[0]) if rows else ["pixel"]
+    if fmt == "table":  # runs, verdicts and changes; stamps and counts are in csv and json
+        columns = ["pixel", "ref_run", "base_run", "base_status", "head_run", "head_status",
+                   "base_first", "head_first", "regressions", "fixes"]
+        rows = [{**r, **{k: "none" for k in ("ref_run", "base_run", "head_run")
+                         if r[k] is None}} for r in rows]
+    emit(rows, columns, fmt, title=found.tolerance)

@@ -103,7 +103,13 @@ def is_first(r: dict, s: dict) -> bool:
         and r["channel"] == s["first_channel"] and r["occurrence"] == s["first_occurrence"]
 
 
+#: What a summary whose run is missing says in place of its first divergence.
+MISSING_RUN_TEXT = {"missing_ref": "no ref run", "missing_cand": "no cand run"}
+
+
 def run_desc(side, run, stamp, path) -> str:
+    if run is None:
+        return "none: no run of this pixel"
     return f"run {int(run)}, {SIDE.get(side, side or '?')} @ {stamp or 'no stamp'}, {path}"
 
 
@@ -116,5 +122,6 @@ def cand_desc(r: dict) -> str:
 
 
 def short_run(side, run, stamp) -> str:
-    """``12 c@20251010T053711Z`` (``-`` for no stamp, ``unknown`` for no side)."""
-    return f"{run} {side or 'unknown'}@{stamp or '-'}"
+    """``12 c@20251010T053711Z`` (``-`` for no stamp, ``unknown`` for no side, ``none``
+    for a missing run)."""
+    return "none" if run is None else f"{run} {side or 'unknown'}@{stamp or '-'}"

@@ -8,16 +8,16 @@ many of a file's trace lines are such continuation lines (0 for files loaded bef
 ``source_file.parser`` says which parser read a file, and parsers up to v2 did not
 read continuation lines).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
