@@ -395,3 +395,17 @@ def test_no_continuation_after_a_quarantined_line():
     parsed = parse_text("TRACE_C_HKL_BOUNDS=1 ./nanoBragg \\\n  -cell 100 100 100 \\\n")
     assert parsed.continuation_lines == 0 and len(parsed.lines) == 1
     assert parsed.lines[0].quarantine.startswith("shell environment assignment")
+
+
+def test_a_worked_calculation_over_continuation_lines_is_read_as_named_values():
+    parsed = parse_text("TRACE: Intensity calculation chain:\n"
+                        "  normalized * r_e^2 * fluence\n"
+                        "  = 8.534004974365e+01 * 7.940792725906e-30 * 1.259320175747e+29\n"
+                        "  = 4.267002487183e+01\n")
+    assert [ln.quarantine for ln in parsed.lines] == [None] * 4
+    factors, value = parsed.lines[2].taps[0], parsed.lines[3].taps[0]
+    assert factors.name == value.name == "normalized * r_e^2 * fluence"
+    assert [(c.label, c.num) for c in factors.components] == [
+        ("normalized", 85.34004974365), ("r_e^2", 7.940792725906e-30),
+        ("fluence", 1.259320175747e+29)]
+    assert (value.shape, nums(value)) == ("scalar", [42.67002487183])

@@ -497,28 +497,56 @@ def is_indented(raw: str) -> bool:
     return raw[:1] in (" ", "\t") and bool(raw.strip(" \t\r"))
 
 
-def continuation(head: Line, text: str, line_no: int) -> Line:
+#: an arithmetic expression of named quantities: ``normalized * r_e^2 * fluence``
+_OPERAND = r"[A-Za-z_][A-Za-z0-9_.^\[\]]*"
+_ARITHMETIC = re.compile(rf"{_OPERAND}(?:\s+[-+*/]\s+{_OPERAND})+\Z")
+_OPERATOR = re.compile(r"\s+[-+*/]\s+")
+
+
+def continuation(head: Line, text: str, line_no: int, expression: str | None = None
+                 ) -> tuple[Line, str | None]:
     """An indented line that continues the TRACE record ``head`` (TRACE_SIM_F_LATT:
     pixel=(1792,2048) Na=5.0 ... then ``  h_mean=... k_mean=...``): its taps take the
-    record's side, channel and loop key; a line that reads as no tap is quarantined."""
+    record's side, channel and loop key.
+
+    A worked calculation goes on over such lines (``TRACE: Intensity calculation
+    chain:`` then ``normalized * r_e^2 * fluence``, ``= 8.53e+01 * 7.94e-30 *
+    1.26e+29``, ``= 4.27e+01``): the expression is a text tap, and each ``= ...`` line
+    is a tap named by it (its factors labelled by their names, then its value).
+    ``expression`` is the chain's expression so far; the new one is returned with the
+    line. A line that reads as no named value is quarantined."""
     line = Line(line_no=line_no, side=head.side)
     first = head.taps[0] if head.taps else None
-    channel = first.channel if first else ""
+    channel, loop_key = (first.channel, first.loop_key) if first else ("", "")
     body = text.strip()
     if len(text) > MAX_LINE_CHARS:
         line.quarantine = f"line longer than {MAX_LINE_CHARS} characters ({len(text)})"
-        return line
+        return line, None
+    if _ARITHMETIC.match(body):
+        line.taps.append(Tap(head.side, channel, "text", loop_key, "free_text",
+                             [_word(body, "text")], raw=body))
+        return line, body
+    if body.startswith("=") and expression is not None:
+        names = _OPERATOR.split(expression)
+        values = [number(v) for v in _OPERATOR.split(body[1:].strip())]
+        if all(v is not None for v in values) and len(values) in (1, len(names)):
+            comps = values if len(values) == 1 else [
+                _labelled(n, v) for n, v in zip(names, values, strict=True)]
+            line.taps.append(Tap(head.side, channel, expression, loop_key,
+                                 "scalar" if len(values) == 1 else "labelled",
+                                 comps, raw=body[1:].strip()))  # type: ignore[arg-type]
+            return line, expression
     _read_body(line, head.side, channel, body)
-    if first is not None and first.loop_key:
+    if loop_key:
         for tap in line.taps:
             if not tap.loop_key:
-                tap.loop_key = first.loop_key
+                tap.loop_key = loop_key
     if not line.quarantine and not line.pixel and any(t.shape == "free_text"
                                                       for t in line.taps):
         line.taps.clear()
         line.quarantine = ("continuation of a TRACE record with no named value (worked "
                            "arithmetic or prose)")
-    return line
+    return line, None
 
 
 # Each shape of a line's body after the prefix (and a source index) is one function:
@@ -698,6 +726,7 @@ def parse_text(text: str) -> ParsedText:
     warnings: list[str] = []
     trace_lines = continuation_lines = 0
     head: Line | None = None  # the record the line above belongs to
+    expression: str | None = None  # of a worked calculation in that record
     for no, raw in enumerate(split_lines(text), start=1):
         if TRACE_LINE.match(raw):
             trace_lines += 1
@@ -705,10 +734,11 @@ def parse_text(text: str) -> ParsedText:
             if parsed.quarantine and len(raw) > MAX_LINE_CHARS:
                 warnings.append(f"line {no}: {parsed.quarantine}; kept in quarantine")
             lines.append(parsed)
-            head = None if parsed.quarantine else parsed
+            head, expression = (None if parsed.quarantine else parsed), None
         elif head is not None and is_indented(raw):
             continuation_lines += 1
-            lines.append(continuation(head, raw, no))
+            line, expression = continuation(head, raw, no, expression)
+            lines.append(line)
         else:
             head = None
             marker = pixel_marker(raw)

@@ -279,6 +279,7 @@ def scan_text(text: str) -> Scanned:
     cache = _LINE_CACHE
     continuation_lines = 0
     heads: dict[int, parse.Line | None] = {}  # line no -> the record it is part of
+    expressions: dict[int, str | None] = {}  # line no -> a worked calculation's expression
     fast_at: dict[int, tuple] | None = None
     for no, raw in rest:
         if parse.TRACE_LINE.match(raw):
@@ -304,7 +305,8 @@ def scan_text(text: str) -> Scanned:
                 if line is not None:
                     head = parse.Line(line[0], line[1])
             if head is not None:  # a continuation of the record above
-                parsed = parse.continuation(head, raw, no)
+                parsed, expressions[no] = parse.continuation(head, raw, no,
+                                                             expressions.get(no - 1))
                 continuation_lines += 1
                 general.append(parsed)
                 heads[no] = head
