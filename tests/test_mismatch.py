@@ -35,6 +35,10 @@ EDGE = [
     ("{P}: inf_num inf", "{P}: inf_num 1e308"),  # diverged
     ("{P}: printed 0.123457", "{P}: printed 0.1234567"),  # print_precision
     ("{P}: far_m 0.001", "{P}: far_m 1"),  # diverged, unit hint m/mm
+    ("{P}: lab_swap X:0.1 Y:0.2", "{P}: lab_swap Y:0.1 X:0.2"),  # diverged: labels count
+    ("{P}: lab_order X:0.1 Y:0.2", "{P}: lab_order Y:0.2 X:0.1"),  # match: paired by label
+    ("{P}: lab_other X:0.1 Z:0.2", "{P}: lab_other X:0.1 W:0.2"),  # diverged: Z, W one side
+    ("{P}: lab_twice a:1 a:2 b:3", "{P}: lab_twice b:3 a:1 a:2"),  # match: the k-th a
     ("{P}: only_c 1", None),  # missing_cand
     (None, "{P}: only_py 1"),  # missing_ref
 ]
@@ -101,8 +105,8 @@ def test_edge_cases_are_judged_by_the_full_rules(url, tmp_path):
     wh.ingest([tmp_path / "reports"])
     s = wh.diverge().iloc[0]
     assert (s.compared, s.diverged, s.print_precision, s.missing_cand, s.missing_ref) == (
-        12, 6, 1, 1, 1)
-    assert s.matched == 5
+        16, 8, 1, 1, 1)
+    assert s.matched == 7
     assert s.first_tap == "signs"
     status = {r.tap: r.status for r in wh.diff(wh.diverge().attrs["set_id"]).itertuples()}
     assert status["noise"] == status["word"] == "match"
@@ -110,6 +114,8 @@ def test_edge_cases_are_judged_by_the_full_rules(url, tmp_path):
     assert status["nan_pair"] == status["zeros"] == "match"
     assert status["printed"] == "print_precision"
     assert status["longer"] == status["shorter"] == status["inf_num"] == "diverged"
+    assert status["lab_swap"] == status["lab_other"] == "diverged"
+    assert status["lab_order"] == status["lab_twice"] == "match"
 
 
 def test_aliases_that_swap_keys_move_the_values_with_their_taps(url, tmp_path):
