@@ -16,10 +16,11 @@ from .test_diverge import capture
 
 SUMMARY = ["pixel", "status", "compared", "matched", "diverged", "print_precision",
            "accepted", "missing_ref", "missing_cand", "first_tap", "first_ref_line",
-           "first_cand_line", "first_ratio", "first_unit_hint"]
+           "first_cand_line", "first_ratio", "first_unit_hint", "first_suspect_side"]
 ROW = ["comparison", "ref_tap_id", "cand_tap_id", "key_name", "loop_key", "occurrence",
        "status", "n_diverged", "n_print_precision", "max_abs_delta", "max_rel_delta",
-       "min_ratio", "max_ratio", "hint_ref_unit", "hint_cand_unit", "accepted_reason"]
+       "min_ratio", "max_ratio", "hint_ref_unit", "hint_cand_unit", "suspect", "suspect_basis",
+       "accepted_reason"]
 
 # Each pair is (C line, PyTorch line); the comment says what the full rules decide.
 EDGE = [

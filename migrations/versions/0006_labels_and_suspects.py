@@ -1,4 +1,4 @@
-"""Components of labelled taps pair by label.
+"""Components of labelled taps pair by label; the side a unit factor puts off.
 
 The views that compare values (``component_delta``, ``tap_status``,
 ``tap_status_flagged``, ``mismatch_value_key``, and ``mismatch_key`` over it)
@@ -11,11 +11,18 @@ also flags a key whose labels differ at a position (``LABELS_DIFFER``), which is
 exact and keeps that pass as fast as it was. The rest of the views' text is
 0005's (``tracedb_status_rules.keyed_views``).
 
+``tap_result.suspect`` ('ref', 'cand' or NULL) and ``tap_result.suspect_basis``:
+for a tap with a unit hint, the side whose value is off, decided from the data
+by ``queries/steps/unit_suspects.sql`` (the other side's value agrees with a tap
+of the same unit or name stem on both sides, named in ``suspect_basis``); NULL
+when the data cannot decide.
+
 Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-02
 """
 
+import sqlalchemy as sa
 from alembic import op
 from tracedb_status_rules import keyed_views
 
@@ -69,7 +76,11 @@ def _views(made: dict[str, str]) -> None:
 
 def upgrade() -> None:
     _views(keyed_views(BY_LABEL, LABELS_DIFFER))
+    op.add_column("tap_result", sa.Column("suspect", sa.Text))
+    op.add_column("tap_result", sa.Column("suspect_basis", sa.Text))
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE tap_result DROP COLUMN suspect_basis")
+    op.execute("ALTER TABLE tap_result DROP COLUMN suspect")
     _views(keyed_views())
