@@ -1,5 +1,6 @@
 """The status rules of the comparison views, shared by the migrations that define
-those views (0003, and 0005 when it re-keys them), so the rules are written once.
+those views (0003; 0005 when it re-keys them; 0008 when it pairs labelled
+components by label), so the rules are written once.
 
 This text is part of the schema's history: changing it changes what those
 migrations create. A change of the rules is a new migration that carries its own
@@ -148,3 +149,122 @@ LEFT JOIN value cv ON cv.tap_id = k.id AND cv.idx = rv.idx""",
                         "c.set_id, c.grp, c.ordinal, c.id, r.channel, r.key_name, r.loop_key,\n"
                         "         r.key_occurrence, r.id, k.id", CAND_ONLY_BY_NAME),
     )
+
+
+# --------------------------------------------------------------------------- revision 0005
+# Taps paired by their pairing key's id (tap.key_id), value rows keyed by (run, key id,
+# component): what 0005 creates, and 0008 with another pairing of the components.
+
+PAIRED_BY_KEY = """FROM comparison c
+JOIN comparison_set s ON s.id = c.set_id
+JOIN tap r ON r.run_id = c.ref_run_id
+LEFT JOIN tap k ON k.run_id = c.cand_run_id AND k.key_id = r.key_id"""
+
+# The flagged taps are few: start from tap_flag and look their taps up (CROSS JOIN
+# keeps that loop order on SQLite; other engines plan as they like).
+FLAGGED = """FROM tap_flag f
+JOIN comparison c ON c.id = f.comparison_id
+JOIN comparison_set s ON s.id = c.set_id
+CROSS JOIN tap r
+LEFT JOIN tap k ON k.run_id = c.cand_run_id AND k.key_id = r.key_id"""
+FLAGGED_WHERE = "WHERE r.run_id = c.ref_run_id AND r.key_id = f.key_id"
+
+CAND_ONLY_BY_KEY = """FROM comparison c
+JOIN tap k ON k.run_id = c.cand_run_id
+WHERE NOT EXISTS (SELECT 1 FROM tap r WHERE r.run_id = c.ref_run_id AND r.key_id = k.key_id)"""
+
+CAND_ONLY_FLAGGED = """FROM tap_flag f
+JOIN comparison c ON c.id = f.comparison_id
+CROSS JOIN tap k
+WHERE k.run_id = c.cand_run_id AND k.key_id = f.key_id
+  AND NOT EXISTS (SELECT 1 FROM tap r WHERE r.run_id = c.ref_run_id AND r.key_id = k.key_id)"""
+
+KEY_GROUP_BY = "c.set_id, c.grp, c.ordinal, c.id, r.key_id, r.n_components, r.id, k.id"
+
+
+#: The candidate component (its ``idx``) that a reference component ``rv`` of a paired
+#: tap pairs with, in 0005: the one at the same position.
+BY_POSITION = "rv.idx"
+
+def keyed_views(partner: str | None = None, labels_differ: str | None = None
+                ) -> dict[str, str]:
+    """The comparison views over key-id pairing, by name in the order they are made.
+    Components pair by position (0005) or by the index expression ``partner`` (0008:
+    by label); ``labels_differ`` is a further test that flags a key in
+    mismatch_value_key (0008)."""
+    def cand(idx_test: str) -> str:
+        return ("LEFT JOIN value cv ON cv.run_id = k.run_id AND cv.key_id = k.key_id "
+                f"AND cv.idx {idx_test}")
+
+    def values(idx_test: str) -> str:
+        return f"""LEFT JOIN value rv ON rv.run_id = r.run_id AND rv.key_id = r.key_id
+     AND k.id IS NOT NULL
+{cand(idx_test)}"""
+
+    whole = f"= {partner or BY_POSITION}"
+    # The flagged taps are few: there PostgreSQL should probe the primary key per
+    # value, but it prices the subqueries of a partner such as 0008's in a hashable
+    # equality as if every row ran them, and hashes the whole value table instead.
+    # The same partner as a range (BETWEEN p AND p) is no hash key, so the probe
+    # stays (SQLite uses it as a range on idx). Over every tap of a set hashing is
+    # the right plan: = p. component_delta is read for a few taps (a user's WHERE,
+    # queries/steps/unit_suspects.sql).
+    few = f"BETWEEN {partner} AND {partner}" if partner else whole
+    return {
+        "tap_pair": tap_pair_view(PAIRED_BY_KEY, CAND_ONLY_BY_KEY),
+        "component_delta": component_delta_view(f"""{PAIRED_BY_KEY}
+JOIN value rv ON rv.run_id = r.run_id AND rv.key_id = r.key_id
+{cand(few)}"""),
+        "tap_status": tap_status_view("tap_status", f"{PAIRED_BY_KEY}\n{values(whole)}",
+                                      KEY_GROUP_BY, CAND_ONLY_BY_KEY),
+        "tap_status_flagged": tap_status_view(
+            "tap_status_flagged", f"{FLAGGED}\n{values(few)}\n{FLAGGED_WHERE}", KEY_GROUP_BY,
+            CAND_ONLY_FLAGGED),
+        "mismatch_value_key": mismatch_value_key_view(labels_differ),
+        "mismatch_tap_key": MISMATCH_TAP_KEY,
+        "mismatch_key": MISMATCH_KEY,
+    }
+
+
+# Keys that need the full status rules. A component is a 'match' under those rules
+# when both numbers are present and |ref - cand| <= atol + rtol*|ref| (their bound
+# uses max(|ref|, |cand|)), or when both sides hold the same special value (nan,
+# inf, -inf) or the same string; every other component, a tap missing on either
+# side and a length difference flag the key. The second test only runs where the
+# first fails. mismatch_value_key holds the first kind (one row per component),
+# mismatch_tap_key the candidate taps without a reference tap of the same key and
+# length; mismatch_key both (a key may come more than once).
+def mismatch_value_key_view(labels_differ: str | None) -> str:
+    """``CREATE VIEW mismatch_value_key``; ``labels_differ`` (0008) flags a key too."""
+    test = """(ABS(rv.num - cv.num) <= s.atol + s.rtol * ABS(rv.num)) IS NOT TRUE
+  AND (rv.kind = cv.kind AND rv.kind <> 'num'
+       AND (rv.kind <> 'text' OR rv.text = cv.text)) IS NOT TRUE"""
+    if labels_differ:
+        test = f"""(({test})
+   OR ({labels_differ}))"""
+    return f"""
+CREATE VIEW mismatch_value_key AS
+SELECT c.set_id AS set_id, c.id AS comparison_id, rv.key_id AS key_id
+FROM comparison c
+JOIN comparison_set s ON s.id = c.set_id
+JOIN value rv ON rv.run_id = c.ref_run_id
+LEFT JOIN value cv ON cv.run_id = c.cand_run_id AND cv.key_id = rv.key_id AND cv.idx = rv.idx
+WHERE {test}
+"""
+
+
+MISMATCH_TAP_KEY = """
+CREATE VIEW mismatch_tap_key AS
+SELECT c.set_id AS set_id, c.id AS comparison_id, k.key_id AS key_id
+FROM comparison c
+JOIN tap k ON k.run_id = c.cand_run_id
+WHERE NOT EXISTS (SELECT 1 FROM tap r WHERE r.run_id = c.ref_run_id AND r.key_id = k.key_id
+                  AND r.n_components = k.n_components)
+"""
+
+MISMATCH_KEY = """
+CREATE VIEW mismatch_key AS
+SELECT set_id, comparison_id, key_id FROM mismatch_value_key
+UNION ALL
+SELECT set_id, comparison_id, key_id FROM mismatch_tap_key
+"""

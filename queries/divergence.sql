@@ -48,7 +48,8 @@ SELECT c.id AS comparison_id, c.grp AS grp, c.ordinal AS ordinal, c.pairing AS p
        CASE WHEN f.n_ratio > 0 AND ABS(f.max_ratio / f.min_ratio - 1) <= 1e-6
             THEN f.min_ratio END AS first_ratio,
        f.unit AS first_unit,
-       f.hint_ref_unit AS first_hint_ref_unit, f.hint_cand_unit AS first_hint_cand_unit
+       f.hint_ref_unit AS first_hint_ref_unit, f.hint_cand_unit AS first_hint_cand_unit,
+       f.suspect AS first_suspect, f.suspect_basis AS first_suspect_basis
 FROM comparison c
 JOIN comparison_set s ON s.id = c.set_id
 LEFT JOIN run rr ON rr.id = c.ref_run_id

@@ -1,6 +1,7 @@
 -- tap_diff: every tap of every comparison in a set, side by side, in the
 -- reference trace's order (taps found only in the candidate come last, in the
--- candidate's order), with status, deltas, ratio and unit hint.
+-- candidate's order), with status, deltas, ratio, unit hint and the side a unit
+-- factor puts off (suspect: 'ref', 'cand' or NULL; suspect_basis: the tap that decided).
 -- Parameters:
 --   set_id   comparison_set.id
 --   strict   1 to count print_precision as diverged, else 0
@@ -18,7 +19,8 @@ SELECT ts.comparison_id AS comparison_id,
        ts.max_abs_delta AS abs_delta, ts.max_rel_delta AS rel_delta,
        CASE WHEN ts.n_ratio > 0 AND ABS(ts.max_ratio / ts.min_ratio - 1) <= 1e-6
             THEN ts.min_ratio END AS ratio,
-       ts.hint_ref_unit AS hint_ref_unit, ts.hint_cand_unit AS hint_cand_unit
+       ts.hint_ref_unit AS hint_ref_unit, ts.hint_cand_unit AS hint_cand_unit,
+       ts.suspect AS suspect, ts.suspect_basis AS suspect_basis
 FROM tap_result ts
 WHERE ts.set_id = CAST(:set_id AS INTEGER)
 ORDER BY ts.comparison_id,

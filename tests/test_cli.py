@@ -127,7 +127,8 @@ def test_demo_writes_tree_and_ingests(tmp_path):
     assert "first divergences" in proc.stdout and "beam_center_m" in proc.stdout
     assert "report written to tracedb-example/report/" in proc.stdout
     report = tmp_path / "tracedb-example" / "report"
-    assert "m vs mm" in (report / "first_divergence.md").read_text()
+    assert "Check the PyTorch code's unit conversion where `beam_center_m`" in (
+        report / "first_divergence.md").read_text()
     assert "`fluence_photons_per_m2` (100% of the gap)" in (report / "summary.md").read_text()
     again = tracedb("demo", cwd=tmp_path)
     assert again.returncode == 0 and "nothing new" in again.stdout

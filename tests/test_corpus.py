@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
+import pandas as pd
 import pytest
 from sqlalchemy import text
 
@@ -134,7 +139,10 @@ def test_phase_c_first_divergence_is_beam_center_at_line_10(phase_c):
     for r in df.itertuples():
         assert (r.first_tap, r.first_ref_line, r.first_cand_line) == ("beam_center_m", 10, 10)
         assert r.first_ratio == pytest.approx(1e-3, rel=1e-9)
-        assert r.first_unit_hint == "m vs mm (C appears to use m, PyTorch mm)"
+        # PyTorch's 0.102425 agrees with Fbeam_m on both sides: C is off by 1e-3
+        assert r.first_suspect_side == "c"
+        assert r.first_unit_hint == ("C is off by x1e-3 (m <-> mm; PyTorch's value agrees "
+                                     "with Fbeam_m on both sides)")
         assert r.first_ref_value == "X:0.000102425 Y:0.000102425 pixel_mm:0.05"
     diff = phase_c.diff(df.attrs["set_id"])
     for cid in df.comparison_id:
@@ -142,11 +150,36 @@ def test_phase_c_first_divergence_is_beam_center_at_line_10(phase_c):
         sv = taps.loc["scattering_vec_A_inv"]
         assert sv.status == "diverged"
         assert sv.ratio == pytest.approx(1e10, rel=1e-6)
-        assert sv.unit_hint == "m^-1 vs A^-1 (C appears to use m^-1, PyTorch A^-1)"
+        # no tap of A^-1 agrees with either side's value: undecided
+        assert sv.unit_hint == "one side is off by x1e10 (m^-1 <-> A^-1)"
+        assert pd.isna(sv.suspect_side)
         assert taps.loc["Rx"].status == "match"  # -0 vs 0
         assert taps.loc["angles_rad"].status == "match"  # 0 vs 0.000000000000000e+00
         assert (taps.loc["Rx"].ref_value, taps.loc["Rx"].cand_value) == (
             "[1 0 0; 0 1 -0; 0 0 1]", "[1 0 0; 0 1 0; 0 0 1]")
+
+
+def test_phase_c_names_c_as_the_side_off_in_json_and_report(phase_c, tmp_path):
+    """C prints beam_center_m X:0.000102425, PyTorch 0.102425, and both print Fbeam_m
+    of about 0.1024 (metres): the C side is off, and the next step says so."""
+    proc = subprocess.run([sys.executable, "-m", "tracedb", "--db", phase_c.url, "diverge",
+                           "--ref", "c@20251010T053711Z", "--cand", "py@20251010T055346Z",
+                           "--format", "json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert sorted(tuple(o["pixel"]) for o in out) == [(1792, 2048), (2048, 2048), (4095, 2048)]
+    for o in out:
+        assert o["first"]["tap"] == "beam_center_m"
+        assert o["first"]["suspect_side"] == "c"
+    phase_c.report(tmp_path / "rep", ref="c@20251010T053711Z", cand="py@20251010T055346Z")
+    md = (tmp_path / "rep" / "first_divergence.md").read_text(encoding="utf-8")
+    steps = [ln for ln in md.splitlines() if ln.startswith("**Next step:**")]
+    assert len(steps) == 3
+    for step in steps:
+        assert "C is off by x1e-3 (m <-> mm; PyTorch's value agrees with Fbeam_m" in step
+        assert "Check the C code's unit conversion where `beam_center_m` is computed" in step
+    # every diverged tap with a unit factor says which side is off, or that none can tell
+    assert md.count("| one side is off by x1e10 (m^-1 <-> A^-1) | undecided |") == 3
 
 
 def test_phase_c_d_timeline_shows_the_fixes(phase_c):

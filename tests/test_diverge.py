@@ -112,23 +112,23 @@ def test_first_divergence_follows_reference_order_not_alphabet(url, tmp_path):
     assert s.first_ratio == pytest.approx(0.2)
 
 
+# A lone tap has no sibling of its unit: the data cannot say which side is off.
 @pytest.mark.parametrize("tap, ref, cand, hint", [
     ("beam_center_m", "X:0.000102425 Y:0.000102425 pixel_mm:0.05",
      "X:1.024250000000000e-01 Y:1.024250000000000e-01 pixel_mm:0.05",
-     "m vs mm (C appears to use m, PyTorch mm)"),
+     "one side is off by x1e3 (m <-> mm)"),
     ("scattering_vec_A_inv", "-6576005.28913838 512831325.464334",
      "-6.576005289138376e-04 5.128313254643340e-02",
-     "m^-1 vs A^-1 (C appears to use m^-1, PyTorch A^-1)"),
-    ("angle_rad", "0.5", "28.64788975654116", "rad vs deg (C appears to use rad, PyTorch deg)"),
-    ("wavelength", "9.768e-08", "0.9768", None),  # 1e-7 with no unit in the name: mm vs A
+     "one side is off by x1e10 (m^-1 <-> A^-1)"),
+    ("angle_rad", "0.5", "28.64788975654116", "one side is off by x57.2958 (rad <-> deg)"),
+    # 1e-7 with no unit in the name: any pair of one dimension, mm vs A
+    ("wavelength", "9.768e-08", "0.9768", "one side is off by x1e7 (mm <-> A)"),
 ])
 def test_unit_hints(url, tmp_path, tap, ref, cand, hint):
     _, s, diff, _ = compare(url, tmp_path, [f"{{P}}: {tap} {ref}"], [f"{{P}}: {tap} {cand}"])
     assert s.first_tap == tap
-    if hint:
-        assert s.first_unit_hint == hint
-    else:
-        assert s.first_unit_hint == "mm vs A (C appears to use mm, PyTorch A)"
+    assert s.first_unit_hint == hint
+    assert s.first_suspect_side is None
 
 
 def test_no_unit_hint_when_ratios_differ_or_are_not_unit_factors(url, tmp_path):
@@ -359,7 +359,11 @@ def test_cli_diverge_json_and_fail_on_divergence(url, tmp_path):
                           "abs_delta", "rel_delta", "ratio", "unit_hint"}
         assert (f["tap"], f["ref_line"], f["cand_line"]) == ("beam_center_m", 5, 3)
         assert f["ratio"] == pytest.approx(1e-3)
-        assert f["unit_hint"].startswith("m vs mm")
+        # the example plants "mm printed as m on the PyTorch side"; C's beam centre
+        # agrees with its pix0_vector_meters on both sides
+        assert f["suspect_side"] == "py"
+        assert f["unit_hint"] == ("PyTorch is off by x1e3 (m <-> mm; C's value agrees with "
+                                  "pix0_vector_meters on both sides)")
     assert run_cli(url, "diverge", "--fail-on-divergence").returncode == 1
     md = run_cli(url, "diverge", "--format", "md")
     assert md.returncode == 0 and "rtol=1e-12" in md.stdout and "| 10,20 |" in md.stdout

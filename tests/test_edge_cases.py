@@ -122,7 +122,7 @@ def test_write_steps_are_not_named_queries(sqlite_url):
 
     steps = set(step_names())
     assert {"compare", "compare_flag", "compare_flag_shapes", "compare_flagged", "unit_hints",
-            "rekey_names", "rekey_occurrence", "rekey_register", "rekey_values",
+            "unit_suspects", "rekey_names", "rekey_occurrence", "rekey_register", "rekey_values",
             "rekey_taps", "rekey_values_finish"} == steps
     assert not steps & set(query_names())
     assert {"runs", "divergence", "tap_diff", "check", "pairing_runs"} <= set(query_names())

@@ -16,10 +16,11 @@ from .test_diverge import capture
 
 SUMMARY = ["pixel", "status", "compared", "matched", "diverged", "print_precision",
            "accepted", "missing_ref", "missing_cand", "first_tap", "first_ref_line",
-           "first_cand_line", "first_ratio", "first_unit_hint"]
+           "first_cand_line", "first_ratio", "first_unit_hint", "first_suspect_side"]
 ROW = ["comparison", "ref_tap_id", "cand_tap_id", "key_name", "loop_key", "occurrence",
        "status", "n_diverged", "n_print_precision", "max_abs_delta", "max_rel_delta",
-       "min_ratio", "max_ratio", "hint_ref_unit", "hint_cand_unit", "accepted_reason"]
+       "min_ratio", "max_ratio", "hint_ref_unit", "hint_cand_unit", "suspect", "suspect_basis",
+       "accepted_reason"]
 
 # Each pair is (C line, PyTorch line); the comment says what the full rules decide.
 EDGE = [
@@ -35,6 +36,10 @@ EDGE = [
     ("{P}: inf_num inf", "{P}: inf_num 1e308"),  # diverged
     ("{P}: printed 0.123457", "{P}: printed 0.1234567"),  # print_precision
     ("{P}: far_m 0.001", "{P}: far_m 1"),  # diverged, unit hint m/mm
+    ("{P}: lab_swap X:0.1 Y:0.2", "{P}: lab_swap Y:0.1 X:0.2"),  # diverged: labels count
+    ("{P}: lab_order X:0.1 Y:0.2", "{P}: lab_order Y:0.2 X:0.1"),  # match: paired by label
+    ("{P}: lab_other X:0.1 Z:0.2", "{P}: lab_other X:0.1 W:0.2"),  # diverged: Z, W one side
+    ("{P}: lab_twice a:1 a:2 b:3", "{P}: lab_twice b:3 a:1 a:2"),  # match: the k-th a
     ("{P}: only_c 1", None),  # missing_cand
     (None, "{P}: only_py 1"),  # missing_ref
 ]
@@ -101,8 +106,8 @@ def test_edge_cases_are_judged_by_the_full_rules(url, tmp_path):
     wh.ingest([tmp_path / "reports"])
     s = wh.diverge().iloc[0]
     assert (s.compared, s.diverged, s.print_precision, s.missing_cand, s.missing_ref) == (
-        12, 6, 1, 1, 1)
-    assert s.matched == 5
+        16, 8, 1, 1, 1)
+    assert s.matched == 7
     assert s.first_tap == "signs"
     status = {r.tap: r.status for r in wh.diff(wh.diverge().attrs["set_id"]).itertuples()}
     assert status["noise"] == status["word"] == "match"
@@ -110,6 +115,8 @@ def test_edge_cases_are_judged_by_the_full_rules(url, tmp_path):
     assert status["nan_pair"] == status["zeros"] == "match"
     assert status["printed"] == "print_precision"
     assert status["longer"] == status["shorter"] == status["inf_num"] == "diverged"
+    assert status["lab_swap"] == status["lab_other"] == "diverged"
+    assert status["lab_order"] == status["lab_twice"] == "match"
 
 
 def test_aliases_that_swap_keys_move_the_values_with_their_taps(url, tmp_path):

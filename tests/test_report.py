@@ -112,8 +112,11 @@ def test_first_divergence_md(url, campaign, tmp_path):
            "`X:1.024250000000000e-01 Y:1.024250000000000e-01 pixel_mm:0.05` |" in md
     assert "ratio ref/cand: 0.001" in md
     assert "unit of the tap (from its name): m" in md
-    assert "unit hint: m vs mm (C appears to use m, PyTorch mm)" in md
-    assert "**Next step:** `beam_center_m` differs by a clean unit factor" in md
+    # distance_m (0.5 on both sides) agrees with neither value: no side is named
+    assert "unit hint: one side is off by x1e3 (m <-> mm)" in md
+    assert ("**Next step:** `beam_center_m` differs by a clean unit factor (ratio ref/cand "
+            "0.001): one side is off by x1e3 (m <-> mm). The data does not tell which side "
+            "is off") in md
     # later divergences, print precision, missing and accepted sections
     assert "### Diverged after the first (" in md and "| `fluence_photons_per_m2` | 7/7 |" in md
     assert "### Within print precision only (1)" in md and "| `polar` | 10/10 |" in md

@@ -20,7 +20,7 @@ Comparisons come in two details (``comparison_set.detail``):
   ``tap_result`` matched.
 
 The status rules are those of 0003, from ``migrations/tracedb_status_rules.py``
-(one definition for both).
+(one definition for both), as are these views' texts (0008 shares them).
 
 Revision ID: 0005
 Revises: 0004
@@ -29,7 +29,7 @@ Create Date: 2026-11-27
 
 import sqlalchemy as sa
 from alembic import op
-from tracedb_status_rules import component_delta_view, tap_pair_view, tap_status_view, views_by_name
+from tracedb_status_rules import keyed_views, views_by_name
 
 revision = "0005"
 down_revision = "0004"
@@ -41,79 +41,9 @@ REF = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 DOUBLE = sa.Float(precision=53)
 
 
-PAIRED = """FROM comparison c
-JOIN comparison_set s ON s.id = c.set_id
-JOIN tap r ON r.run_id = c.ref_run_id
-LEFT JOIN tap k ON k.run_id = c.cand_run_id AND k.key_id = r.key_id"""
-
-# The flagged taps are few: start from tap_flag and look their taps up (CROSS JOIN
-# keeps that loop order on SQLite; other engines plan as they like).
-FLAGGED = """FROM tap_flag f
-JOIN comparison c ON c.id = f.comparison_id
-JOIN comparison_set s ON s.id = c.set_id
-CROSS JOIN tap r
-LEFT JOIN tap k ON k.run_id = c.cand_run_id AND k.key_id = r.key_id"""
-FLAGGED_WHERE = "WHERE r.run_id = c.ref_run_id AND r.key_id = f.key_id"
-
-CAND_ONLY = """FROM comparison c
-JOIN tap k ON k.run_id = c.cand_run_id
-WHERE NOT EXISTS (SELECT 1 FROM tap r WHERE r.run_id = c.ref_run_id AND r.key_id = k.key_id)"""
-
-CAND_ONLY_FLAGGED = """FROM tap_flag f
-JOIN comparison c ON c.id = f.comparison_id
-CROSS JOIN tap k
-WHERE k.run_id = c.cand_run_id AND k.key_id = f.key_id
-  AND NOT EXISTS (SELECT 1 FROM tap r WHERE r.run_id = c.ref_run_id AND r.key_id = k.key_id)"""
-
-VALUES = """LEFT JOIN value rv ON rv.run_id = r.run_id AND rv.key_id = r.key_id
-     AND k.id IS NOT NULL
-LEFT JOIN value cv ON cv.run_id = k.run_id AND cv.key_id = k.key_id AND cv.idx = rv.idx"""
-
-TAP_PAIR = tap_pair_view(PAIRED, CAND_ONLY)
-COMPONENT_DELTA = component_delta_view(f"""{PAIRED}
-JOIN value rv ON rv.run_id = r.run_id AND rv.key_id = r.key_id
-LEFT JOIN value cv ON cv.run_id = k.run_id AND cv.key_id = k.key_id AND cv.idx = rv.idx""")
-GROUP_BY = "c.set_id, c.grp, c.ordinal, c.id, r.key_id, r.n_components, r.id, k.id"
-TAP_STATUS = tap_status_view("tap_status", f"{PAIRED}\n{VALUES}", GROUP_BY, CAND_ONLY)
-TAP_STATUS_FLAGGED = tap_status_view("tap_status_flagged",
-                                     f"{FLAGGED}\n{VALUES}\n{FLAGGED_WHERE}", GROUP_BY,
-                                     CAND_ONLY_FLAGGED)
-
-# Keys that need the full status rules. A component is a 'match' under those rules
-# when both numbers are present and |ref - cand| <= atol + rtol*|ref| (their bound
-# uses max(|ref|, |cand|)), or when both sides hold the same special value (nan,
-# inf, -inf) or the same string; every other component, a tap missing on either
-# side and a length difference flag the key. The second test only runs where the
-# first fails. mismatch_value_key holds the first kind (one row per component),
-# mismatch_tap_key the candidate taps without a reference tap of the same key and
-# length; mismatch_key both (a key may come more than once).
-MISMATCH_VALUE_KEY = """
-CREATE VIEW mismatch_value_key AS
-SELECT c.set_id AS set_id, c.id AS comparison_id, rv.key_id AS key_id
-FROM comparison c
-JOIN comparison_set s ON s.id = c.set_id
-JOIN value rv ON rv.run_id = c.ref_run_id
-LEFT JOIN value cv ON cv.run_id = c.cand_run_id AND cv.key_id = rv.key_id AND cv.idx = rv.idx
-WHERE (ABS(rv.num - cv.num) <= s.atol + s.rtol * ABS(rv.num)) IS NOT TRUE
-  AND (rv.kind = cv.kind AND rv.kind <> 'num'
-       AND (rv.kind <> 'text' OR rv.text = cv.text)) IS NOT TRUE
-"""
-
-MISMATCH_TAP_KEY = """
-CREATE VIEW mismatch_tap_key AS
-SELECT c.set_id AS set_id, c.id AS comparison_id, k.key_id AS key_id
-FROM comparison c
-JOIN tap k ON k.run_id = c.cand_run_id
-WHERE NOT EXISTS (SELECT 1 FROM tap r WHERE r.run_id = c.ref_run_id AND r.key_id = k.key_id
-                  AND r.n_components = k.n_components)
-"""
-
-MISMATCH_KEY = """
-CREATE VIEW mismatch_key AS
-SELECT set_id, comparison_id, key_id FROM mismatch_value_key
-UNION ALL
-SELECT set_id, comparison_id, key_id FROM mismatch_tap_key
-"""
+# The view texts live in tracedb_status_rules.py (0008 makes them again, with the
+# components of labelled taps paired by label): here components pair by position.
+KEYED_VIEWS = keyed_views()
 
 VIEWS = ["tap_pair", "component_delta", "tap_status", "tap_status_flagged",
          "mismatch_value_key", "mismatch_tap_key", "mismatch_key"]
@@ -191,9 +121,8 @@ def upgrade() -> None:
     if shapes:
         bind.execute(sa.text("UPDATE run SET shape_sig = :sig WHERE id = :id"),
                      [{"id": rid, "sig": _shape(keys)} for rid, keys in shapes.items()])
-    for sql in (TAP_PAIR, COMPONENT_DELTA, TAP_STATUS, TAP_STATUS_FLAGGED, MISMATCH_VALUE_KEY,
-                MISMATCH_TAP_KEY, MISMATCH_KEY):
-        op.execute(sql)
+    for view in VIEWS:
+        op.execute(KEYED_VIEWS[view])
 
 
 def _shape(keys: list[tuple[int, int]]) -> str:

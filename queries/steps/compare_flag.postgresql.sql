@@ -16,9 +16,11 @@ CROSS JOIN LATERAL (
   LEFT JOIN value cv ON cv.run_id = c.cand_run_id AND cv.key_id = rv.key_id
                     AND cv.idx = rv.idx
   WHERE rv.run_id = c.ref_run_id
-    AND (ABS(rv.num - cv.num) <= s.atol + s.rtol * ABS(rv.num)) IS NOT TRUE
-    AND (rv.kind = cv.kind AND rv.kind <> 'num'
-         AND (rv.kind <> 'text' OR rv.text = cv.text)) IS NOT TRUE
+    AND (((ABS(rv.num - cv.num) <= s.atol + s.rtol * ABS(rv.num)) IS NOT TRUE
+          AND (rv.kind = cv.kind AND rv.kind <> 'num'
+               AND (rv.kind <> 'text' OR rv.text = cv.text)) IS NOT TRUE)
+         -- a label that differs at its position: the full rules pair by label
+         OR (rv.label IS NOT NULL AND (rv.label = cv.label) IS NOT TRUE))
 ) x
 WHERE c.set_id = CAST(:set_id AS INTEGER)
 ON CONFLICT DO NOTHING

@@ -8,9 +8,9 @@ the taps that do not match (``compare_flag`` and ``compare_flag_shapes``: one
 ordered pass over the values and the taps missing per pair of run shapes, then
 ``compare_flagged``: the full rules for the flagged taps), which is what a
 divergence summary needs; :func:`complete` adds the rest. The unit hints follow
-(``unit_hints``). Every request is compared afresh, so aliases or accepted
-divergences recorded since count; results of the same request older than an hour
-are removed then.
+(``unit_hints``), then the side each hinted tap puts off (``unit_suspects``).
+Every request is compared afresh, so aliases or accepted divergences recorded
+since count; results of the same request older than an hour are removed then.
 """
 
 from __future__ import annotations
@@ -118,3 +118,4 @@ def _compare(conn, set_id: int, detail: str) -> None:
         store.refresh_statistics(conn, "tap_flag")
         run_step(conn, "compare_flagged", set_id=set_id)
     run_step(conn, "unit_hints", set_id=set_id)
+    run_step(conn, "unit_suspects", set_id=set_id)

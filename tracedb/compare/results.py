@@ -8,6 +8,7 @@ comparison results), and is true when every pair matched.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ..errors import TracedbError
@@ -23,15 +24,38 @@ def tolerance_text(rtol: float, atol: float, strict: bool) -> str:
     return f"tolerance: {TOLERANCE_RULE}, rtol={rtol:g}, atol={atol:g}{extra}"
 
 
-def unit_hint_text(ref_side, cand_side, ref_unit, cand_unit) -> str | None:
-    """'m^-1 vs A^-1 (C appears to use m^-1, PyTorch A^-1)' from a unit-hint pair."""
-    if not isinstance(ref_unit, str) or not isinstance(cand_unit, str):
+def factor_text(factor: float) -> str:
+    """A conversion factor as a hint writes it: 1e3, 1e-10, 57.2958."""
+    exp = round(math.log10(factor))
+    if abs(factor / 10.0 ** exp - 1) <= 1e-6:
+        return f"1e{exp}"
+    return f"{factor:.6g}"
+
+
+def suspect_side(suspect, ref_side, cand_side):
+    """The side (``c``, ``py``) of the run a unit hint puts off (``suspect``: 'ref' or
+    'cand'), None when the data did not decide."""
+    return ref_side if suspect == "ref" else cand_side if suspect == "cand" else None
+
+
+def unit_hint_text(ref_side, cand_side, ref_unit, cand_unit, ratio, suspect, basis
+                   ) -> str | None:
+    """What a unit hint says: 'C is off by x1e-3 (m <-> mm; PyTorch's value agrees
+    with Fbeam_m on both sides)' when the data names the side that is off
+    (``suspect`` 'ref' or 'cand', ``basis`` the tap that decided), else 'one side is
+    off by x1e3 (m <-> mm)'. ``ratio`` is ref/cand."""
+    if not isinstance(ref_unit, str) or not isinstance(cand_unit, str) or not ratio:
         return None
+    units = f"{ref_unit} <-> {cand_unit}"
+    if suspect not in ("ref", "cand"):
+        return f"one side is off by x{factor_text(max(abs(ratio), 1 / abs(ratio)))} ({units})"
     rl = SIDE_LABEL.get(ref_side, "reference")
     cl = SIDE_LABEL.get(cand_side, "candidate")
     if rl == cl:
         rl, cl = f"reference {rl}", f"candidate {cl}"
-    return f"{ref_unit} vs {cand_unit} ({rl} appears to use {ref_unit}, {cl} {cand_unit})"
+    off, right, factor = (rl, cl, ratio) if suspect == "ref" else (cl, rl, 1 / ratio)
+    return (f"{off} is off by x{factor_text(abs(factor))} ({units}; {right}'s value agrees "
+            f"with {basis} on both sides)")
 
 
 def pixel_of(slow, fast) -> list[int] | None:
@@ -41,7 +65,8 @@ def pixel_of(slow, fast) -> list[int] | None:
 @dataclass
 class Divergences:
     """One summary record per compared pair of runs (``divergence`` query, plus
-    ``pixel``, ``status`` and ``first_unit_hint``), with the request's tolerance."""
+    ``pixel``, ``status``, ``first_unit_hint`` and ``first_suspect_side``), with the
+    request's tolerance."""
 
     set_id: int
     rtol: float
@@ -89,10 +114,12 @@ def summaries(db, set_id: int, strict: bool) -> list[dict]:
         r["pixel"] = pixel_of(r["ref_slow"], r["ref_fast"]) \
             or pixel_of(r["cand_slow"], r["cand_fast"])
         r["status"] = pair_status(r)
-        r["first_unit_hint"] = unit_hint_text(r["ref_side"], r["cand_side"],
-                                              r["first_hint_ref_unit"],
-                                              r["first_hint_cand_unit"])
-    out.columns += ["pixel", "status", "first_unit_hint"]
+        r["first_unit_hint"] = unit_hint_text(
+            r["ref_side"], r["cand_side"], r["first_hint_ref_unit"], r["first_hint_cand_unit"],
+            r["first_ratio"], r["first_suspect"], r["first_suspect_basis"])
+        r["first_suspect_side"] = suspect_side(r["first_suspect"], r["ref_side"],
+                                               r["cand_side"])
+    out.columns += ["pixel", "status", "first_unit_hint", "first_suspect_side"]
     return out
 
 
@@ -109,8 +136,10 @@ def diff(db, set_id: int, strict: bool) -> list[dict]:
     for r in out:
         r["ref_side"], r["cand_side"] = sides.get(r["comparison_id"], (None, None))
         r["unit_hint"] = unit_hint_text(r["ref_side"], r["cand_side"], r["hint_ref_unit"],
-                                        r["hint_cand_unit"])
-    out.columns += ["ref_side", "cand_side", "unit_hint"]
+                                        r["hint_cand_unit"], r["ratio"], r["suspect"],
+                                        r["suspect_basis"])
+        r["suspect_side"] = suspect_side(r["suspect"], r["ref_side"], r["cand_side"])
+    out.columns += ["ref_side", "cand_side", "unit_hint", "suspect_side"]
     return out
 
 
@@ -133,7 +162,8 @@ DIVERGENCE_FIELDS = ("ref_run", "cand_run", "ref_side", "cand_side", "ref_stamp"
                      "ref_path", "cand_path", "pairing", "rtol", "atol", "compared", "matched",
                      "diverged", "print_precision", "accepted", "missing_ref", "missing_cand")
 FIRST_FIELDS = ("tap", "channel", "loop_key", "occurrence", "unit", "ref_line", "cand_line",
-                "ref_value", "cand_value", "abs_delta", "rel_delta", "ratio", "unit_hint")
+                "ref_value", "cand_value", "abs_delta", "rel_delta", "ratio", "unit_hint",
+                "suspect_side")
 
 
 def divergence_record(r: dict) -> dict:

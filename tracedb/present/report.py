@@ -76,9 +76,17 @@ def next_step(first: dict, rows: list[dict], rollup: dict | None, pixels_total: 
     label = first_label(first)
     ratio = first["first_ratio"]
     if first["first_unit_hint"]:
-        return (f"`{label}` differs by a clean unit factor (ratio ref/cand {g(ratio)}): "
-                f"{first['first_unit_hint']}. Check the unit conversion where `{tap}` is "
-                "computed or printed; later taps with the same factor may only inherit it.")
+        said = (f"`{label}` differs by a clean unit factor (ratio ref/cand {g(ratio)}): "
+                f"{first['first_unit_hint']}.")
+        later = "later taps with the same factor may only inherit it."
+        off = _program(first["first_suspect"], first["ref_side"], first["cand_side"])
+        if off is None:
+            return (f"{said} The data does not tell which side is off (no tap of the same "
+                    f"unit agrees with either value on both sides): check the unit "
+                    f"conversion where `{tap}` is computed or printed in both programs; "
+                    f"{later}")
+        return (f"{said} Check the {off} code's unit conversion where `{tap}` is computed "
+                f"or printed; {later}")
     if rollup and pixels_total > 1 and rollup["pixels_diverged"] == pixels_total \
             and rollup["distinct_ref_values"] == 1 and rollup["distinct_cand_values"] == 1:
         return (f"`{label}` has one value for every pixel on each side "
@@ -97,6 +105,16 @@ def next_step(first: dict, rows: list[dict], rollup: dict | None, pixels_total: 
                 f"`{tap}` from its inputs.")
     return (f"`{label}` is the first tap traced and already differs: compare the inputs and "
             "configuration both programs were run with.")
+
+
+def _program(suspect, ref_side, cand_side) -> str | None:
+    """The program a unit hint puts off ('C', 'PyTorch'), None when undecided."""
+    if suspect not in ("ref", "cand"):
+        return None
+    side = ref_side if suspect == "ref" else cand_side
+    role = "reference" if suspect == "ref" else "candidate"
+    return SIDE[side] if side in SIDE and ref_side != cand_side else \
+        f"{role} ({SIDE.get(side, 'unknown side')})"
 
 
 def first_seq(rows: list[dict], first: dict) -> float:
@@ -148,8 +166,9 @@ def _header(title: str, found: Divergences, generated: str | None) -> list[str]:
 
 
 def _tap_table(rows: list[dict], with_reason: bool = False) -> list[str]:
-    head = "| tap | lines (ref/cand) | ref value | cand value | rel delta | ratio | unit hint |"
-    sep = "|---|---|---|---|---|---|---|"
+    head = ("| tap | lines (ref/cand) | ref value | cand value | rel delta | ratio | unit hint "
+            "| side off |")
+    sep = "|---|---|---|---|---|---|---|---|"
     if with_reason:
         head, sep = head + " reason |", sep + "---|"
     out = [head, sep]
@@ -158,12 +177,21 @@ def _tap_table(rows: list[dict], with_reason: bool = False) -> list[str]:
                  f"{g(r['ref_line'])}/{g(r['cand_line'])}",
                  code(clip(r["ref_value"])) if r["ref_value"] is not None else "-",
                  code(clip(r["cand_value"])) if r["cand_value"] is not None else "-",
-                 g(r["rel_delta"], 3), g(r["ratio"]), md_cell(r["unit_hint"] or "")]
+                 g(r["rel_delta"], 3), g(r["ratio"]), md_cell(r["unit_hint"] or ""),
+                 _side_off(r)]
         if with_reason:
             cells.append(md_cell(r["accepted_reason"]))
         out.append("| " + " | ".join(md_cell(c) if i > 1 else c for i, c in enumerate(cells))
                    + " |")
     return out
+
+
+def _side_off(r: dict) -> str:
+    """A tap's "side off" cell: the program its unit hint puts off, "undecided" when
+    the data does not decide, "-" without a unit hint."""
+    if not r["unit_hint"]:
+        return "-"
+    return _program(r["suspect"], r["ref_side"], r["cand_side"]) or "undecided"
 
 
 def render_first_divergence(data: ReportData, plots: dict, generated: str) -> str:

@@ -98,7 +98,7 @@ def emit_ingest(result, fmt: str, err, limit: int = 10) -> None:
 # --------------------------------------------------------------------------- divergences
 
 _FLAT_FIRST = ("tap", "loop_key", "ref_line", "cand_line", "ref_value", "cand_value",
-               "abs_delta", "rel_delta", "ratio", "unit_hint")
+               "abs_delta", "rel_delta", "ratio", "unit_hint", "suspect_side")
 _MD_HEAD = ("| pixel | ref | cand | compared | diverged | print precision | missing "
             "(ref/cand) | first divergence | lines (ref/cand) | ref value | cand value "
             "| ratio | unit hint |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -174,7 +174,7 @@ def emit_divergences(found: Divergences, fmt: str) -> None:
 
 DIFF_COLUMNS = ["channel", "tap", "loop_key", "occurrence", "unit", "ref_line", "cand_line",
                 "ref_value", "cand_value", "status", "abs_delta", "rel_delta", "ratio",
-                "unit_hint", "accepted_reason"]
+                "unit_hint", "suspect_side", "accepted_reason"]
 DIFF_TABLE = ["tap", "loop_key", "ref_line", "cand_line", "ref_value", "cand_value", "status",
               "rel_delta", "ratio", "unit_hint"]
 
