@@ -99,13 +99,18 @@ class Warehouse:
 
     # -- named queries -------------------------------------------------------------
     def rows(self, name: str, **params) -> list[dict]:
-        """Run the named query ``queries/<name>.sql``; its rows as dicts."""
-        return queries.records(*queries.fetch(self.engine, name, **params))
+        """Run the named query ``queries/<name>.sql``; its rows as dicts. It is held to
+        a plain read as :meth:`sql` is (whatever the file says)."""
+        return queries.records(*queries.fetch(self.engine, name, check=True, **params))
 
     def query(self, name: str, **params):
         """Run the named query ``queries/<name>.sql``; returns a pandas DataFrame."""
-        keys, rows = queries.fetch(self.engine, name, **params)
+        keys, rows = queries.fetch(self.engine, name, check=True, **params)
         return _frame(queries.records(keys, rows), keys)
+
+    def _own(self, name: str, **params) -> list[dict]:
+        """One of tracedb's own queries (read-only, as every query is)."""
+        return queries.records(*queries.fetch(self.engine, name, **params))
 
     # -- ingest --------------------------------------------------------------------
     def ingest(self, paths: list[str | Path], *, progress: ProgressFn | None = None,
@@ -135,7 +140,7 @@ class Warehouse:
         if side is not None and side not in ("c", "py", "unknown"):
             raise TracedbError(f"side must be 'c', 'py' or 'unknown', not {side!r}")
         like = queries.like_literal
-        out = self.rows("runs", side=side, stamp=like(stamp), path=like(path), run_id=run_id,
+        out = self._own("runs", side=side, stamp=like(stamp), path=like(path), run_id=run_id,
                         slow=pixel[0] if pixel else None, fast=pixel[1] if pixel else None)
         keys = [k for k in out.columns if k not in ("pixel_slow", "pixel_fast")]
         keys = keys[:3] + ["pixel"] + keys[3:]
@@ -159,7 +164,7 @@ class Warehouse:
     def tap_rows(self, run_id: int) -> list[dict]:
         """The taps of one run in trace order: one record per tap, values as written."""
         self.run(run_id)
-        return _tap_records(self.rows("taps", run_id=run_id))
+        return _tap_records(self._own("taps", run_id=run_id))
 
     def taps(self, run_id: int):
         """The taps of one run in trace order: one row per tap, values as written."""
@@ -302,15 +307,19 @@ class Warehouse:
         return _frame(rows, ["check_name", "problems", "detail"], {"interrupted": notes})
 
     # -- ad-hoc SQL --------------------------------------------------------------------
-    def sql_rows(self, statement: str) -> tuple[list[str], list[tuple]]:
-        """Run one read-only statement: (columns, rows); writes are refused."""
-        return queries.run_sql(self.engine, statement)
+    def sql_rows(self, statement: str, timeout: float | None = None
+                 ) -> tuple[list[str], list[tuple]]:
+        """Run one statement that only reads, within ``timeout`` seconds (default
+        ``store.queries.SQL_TIMEOUT``, 60): (columns, rows). Anything else (writes,
+        several statements, functions that change the server's state or reach outside
+        the warehouse) is refused."""
+        return queries.run_sql(self.engine, statement, timeout)
 
-    def sql(self, statement: str):
-        """Run one read-only statement; writes and extension loading are refused."""
+    def sql(self, statement: str, timeout: float | None = None):
+        """:meth:`sql_rows` as a pandas DataFrame."""
         import pandas as pd
 
-        cols, rows = self.sql_rows(statement)
+        cols, rows = self.sql_rows(statement, timeout)
         return pd.DataFrame(rows, columns=cols)  # from tuples: a name may repeat
 
 

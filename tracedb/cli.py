@@ -401,14 +401,17 @@ def query(
 
 @app.command("sql")
 def sql_cmd(
-    statement: Annotated[str, typer.Argument(help="one read-only SQL statement")],
+    statement: Annotated[str, typer.Argument(help="one SELECT, WITH, VALUES or EXPLAIN")],
+    timeout: Annotated[float | None, typer.Option(
+        help="seconds the statement may run [default: 60]", show_default=False)] = None,
     fmt: FormatOpt = Fmt.table,
 ) -> None:
-    """Run read-only SQL against the warehouse (writes are refused)."""
+    """Run one statement that only reads: anything else (writes, several statements,
+    functions that change the server or reach outside the warehouse) is refused."""
     from .store.queries import records
 
     with _open() as wh:
-        rows = records(*wh.sql_rows(statement))
+        rows = records(*wh.sql_rows(statement, timeout))
     list_rows(rows, None, fmt)
 
 
