@@ -18,7 +18,7 @@ from .compare import requests, results
 from .errors import TracedbError
 from .ingest.loader import IngestResult, ProgressFn
 from .store import health, queries
-from .store.engine import Handle, current_revision, upgrade, utcnow
+from .store.engine import Handle, current_revision, mask_argv, mask_secrets, upgrade, utcnow
 
 __all__ = ["Warehouse", "connect", "IngestResult", "example_tree", "query_names",
            "report_argv"]
@@ -277,9 +277,10 @@ class Warehouse:
 
         outdir = Path(outdir)
         if argv is None:
-            argv = report_argv(self.display_url, outdir, ref=ref, cand=cand, pixels=pixels,
+            argv = report_argv(self.url, outdir, ref=ref, cand=cand, pixels=pixels,
                                rtol=rtol, atol=atol, strict=strict, unicode=unicode,
                                force=force, model=model)
+        argv = mask_argv(argv)
         command = health.Command(self.db, "report", argv, __version__)
         command.start()
         try:
@@ -336,14 +337,23 @@ def _report_data(db, found: results.Divergences, model: str):
         found=found, diff=requests.diff(db, found.set_id, found.strict),
         rollup=rows("divergence_rollup", strict=int(found.strict)),
         gap=rows("factor_gap", model=model), provenance=rows("provenance"),
-        loads=rows("load_commands"), model=model,
+        loads=[_masked_load(r) for r in rows("load_commands")], model=model,
         database={"dialect": db.engine.dialect.name, "version": version,
                   "url": db.display_url})
 
 
+def _masked_load(row: dict) -> dict:
+    """A command_log row without secrets (an older tracedb recorded them in clear)."""
+    import json
+
+    return {**row, "argv": json.dumps(mask_argv(json.loads(row["argv"]))),
+            "cwd": mask_secrets(row["cwd"]) if row.get("cwd") else row.get("cwd")}
+
+
 def report_argv(url: str, outdir, *, ref=None, cand=None, pixels=None, rtol=1e-12, atol=0.0,
                 strict=False, unicode=False, force=False, model="nanoBragg") -> list[str]:
-    """The full `tracedb report` command line (every option explicit) for commands.txt."""
+    """The full `tracedb report` command line (every option explicit, secrets masked)
+    for commands.txt."""
     argv = ["tracedb", "--db", url, "report", Path(outdir).as_posix()]
     for opt, val in (("--ref", ref), ("--cand", cand)):
         if val is not None:
@@ -351,8 +361,9 @@ def report_argv(url: str, outdir, *, ref=None, cand=None, pixels=None, rtol=1e-1
     for p in pixels or []:
         argv += ["--pixel", f"{p[0]},{p[1]}"]
     argv += ["--rtol", repr(float(rtol)), "--atol", repr(float(atol)), "--model", model]
-    return argv + (["--strict"] if strict else []) + (["--unicode"] if unicode else []) \
-        + (["--force"] if force else [])
+    argv += [flag for flag, on in (("--strict", strict), ("--unicode", unicode),
+                                   ("--force", force)) if on]
+    return mask_argv(argv)
 
 
 def connect(url: str | None = None) -> Warehouse:

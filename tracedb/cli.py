@@ -81,7 +81,10 @@ def _open():
 
 
 def _err(message: str) -> None:
-    typer.echo(f"tracedb: {message}", err=True)
+    """One line on stderr, secrets masked (see store.engine.mask_secrets)."""
+    from .store.engine import mask_secrets
+
+    typer.echo(f"tracedb: {mask_secrets(message)}", err=True)
 
 
 # --------------------------------------------------------------------------- commands
@@ -328,11 +331,11 @@ def report(
     """Write first_divergence.md, summary.md, per-pixel diffs, commands.txt, provenance
     and plots, all rendered from warehouse queries."""
     from .api import report_argv
-    from .store.engine import mask_url, resolve_url
+    from .store.engine import resolve_url
 
     options = dict(ref=ref, cand=cand, pixels=parse_pixels(pixel), unicode=unicode, force=force,
                    model=model, **tol)
-    argv = report_argv(mask_url(resolve_url(state.url)), outdir, **options)
+    argv = report_argv(resolve_url(state.url), outdir, **options)
     with _open() as wh:
         rep = wh.report(outdir, argv=argv, **options)
     for n in rep.notes:
