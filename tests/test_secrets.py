@@ -135,7 +135,7 @@ def test_a_report_masks_what_an_older_tracedb_recorded_in_clear(pg_url, tmp_path
     ("postgresql://u:pw@h/db", "postgresql://u:***@h/db"),
     ("postgresql+psycopg://u:p%40ss@h:5432/db?sslmode=require&password=x",
      "postgresql+psycopg://u:***@h:5432/db?sslmode=require&password=***"),
-    ("postgresql://u@h/db?sslpassword=a&passfile=/home/u/.pgpass&api_token=t&x=1",
+    ("postgresql://u@h/db?sslpassword=a&passfile=.pgpass&api_token=t&x=1",
      "postgresql://u@h/db?sslpassword=***&passfile=***&api_token=***&x=1"),
     ("--db=postgresql://a:b@c/d", "--db=postgresql://a:***@c/d"),
     ("host=h password='a b' user=u", "host=h password=*** user=u"),
