@@ -156,8 +156,10 @@ def test_a_named_query_cannot_write_whatever_it_says(url, tmp_path, monkeypatch)
     wh = tracedb.connect(url)
     before = wh.sql("SELECT count(*) AS n FROM unit").n.iloc[0]
     try:
-        with pytest.raises(TracedbError, match="query 'sneaky' failed: .*read"):
-            wh.rows("sneaky")
+        with pytest.raises(TracedbError, match="query 'sneaky' is read-only"):
+            wh.rows("sneaky")  # a query asked for by name is held to a plain read
+        with pytest.raises(TracedbError, match="query 'sneaky' is read-only"):
+            queries.fetch(wh.engine, "sneaky")  # tracedb's own: the transaction refuses
     finally:
         queries.sql_text.cache_clear()
     assert wh.sql("SELECT count(*) AS n FROM unit").n.iloc[0] == before > 0

@@ -12,7 +12,7 @@ import pytest
 
 import tracedb
 from tracedb.errors import TracedbError
-from tracedb.store.engine import mask_url
+from tracedb.store.engine import mask_secrets
 
 from .conftest import write
 
@@ -244,7 +244,7 @@ def test_password_is_masked(pg_url, campaign, tmp_path):
             assert "s3cret" not in read(p), p
     env = json.loads(read(tmp_path / "out" / "env" / "trace_env.json"))
     assert "***" in env["database"]["url"]
-    assert mask_url("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
+    assert mask_secrets("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
 
 
 def test_ascii_by_default_unicode_on_request(url, campaign, tmp_path):

@@ -18,7 +18,7 @@ from .compare import requests, results
 from .errors import TracedbError
 from .ingest.loader import IngestResult, ProgressFn
 from .store import health, queries
-from .store.engine import Handle, current_revision, upgrade, utcnow
+from .store.engine import Handle, current_revision, mask_argv, mask_secrets, upgrade, utcnow
 
 __all__ = ["Warehouse", "connect", "IngestResult", "example_tree", "query_names",
            "report_argv"]
@@ -99,13 +99,18 @@ class Warehouse:
 
     # -- named queries -------------------------------------------------------------
     def rows(self, name: str, **params) -> list[dict]:
-        """Run the named query ``queries/<name>.sql``; its rows as dicts."""
-        return queries.records(*queries.fetch(self.engine, name, **params))
+        """Run the named query ``queries/<name>.sql``; its rows as dicts. It is held to
+        a plain read as :meth:`sql` is (whatever the file says)."""
+        return queries.records(*queries.fetch(self.engine, name, check=True, **params))
 
     def query(self, name: str, **params):
         """Run the named query ``queries/<name>.sql``; returns a pandas DataFrame."""
-        keys, rows = queries.fetch(self.engine, name, **params)
+        keys, rows = queries.fetch(self.engine, name, check=True, **params)
         return _frame(queries.records(keys, rows), keys)
+
+    def _own(self, name: str, **params) -> list[dict]:
+        """One of tracedb's own queries (read-only, as every query is)."""
+        return queries.records(*queries.fetch(self.engine, name, **params))
 
     # -- ingest --------------------------------------------------------------------
     def ingest(self, paths: list[str | Path], *, progress: ProgressFn | None = None,
@@ -135,7 +140,7 @@ class Warehouse:
         if side is not None and side not in ("c", "py", "unknown"):
             raise TracedbError(f"side must be 'c', 'py' or 'unknown', not {side!r}")
         like = queries.like_literal
-        out = self.rows("runs", side=side, stamp=like(stamp), path=like(path), run_id=run_id,
+        out = self._own("runs", side=side, stamp=like(stamp), path=like(path), run_id=run_id,
                         slow=pixel[0] if pixel else None, fast=pixel[1] if pixel else None)
         keys = [k for k in out.columns if k not in ("pixel_slow", "pixel_fast")]
         keys = keys[:3] + ["pixel"] + keys[3:]
@@ -159,7 +164,7 @@ class Warehouse:
     def tap_rows(self, run_id: int) -> list[dict]:
         """The taps of one run in trace order: one record per tap, values as written."""
         self.run(run_id)
-        return _tap_records(self.rows("taps", run_id=run_id))
+        return _tap_records(self._own("taps", run_id=run_id))
 
     def taps(self, run_id: int):
         """The taps of one run in trace order: one row per tap, values as written."""
@@ -273,9 +278,10 @@ class Warehouse:
 
         outdir = Path(outdir)
         if argv is None:
-            argv = report_argv(self.display_url, outdir, ref=ref, cand=cand, pixels=pixels,
+            argv = report_argv(self.url, outdir, ref=ref, cand=cand, pixels=pixels,
                                rtol=rtol, atol=atol, strict=strict, unicode=unicode,
                                force=force, model=model)
+        argv = mask_argv(argv)
         command = health.Command(self.db, "report", argv, __version__)
         command.start()
         try:
@@ -303,15 +309,19 @@ class Warehouse:
         return _frame(rows, ["check_name", "problems", "detail"], {"interrupted": notes})
 
     # -- ad-hoc SQL --------------------------------------------------------------------
-    def sql_rows(self, statement: str) -> tuple[list[str], list[tuple]]:
-        """Run one read-only statement: (columns, rows); writes are refused."""
-        return queries.run_sql(self.engine, statement)
+    def sql_rows(self, statement: str, timeout: float | None = None
+                 ) -> tuple[list[str], list[tuple]]:
+        """Run one statement that only reads, within ``timeout`` seconds (default
+        ``store.queries.SQL_TIMEOUT``, 60): (columns, rows). Anything else (writes,
+        several statements, functions that change the server's state or reach outside
+        the warehouse) is refused."""
+        return queries.run_sql(self.engine, statement, timeout)
 
-    def sql(self, statement: str):
-        """Run one read-only statement; writes and extension loading are refused."""
+    def sql(self, statement: str, timeout: float | None = None):
+        """:meth:`sql_rows` as a pandas DataFrame."""
         import pandas as pd
 
-        cols, rows = self.sql_rows(statement)
+        cols, rows = self.sql_rows(statement, timeout)
         return pd.DataFrame(rows, columns=cols)  # from tuples: a name may repeat
 
 
@@ -328,14 +338,23 @@ def _report_data(db, found: results.Divergences, model: str):
         found=found, diff=requests.diff(db, found.set_id, found.strict),
         rollup=rows("divergence_rollup", strict=int(found.strict)),
         gap=rows("factor_gap", model=model), provenance=rows("provenance"),
-        loads=rows("load_commands"), model=model,
+        loads=[_masked_load(r) for r in rows("load_commands")], model=model,
         database={"dialect": db.engine.dialect.name, "version": version,
                   "url": db.display_url})
 
 
+def _masked_load(row: dict) -> dict:
+    """A command_log row without secrets (an older tracedb recorded them in clear)."""
+    import json
+
+    return {**row, "argv": json.dumps(mask_argv(json.loads(row["argv"]))),
+            "cwd": mask_secrets(row["cwd"]) if row.get("cwd") else row.get("cwd")}
+
+
 def report_argv(url: str, outdir, *, ref=None, cand=None, pixels=None, rtol=1e-12, atol=0.0,
                 strict=False, unicode=False, force=False, model="nanoBragg") -> list[str]:
-    """The full `tracedb report` command line (every option explicit) for commands.txt."""
+    """The full `tracedb report` command line (every option explicit, secrets masked)
+    for commands.txt."""
     argv = ["tracedb", "--db", url, "report", Path(outdir).as_posix()]
     for opt, val in (("--ref", ref), ("--cand", cand)):
         if val is not None:
@@ -343,8 +362,9 @@ def report_argv(url: str, outdir, *, ref=None, cand=None, pixels=None, rtol=1e-1
     for p in pixels or []:
         argv += ["--pixel", f"{p[0]},{p[1]}"]
     argv += ["--rtol", repr(float(rtol)), "--atol", repr(float(atol)), "--model", model]
-    return argv + (["--strict"] if strict else []) + (["--unicode"] if unicode else []) \
-        + (["--force"] if force else [])
+    argv += [flag for flag, on in (("--strict", strict), ("--unicode", unicode),
+                                   ("--force", force)) if on]
+    return mask_argv(argv)
 
 
 def connect(url: str | None = None) -> Warehouse:

@@ -81,7 +81,10 @@ def _open():
 
 
 def _err(message: str) -> None:
-    typer.echo(f"tracedb: {message}", err=True)
+    """One line on stderr, secrets masked (see store.engine.mask_secrets)."""
+    from .store.engine import mask_secrets
+
+    typer.echo(f"tracedb: {mask_secrets(message)}", err=True)
 
 
 # --------------------------------------------------------------------------- commands
@@ -330,11 +333,11 @@ def report(
     """Write first_divergence.md, summary.md, per-pixel diffs, commands.txt, provenance
     and plots, all rendered from warehouse queries."""
     from .api import report_argv
-    from .store.engine import mask_url, resolve_url
+    from .store.engine import resolve_url
 
     options = dict(ref=ref, cand=cand, pixels=parse_pixels(pixel), unicode=unicode, force=force,
                    model=model, **tol)
-    argv = report_argv(mask_url(resolve_url(state.url)), outdir, **options)
+    argv = report_argv(resolve_url(state.url), outdir, **options)
     with _open() as wh:
         rep = wh.report(outdir, argv=argv, **options)
     for n in rep.notes:
@@ -403,14 +406,17 @@ def query(
 
 @app.command("sql")
 def sql_cmd(
-    statement: Annotated[str, typer.Argument(help="one read-only SQL statement")],
+    statement: Annotated[str, typer.Argument(help="one SELECT, WITH, VALUES or EXPLAIN")],
+    timeout: Annotated[float | None, typer.Option(
+        help="seconds the statement may run [default: 60]", show_default=False)] = None,
     fmt: FormatOpt = Fmt.table,
 ) -> None:
-    """Run read-only SQL against the warehouse (writes are refused)."""
+    """Run one statement that only reads: anything else (writes, several statements,
+    functions that change the server or reach outside the warehouse) is refused."""
     from .store.queries import records
 
     with _open() as wh:
-        rows = records(*wh.sql_rows(statement))
+        rows = records(*wh.sql_rows(statement, timeout))
     list_rows(rows, None, fmt)
 
 

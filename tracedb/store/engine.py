@@ -10,6 +10,7 @@ on the dialect.
 from __future__ import annotations
 
 import os
+import re
 from functools import cache
 from pathlib import Path
 
@@ -54,19 +55,74 @@ def resolve_url(url: str | None) -> str:
     return url or os.environ.get(ENV_URL) or DEFAULT_URL
 
 
-def mask_url(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+# --------------------------------------------------------------------------- secrets
+
+#: What tracedb writes in place of a secret.
+MASK = "***"
+
+#: A URL parameter or connection keyword whose name holds one of these is a secret
+#: (password, sslpassword, passfile, passphrase, token, client_secret, ...).
+SECRET_WORDS = ("pass", "secret", "token")
+
+#: Environment variables that hold a secret tracedb's drivers read.
+SECRET_ENV = ("PGPASSWORD",)
+
+#: ``scheme://user:password@`` (also with fewer slashes, as a mistyped URL has them).
+_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][\w+.-]*:/*[^\s:/?#@]*):[^\s/?#]*@")
+_SECRET_PARAM = re.compile(
+    rf"(?P<key>(?<![\w.-])[\w.-]*(?:{'|'.join(SECRET_WORDS)})[\w.-]*=)"
+    r"(?:'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s&;,'\"]*)", re.IGNORECASE)
+
+#: Secret values of the URLs tracedb opened in this process (see :func:`make_engine`).
+_SECRETS: set[str] = set()
+
+#: A secret shorter than this is masked where it has a place (after ``user:`` in a
+#: URL, as a ``password=`` value) but not searched for in other text, where it would
+#: mask ordinary words.
+MIN_SEARCHED = 4
+
+
+def _remember_secrets(url) -> None:
+    """Keep the secret values of a parsed URL, as written and URL-encoded."""
+    from urllib.parse import quote, quote_plus
+
+    values = [url.password] if url.password else []
+    for key, value in url.query.items():
+        if any(w in key.lower() for w in SECRET_WORDS):
+            values += [value] if isinstance(value, str) else list(value)
+    for v in values:
+        _SECRETS.update({str(v), quote(str(v), safe=""), quote_plus(str(v))})
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` (a URL, a command-line word, a message) with every secret as ``***``:
+    the password of a URL (``scheme://user:***@host``), the value of any parameter or
+    connection keyword whose name holds pass, secret or token (``?password=***``,
+    ``sslpassword='***'``), and anywhere else the secret values of the URLs tracedb
+    opened and of $PGPASSWORD. Whatever tracedb writes to the warehouse, a report or
+    a message about a URL or a command line goes through here."""
+    out = _USERINFO.sub(lambda m: f"{m['head']}:{MASK}@", text)
+    out = _SECRET_PARAM.sub(lambda m: m["key"] + MASK, out)
+    secrets = set(_SECRETS) | {os.environ.get(k) or "" for k in SECRET_ENV}
+    for secret in sorted((s for s in secrets if len(s) >= MIN_SEARCHED), key=len,
+                         reverse=True):
+        out = out.replace(secret, MASK)
+    return out
+
+
+def mask_argv(argv: list[str]) -> list[str]:
+    """A command line with every word passed through :func:`mask_secrets`."""
+    return [mask_secrets(str(a)) for a in argv]
 
 
 def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise TracedbError(f"not a database URL: {url!r} (e.g. sqlite:///tracedb.sqlite, "
-                           "postgresql+psycopg://user@host/db)") from None
+        raise TracedbError(f"not a database URL: {mask_secrets(url)!r} (e.g. "
+                           "sqlite:///tracedb.sqlite, postgresql+psycopg://user@host/db)"
+                           ) from None
+    _remember_secrets(parsed)
     kwargs: dict = {}
     if parsed.get_backend_name() == "sqlite":
         from . import sqlite
@@ -76,7 +132,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, **kwargs)
     except (NoSuchModuleError, ImportError) as exc:
         hint = " (pip install 'tracedb[postgres]')" if "postgres" in url else ""
-        raise TracedbError(f"no driver for {mask_url(url)}: {exc}{hint}") from None
+        raise TracedbError(mask_secrets(f"no driver for {url}: {exc}{hint}")) from None
     backend(engine).configure(engine)
     return engine
 
@@ -168,7 +224,7 @@ def upgrade(engine: Engine, revision: str = "head", *, new_only: str | None = No
         before = _revision_on(conn)
         if new_only is not None and before is None \
                 and set(inspect(conn).get_table_names()) & {"bundle", "tap", "run"}:
-            raise TracedbError(f"{mask_url(new_only)} has tracedb-like tables but no "
+            raise TracedbError(f"{mask_secrets(new_only)} has tracedb-like tables but no "
                                "schema version; it was not made by tracedb")
         if before is None or new_only is None:
             command.upgrade(_alembic_config(conn), revision)
@@ -181,8 +237,8 @@ def ensure_schema(engine: Engine, url: str) -> None:
     try:
         rev = current_revision(engine)
     except OperationalError as exc:
-        raise TracedbError(f"cannot open warehouse {mask_url(url)}: "
-                           f"{str(exc.orig).strip().splitlines()[0]}") from None
+        raise TracedbError(mask_secrets(f"cannot open warehouse {url}: "
+                                        f"{str(exc.orig).strip().splitlines()[0]}")) from None
     if rev == HEAD:
         return
     head = head_revision()
@@ -191,9 +247,9 @@ def ensure_schema(engine: Engine, url: str) -> None:
         ensure_schema(engine, url)  # at head now, or made by an older or newer tracedb
         return
     if rev in known_revisions():
-        raise TracedbError(f"warehouse {mask_url(url)} is at schema revision {rev}, older "
+        raise TracedbError(f"warehouse {mask_secrets(url)} is at schema revision {rev}, older "
                            f"than this tracedb ({head}); run `tracedb db upgrade`")
-    raise TracedbError(f"warehouse {mask_url(url)} is at schema revision {rev}, unknown to "
+    raise TracedbError(f"warehouse {mask_secrets(url)} is at schema revision {rev}, unknown to "
                        f"this tracedb (head {head}); it was written by a newer tracedb")
 
 
@@ -229,7 +285,7 @@ class Handle:
 
     @property
     def display_url(self) -> str:
-        return mask_url(self.url)
+        return mask_secrets(self.url)
 
     @property
     def store(self):

@@ -65,22 +65,25 @@ def check(db) -> tuple[list[dict], list[str]]:
 
 class Command:
     """One command's row in command_log: :meth:`start` records it as running (its
-    argv, directory and tracedb version), :meth:`finish` its status and counts."""
+    argv and directory, secrets masked, and tracedb version), :meth:`finish` its
+    status and counts."""
 
     def __init__(self, db, command: str, argv: list[str] | None, version: str):
+        from .engine import mask_argv
+
         self.db, self.command, self.version = db, command, version
-        self.argv = argv if argv is not None else ["tracedb", command]
+        self.argv = mask_argv(argv if argv is not None else ["tracedb", command])
         self.id: int | None = None
 
     def start(self) -> int:
-        from .engine import utcnow
+        from .engine import mask_secrets, utcnow
 
         t = self.db.tables["command_log"]
         with self.db.store.write_connection(self.db.engine) as conn, conn.begin():
             self.id = conn.execute(t.insert().returning(t.c.id), dict(
                 started_at=utcnow(), command=self.command, argv=json.dumps(self.argv),
-                cwd=os.getcwd(), tracedb_version=self.version, status="running")
-            ).scalar_one()
+                cwd=mask_secrets(os.getcwd()), tracedb_version=self.version,
+                status="running")).scalar_one()
         return self.id
 
     def finish(self, status: str, stats: dict) -> None:

@@ -11,10 +11,12 @@ concurrent writers of one bundle take turns.
 from __future__ import annotations
 
 import hashlib
-from contextlib import contextmanager
+import re
+from functools import cache
 
 from sqlalchemy.engine import Connection, Engine
 
+from ..errors import TracedbError
 from .layout import PAIRING_KEY_COLS
 from .writer import BulkWriter, PairingKey
 
@@ -63,22 +65,216 @@ def integrity_checks(conn) -> list[tuple[str, int, str]]:
     return []
 
 
-@contextmanager
-def read_only(cursor):
-    """What runs on ``cursor`` inside cannot write: a read-only transaction (the
-    connection's next transaction; SQLAlchemy rolls it back when it is returned)."""
-    cursor.execute("SET TRANSACTION READ ONLY")
-    yield
+# --------------------------------------------------------------------------- read-only SQL
+#
+# A statement a user hands tracedb (``tracedb sql``, a named query) runs only when the
+# server's own parse of it is a plain read, inside a read-only transaction with local
+# timeouts, which is rolled back:
+#
+# - the statement is sent in one Parse message (a protocol-level prepared statement),
+#   which the server refuses to hold several commands; quoting tricks that hide a
+#   ``;`` from a client-side check change nothing here;
+# - while it parses, ``debug_print_rewritten`` sends tracedb the rewritten parse tree
+#   (views expanded) as a LOG message; every query in it must be a SELECT, with no
+#   utility statement (SET, COMMIT, COPY, DO, CALL, LOCK, ...), no data-modifying
+#   CTE and no row locks (FOR UPDATE/SHARE);
+# - every function the tree calls (directly, as an operator, an aggregate, a window
+#   or a sampling method) must be a built-in one (an OID below FirstNormalObjectId)
+#   that is not VOLATILE, or one of the few volatile ones that only read; extensions
+#   (dblink, ...) and user functions are refused, and so are set_config, nextval,
+#   advisory locks, lo_*, pg_read_file, pg_terminate_backend, pg_sleep, ...;
+# - only then is the prepared statement executed (``EXECUTE``, not parsed again).
+#
+# The tree is checked for what it contains, so text a user puts into it (an alias)
+# can only add to what is checked, never hide a part of the statement.
+
+#: Objects with an OID below this are PostgreSQL's own (FirstNormalObjectId).
+FIRST_USER_OID = 16384
+
+#: Volatile built-in functions that only read, which a query may call.
+VOLATILE_READS = frozenset({
+    "random", "clock_timestamp", "timeofday", "gen_random_uuid", "pg_is_in_recovery",
+    "pg_relation_size", "pg_table_size", "pg_indexes_size", "pg_total_relation_size",
+    "pg_database_size", "pg_tablespace_size", "pg_lock_status", "pg_blocking_pids",
+    "pg_sequence_last_value", "bernoulli", "system"})  # the last two: TABLESAMPLE
+
+#: Built-in functions not marked volatile that change something: each assigns the
+#: transaction an id.
+STABLE_EFFECTS = frozenset({"txid_current", "pg_current_xact_id"})
+
+#: Fields of the parse tree that hold a function's OID, and those that hold an
+#: operator's (whose function is then checked).
+TREE_FUNCTIONS = ("funcid", "opfuncid", "hashfuncid", "negfuncid", "aggfnoid",
+                  "winfnoid", "tsmhandler", "startInRangeFunc", "endInRangeFunc")
+TREE_OPERATORS = ("opno", "eqop", "sortop", "cycle_mark_neop")
+
+#: A leading EXPLAIN and its options, written plainly (no comments, no quotes): the
+#: statement after it is checked on its own.
+_EXPLAIN = re.compile(
+    r"\s*explain\b(?:\s*\((?!\s*(?:select|values|with|table)\b)\s*\w+(?:\s+\w+)?"
+    r"(?:\s*,\s*\w+(?:\s+\w+)?)*\s*\)|(?:\s+(?:analy[sz]e|verbose)\b)*)\s*",
+    re.IGNORECASE)
+
+#: The names of the prepared statements (checked, and run).
+_CHECKED, _RUN = b"tracedb_checked", b"tracedb_run"
+
+REFUSED_KIND = ("is read-only: only SELECT, WITH, VALUES, TABLE and EXPLAIN of one of "
+                "them run")
 
 
-def run_read_only(conn: Connection, statement: str) -> tuple[list[str], list[tuple]]:
-    """One statement in a read-only transaction, rolled back afterwards."""
-    with conn.begin():
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-        result = conn.exec_driver_sql(statement)
-        out = (list(result.keys()), result.fetchall()) if result.returns_rows else ([], [])
-        conn.rollback()
-    return out
+def bind_dialect(conn: Connection):
+    """The dialect a named query is compiled with for :func:`run_read_only`: its
+    parameters as ``$1, $2, ...``, as a prepared statement takes them."""
+    return _numbered_dialect()
+
+
+@cache
+def _numbered_dialect():
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+    return PGDialect_psycopg(paramstyle="numeric_dollar")
+
+
+def run_read_only(conn: Connection, statement: str, args: tuple = (), *, label: str,
+                  check: bool = True, timeout: float | None = None
+                  ) -> tuple[list[str], list[tuple]]:
+    """Run one statement that cannot change anything: (column names, rows).
+
+    ``args`` bind ``$1, $2, ...``. With ``check`` the statement must be a plain read
+    (see above); without it (tracedb's own queries) the read-only transaction and the
+    one-statement Parse still hold. ``timeout`` (seconds) bounds the statement, the
+    locks it waits for and the transaction. Errors are one line naming ``label``.
+    """
+    import psycopg
+
+    raw = conn.connection.dbapi_connection
+    prepared: list[bytes] = []
+    try:
+        with raw.cursor() as cur:
+            cur.execute("SET TRANSACTION READ ONLY")
+            if timeout is not None:
+                ms = max(1, round(timeout * 1000))
+                for setting in ("statement_timeout", "lock_timeout",
+                                "idle_in_transaction_session_timeout"):
+                    cur.execute(f"SET LOCAL {setting} = {ms}")
+            header = _EXPLAIN.match(statement) if check else None
+            target = statement[header.end():] if header else statement
+            if check:
+                _check_tree(cur, _parse_tree(raw, cur, target, label, prepared), label)
+            else:
+                _prepare(raw, _CHECKED, target, label, prepared)
+            if header:
+                _prepare(raw, _RUN, statement, label, prepared)
+            with psycopg.ClientCursor(raw) as run:  # the arguments as literals
+                marks = f" ({', '.join(['%s'] * len(args))})" if args else ""
+                run.execute(f"EXECUTE {prepared[-1].decode()}{marks}", args or None)
+                keys = [d.name for d in run.description or ()]
+                rows = run.fetchall() if run.description else []
+    except psycopg.Error as exc:
+        raise TracedbError(_failure(exc.sqlstate, str(exc), label, timeout)) from None
+    finally:
+        if not raw.closed:
+            raw.rollback()
+            for name in prepared:  # they outlive the transaction
+                raw.pgconn.exec_(b"DEALLOCATE " + name)
+    return keys, rows
+
+
+def _prepare(raw, name: bytes, statement: str, label: str, prepared: list[bytes]) -> None:
+    """Parse ``statement`` as the prepared statement ``name`` (one command only) and
+    add ``name`` to ``prepared``."""
+    from psycopg import pq
+
+    res = raw.pgconn.prepare(name, statement.encode(raw.info.encoding))
+    if res.status != pq.ExecStatus.COMMAND_OK:
+        state = (res.error_field(pq.DiagnosticField.SQLSTATE) or b"").decode()
+        message = (res.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"").decode(
+            raw.info.encoding, "replace")
+        raise TracedbError(_failure(state, message, label, None))
+    prepared.append(name)
+
+
+def _parse_tree(raw, cur, statement: str, label: str, prepared: list[bytes]) -> str:
+    """Prepare ``statement`` and return the server's rewritten parse tree of it."""
+    trees: list[str] = []
+
+    def keep(diag) -> None:
+        if diag.severity_nonlocalized == "LOG" and diag.message_detail:
+            trees.append(diag.message_detail)
+
+    for setting, value in (("debug_pretty_print", "off"), ("client_min_messages", "log"),
+                           ("debug_print_rewritten", "on")):
+        cur.execute(f"SET LOCAL {setting} = {value}")
+    raw.add_notice_handler(keep)
+    try:
+        _prepare(raw, _CHECKED, statement, label, prepared)
+        found = list(trees)
+    finally:
+        raw.remove_notice_handler(keep)
+    cur.execute("SET LOCAL debug_print_rewritten = off")
+    cur.execute("RESET client_min_messages")
+    if not found:  # nothing but blanks, comments or semicolons
+        raise TracedbError(f"{label}: empty SQL statement")
+    if len(found) > 1:
+        raise TracedbError(f"{label} runs one statement at a time")
+    return found[0]
+
+
+def _check_tree(cur, tree: str, label: str) -> None:
+    """Refuse anything in the parse tree that is not a plain read (see above)."""
+    kinds = set(re.findall(r":commandType\s+(\d+)", tree))
+    utility = set(re.findall(r":utilityStmt\s+(\S+)", tree))
+    if kinds != {"1"} or utility != {"<>"} \
+            or re.search(r":(?:hasModifyingCTE|hasForUpdate)\s+true\b", tree) \
+            or re.search(r":rowMarks\s+(?!<>)", tree):
+        raise TracedbError(f"{label} {REFUSED_KIND}")
+
+    def oids(*patterns: str) -> list[int]:  # each pattern's group: OIDs
+        found = {int(o) for p in patterns for group in re.findall(p, tree)
+                 for o in group.split()}
+        return sorted(found - {0})
+
+    funcs = set(oids(rf":(?:{'|'.join(TREE_FUNCTIONS)})\s+(\d+)"))
+    operators = oids(rf":(?:{'|'.join(TREE_OPERATORS)})\s+(\d+)",
+                     r":opnos\s+\(o([\d\s]*)\)")
+    if operators:
+        cur.execute("SELECT oprcode::oid FROM pg_catalog.pg_operator "
+                    "WHERE oid = ANY(%s::oid[])", (operators,))
+        codes = [r[0] for r in cur.fetchall()]
+        if len(codes) != len(operators):
+            raise TracedbError(f"{label} {REFUSED_KIND}")
+        funcs.update(codes)
+    if not funcs:
+        return
+    cur.execute("SELECT p.oid, n.nspname, p.proname, p.provolatile FROM pg_catalog.pg_proc p "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE p.oid = ANY(%s::oid[]) ORDER BY p.oid", (sorted(funcs),))
+    known = cur.fetchall()
+    for oid, schema, name, volatility in known:
+        builtin = oid < FIRST_USER_OID
+        harmless = (volatility != "v" and name not in STABLE_EFFECTS) \
+            or name in VOLATILE_READS
+        if not (builtin and harmless):
+            why = "changes the server's state or reaches outside the warehouse" \
+                if builtin else "is not one of PostgreSQL's built-in functions"
+            raise TracedbError(f"{label} is read-only: it refuses {schema}.{name}(), which "
+                               f"{why}; only built-in functions that change nothing run")
+    if len(known) != len(funcs):
+        raise TracedbError(f"{label} {REFUSED_KIND}")
+
+
+def _failure(sqlstate: str | None, message: str, label: str, timeout: float | None) -> str:
+    """One line for a PostgreSQL error of a read-only statement."""
+    first = (message.strip().splitlines() or ["(no message)"])[0]
+    first = re.sub(r"^(?:ERROR|FATAL):\s+", "", first)
+    if sqlstate == "42601" and "multiple commands" in first:
+        return f"{label} runs one statement at a time"
+    if sqlstate in ("57014", "55P03", "25P03") and timeout is not None:
+        return (f"{label} took longer than {timeout:g} s ({first}); "
+                "give it more with --timeout")
+    if sqlstate == "25006":  # read_only_sql_transaction
+        return f"{label} is read-only: {first}"
+    return f"{label} failed: {first}"
 
 
 def bulk_context(engine: Engine) -> tuple[bool, str | None]:

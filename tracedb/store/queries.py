@@ -59,11 +59,15 @@ def sql_text(name: str, dialect: str | None = None, step: bool = False) -> str:
     return sql
 
 
-def fetch(engine, name: str, **params) -> tuple[list[str], list[tuple]]:
+def fetch(engine, name: str, *, check: bool = False, **params
+          ) -> tuple[list[str], list[tuple]]:
     """Run the named query; its column names and rows (plain tuples).
 
     Every parameter the query takes is bound (None when not given); one it does not
-    take is an error that lists those it does.
+    take is an error that lists those it does. The query runs the read-only way of
+    ``tracedb sql`` (one statement, a read-only transaction, rolled back); ``check``
+    (a query a user asked for by name) also holds it to a plain read, as ``tracedb
+    sql`` does.
     """
     sql = text(sql_text(name, engine.dialect.name))
     wanted = set(sql.compile().params)
@@ -73,26 +77,14 @@ def fetch(engine, name: str, **params) -> tuple[list[str], list[tuple]]:
                            f"; it takes: {', '.join(sorted(wanted)) or 'none'}")
     bound = {k: params.get(k) for k in wanted}
     with engine.connect() as conn:
-        # straight through the driver's cursor: SQLAlchemy's row objects cost more
-        # than the query itself for the 10^5-row answers of a large warehouse
-        compiled = sql.compile(dialect=conn.dialect)
-        args = compiled.construct_params(bound)
-        if compiled.positional:
-            args = tuple(args[k] for k in compiled.positiontup)
         store = backend(conn)
-        cur = conn.connection.dbapi_connection.cursor()
-        try:
-            with store.read_only(cur):  # a named query cannot write, whatever it says
-                cur.execute(compiled.string, args)
-                keys = [d[0] for d in cur.description or ()]
-                rows = cur.fetchall() if cur.description else []
-        except conn.dialect.loaded_dbapi.Error as exc:
-            first = str(exc).strip().splitlines()
-            raise TracedbError(f"query {name!r} failed: {first[0] if first else exc}"
-                               ) from None
-        finally:
-            cur.close()
-    return keys, rows
+        # straight through the driver: SQLAlchemy's row objects cost more than the
+        # query itself for the 10^5-row answers of a large warehouse
+        compiled = sql.compile(dialect=store.bind_dialect(conn))
+        args = compiled.construct_params(bound)
+        return store.run_read_only(conn, compiled.string,
+                                   tuple(args[k] for k in compiled.positiontup or ()),
+                                   label=f"query {name!r}", check=check)
 
 
 def like_literal(text: str | None) -> str | None:
@@ -123,35 +115,21 @@ def run_step(conn, name: str, /, **params) -> None:
 
 # --------------------------------------------------------------------------- ad-hoc SQL
 
-_READ_KEYWORDS = ("select", "with", "values", "explain", "table")
+#: How long ``tracedb sql`` lets a statement run, in seconds, unless told otherwise.
+SQL_TIMEOUT = 60.0
 
 
-def read_only_statement(statement: str) -> str:
-    """One statement that starts as a read does (the engine is what enforces it)."""
-    import re
+def run_sql(engine, statement: str, timeout: float | None = None
+            ) -> tuple[list[str], list[tuple]]:
+    """``tracedb sql``: one statement that can only read, within ``timeout`` seconds
+    (None: :data:`SQL_TIMEOUT`).
 
-    stmt = statement.strip().rstrip(";").strip()
-    body = re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"", "''", stmt)  # literals
-    body = re.sub(r"--[^\n]*|/\*.*?\*/", " ", body, flags=re.S).strip().lower()
-    if not body:
-        raise TracedbError("empty SQL statement")
-    if ";" in body:
-        raise TracedbError("tracedb sql runs one statement at a time")
-    if body.split(None, 1)[0] not in _READ_KEYWORDS:
-        raise TracedbError("tracedb sql is read-only: only SELECT, WITH, VALUES, EXPLAIN "
-                           "and TABLE statements run")
-    return stmt
-
-
-def run_sql(engine, statement: str) -> tuple[list[str], list[tuple]]:
-    """``tracedb sql``: one statement, run the dialect's read-only way (see
-    ``store.sqlite.run_read_only`` / ``store.postgres.run_read_only``)."""
-    from sqlalchemy.exc import DBAPIError
-
-    stmt = read_only_statement(statement)
-    try:
-        with engine.connect() as conn:
-            return backend(conn).run_read_only(conn, stmt)
-    except DBAPIError as exc:
-        first = str(exc.orig).strip().splitlines()
-        raise TracedbError(f"sql refused or failed: {first[0] if first else exc}") from None
+    The dialect's ``run_read_only`` decides by the engine's own parse of the statement,
+    not by its text (see ``store.sqlite`` and ``store.postgres``).
+    """
+    timeout = SQL_TIMEOUT if timeout is None else timeout
+    if not timeout > 0:
+        raise TracedbError(f"--timeout must be a positive number of seconds, not {timeout}")
+    with engine.connect() as conn:
+        return backend(conn).run_read_only(conn, statement, label="tracedb sql",
+                                           check=True, timeout=timeout)

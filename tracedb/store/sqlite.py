@@ -136,47 +136,110 @@ def integrity_checks(conn) -> list[tuple[str, int, str]]:
 
 
 # --------------------------------------------------------------------------- read-only SQL
+#
+# A statement a user hands tracedb (``tracedb sql``, a named query) runs as one
+# statement (Python's sqlite3 refuses a second one) with ``PRAGMA query_only`` on (the
+# engine refuses to change any database file) and, when it is checked, an authorizer
+# that denies by default: the statement must begin as a SELECT does (SQLite reports
+# SQLITE_SELECT first), and may then only read tables and call the functions below.
+# ATTACH (and so VACUUM INTO), PRAGMA, transactions, temporary objects,
+# load_extension, fts3_tokenizer and fts5 (which hand out pointers) are refused.
+
+#: SQLite's own functions that compute from their arguments, which a read may call
+#: (with tracedb's log10 where SQLite lacks it).
+SAFE_FUNCTIONS = frozenset("""
+    -> ->> abs acos acosh asin asinh atan atan2 atanh avg ceil ceiling changes char
+    coalesce concat concat_ws cos cosh count cume_dist current_date current_time
+    current_timestamp date datetime degrees dense_rank exp first_value floor format glob
+    group_concat hex ifnull iif instr json json_array json_array_length json_error_position
+    json_extract json_group_array json_group_object json_insert json_object json_patch
+    json_pretty json_quote json_remove json_replace json_set json_type json_valid julianday
+    lag last_insert_rowid last_value lead length like likelihood likely ln log log10 log2
+    lower ltrim max min mod nth_value ntile nullif octet_length percent_rank pi pow power
+    printf quote radians random randomblob rank replace round row_number rtrim sign sin
+    sinh soundex sqlite_compileoption_get sqlite_compileoption_used sqlite_source_id
+    sqlite_version sqrt strftime string_agg substr substring subtype sum tan tanh time
+    timediff total total_changes trim trunc typeof unhex unicode unixepoch unlikely upper
+    zeroblob""".split())
+
+REFUSED_KIND = ("is read-only: only SELECT, WITH, VALUES and EXPLAIN of one of them run")
 
 
-def _read_only_authorizer(action, arg1, arg2, dbname, source):
+def bind_dialect(conn: Connection):
+    """The dialect a named query is compiled with for :func:`run_read_only` (``?``)."""
+    return conn.dialect
+
+
+def run_read_only(conn: Connection, statement: str, args: tuple = (), *, label: str,
+                  check: bool = True, timeout: float | None = None
+                  ) -> tuple[list[str], list[tuple]]:
+    """Run one statement that cannot change anything: (column names, rows).
+
+    ``args`` bind ``?``. With ``check`` the authorizer above holds the statement to a
+    read; without it (tracedb's own queries) ``query_only`` still refuses writes.
+    ``timeout`` (seconds) interrupts a statement that runs longer. The transaction is
+    rolled back and the connection put back as it was. Errors are one line naming
+    ``label``.
+    """
     import sqlite3
+    import time
 
-    allowed = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE,
-               sqlite3.SQLITE_TRANSACTION}  # the BEGIN/ROLLBACK tracedb itself issues
-    if action in allowed:
-        return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_FUNCTION:
-        return sqlite3.SQLITE_DENY if arg2 and arg2.lower() == "load_extension" \
-            else sqlite3.SQLITE_OK
-    return sqlite3.SQLITE_DENY
-
-
-@contextmanager
-def read_only(cursor):
-    """What runs on ``cursor`` inside cannot write (``PRAGMA query_only``)."""
-    cursor.execute("PRAGMA query_only = ON")
-    try:
-        yield
-    finally:
-        cursor.execute("PRAGMA query_only = OFF")
-
-
-def run_read_only(conn: Connection, statement: str) -> tuple[list[str], list[tuple]]:
-    """One statement that cannot write: an authorizer that allows only reads, with
-    ``PRAGMA query_only`` on as well (the engine refuses any write whatever the
-    authorizer lets through); both are undone afterwards."""
     raw = conn.connection.dbapi_connection
+    seen: list[int] = []
+    refused: list[str] = []
+
+    def authorize(action, arg1, arg2, _db, _source):
+        seen.append(action)
+        if seen[0] != sqlite3.SQLITE_SELECT:
+            return sqlite3.SQLITE_DENY
+        if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
+            return sqlite3.SQLITE_OK
+        if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in SAFE_FUNCTIONS:
+            return sqlite3.SQLITE_OK
+        refused.append(f"{arg2}()" if action == sqlite3.SQLITE_FUNCTION
+                       else f"PRAGMA {arg1}" if action == sqlite3.SQLITE_PRAGMA else "")
+        return sqlite3.SQLITE_DENY
+
+    deadline = None if timeout is None else time.monotonic() + timeout
     raw.execute("PRAGMA query_only = ON")
     try:
-        raw.set_authorizer(_read_only_authorizer)
+        raw.execute("BEGIN")
+        if check:
+            raw.set_authorizer(authorize)
+        if deadline is not None:
+            raw.set_progress_handler(lambda: time.monotonic() > deadline, 1000)
         try:
-            result = conn.exec_driver_sql(statement)
-            return list(result.keys()), result.fetchall()
+            cur = raw.execute(statement, args)
+            keys = [d[0] for d in cur.description or ()]
+            rows = cur.fetchall() if cur.description else []
         finally:
             raw.set_authorizer(None)
-            conn.rollback()
+            raw.set_progress_handler(None, 0)
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+    except (sqlite3.Error, sqlite3.Warning) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if "one statement at a time" in first:
+            message = f"{label} runs one statement at a time"
+        elif check and (not seen or seen[0] != sqlite3.SQLITE_SELECT):
+            message = f"{label} {REFUSED_KIND}"
+        elif check and refused and refused[0].endswith("()"):
+            message = (f"{label} is read-only: it refuses {refused[0]}, which is not one "
+                       "of SQLite's functions that only compute")
+        elif check and refused and refused[0]:
+            message = f"{label} is read-only: it refuses {refused[0]}"
+        elif first == "interrupted" and deadline is not None:
+            message = f"{label} took longer than {timeout:g} s; give it more with --timeout"
+        elif "readonly" in first or refused:
+            message = f"{label} is read-only: {first}"
+        else:
+            message = f"{label} failed: {first}"
+        raise TracedbError(message) from None
     finally:
         raw.execute("PRAGMA query_only = OFF")
+    if check and not seen and not keys:
+        raise TracedbError(f"{label}: empty SQL statement")
+    return keys, rows
 
 
 # --------------------------------------------------------------------------- staged ingest
