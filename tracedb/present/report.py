@@ -81,8 +81,8 @@ def next_step(first: dict, rows: list[dict], rollup: dict | None, pixels_total: 
         later = "later taps with the same factor may only inherit it."
         off = _program(first["first_suspect"], first["ref_side"], first["cand_side"])
         if off is None:
-            return (f"{said} The data does not tell which side is off (no tap of the same "
-                    f"unit agrees with either value on both sides): check the unit "
+            return (f"{said} The data does not tell which side is off (no other tap of "
+                    "that dimension agrees with one side's value alone): check the unit "
                     f"conversion where `{tap}` is computed or printed in both programs; "
                     f"{later}")
         return (f"{said} Check the {off} code's unit conversion where `{tap}` is computed "
