@@ -53,29 +53,110 @@ N_DIV = f"SUM(CASE WHEN {STATUS} = 'diverged' THEN 1 ELSE 0 END)"
 N_PP = f"SUM(CASE WHEN {STATUS} = 'print_precision' THEN 1 ELSE 0 END)"
 DIVERGED = f"({N_DIV} > 0 OR r.n_components <> k.n_components)"
 
+#: The test of mismatch_value_key: a component that plainly matches (then the key
+#: needs no full rules) has both numbers within atol + rtol*|ref|.
+PLAIN_MATCH = "ABS(rv.num - cv.num) <= s.atol + s.rtol * ABS(rv.num)"
 
 
-def tap_status_view(view: str, joins: str, group_by: str, cand_only: str) -> str:
+class Rules:
+    """The arithmetic of the views: deltas, ratio, status and the plain-match test."""
+
+    def __init__(self, abs_delta: str, rel_delta: str, ratio: str, status: str,
+                 plain_match: str):
+        self.abs_delta, self.rel_delta, self.ratio = abs_delta, rel_delta, ratio
+        self.status, self.plain_match = status, plain_match
+        self.n_div = f"SUM(CASE WHEN {status} = 'diverged' THEN 1 ELSE 0 END)"
+        self.n_pp = f"SUM(CASE WHEN {status} = 'print_precision' THEN 1 ELSE 0 END)"
+        self.diverged = f"({self.n_div} > 0 OR r.n_components <> k.n_components)"
+
+
+#: Up to revision 0008: IEEE arithmetic as written, which PostgreSQL refuses where a
+#: result over- or underflows (1 against 6.9e-310, identical 1e-320 values).
+IEEE = Rules(ABS_DELTA, REL_DELTA, RATIO, STATUS, PLAIN_MATCH)
+
+_MAX_DOUBLE = "1.7976931348623157e308"
+
+
+def _in_band(x: str) -> str:
+    """x is 0 or within 1e-150..1e150: products, sums and quotients of two such
+    numbers (and a tolerance such as 1e-12) neither over- nor underflow."""
+    return f"({x} = 0 OR ABS({x}) BETWEEN 1e-150 AND 1e150)"
+
+
+def safe_rules(dialect: str) -> Rules:
+    """The same rules, computed so that no step over- or underflows (revision 0009).
+
+    Within the band (:func:`_in_band`, which holds every number of a real trace) the
+    arithmetic is IEEE's, as before. Beyond it PostgreSQL computes in NUMERIC from
+    the shortest text that reads back as each double (exact, no range limit); SQLite
+    in IEEE doubles arranged not to overflow (it rounds where PostgreSQL refuses).
+    A difference beyond the largest double is no number (NULL), and a ratio is
+    computed only within the band (a unit factor is never beyond it)."""
+    a, b = "rv.num", "cv.num"
+    values_in_band = f"({_in_band(a)} AND {_in_band(b)})"
+    all_in_band = f"({values_in_band} AND {_in_band('s.rtol')} AND {_in_band('s.atol')})"
+    if dialect == "postgresql":
+        def exact(x: str) -> str:
+            return f"CAST(CAST({x} AS TEXT) AS NUMERIC)"
+
+        ea, eb = exact(a), exact(b)
+        delta = f"ABS({ea} - {eb})"
+        maxabs = f"(CASE WHEN ABS({ea}) >= ABS({eb}) THEN ABS({ea}) ELSE ABS({eb}) END)"
+        within = f"{delta} <= {exact('s.atol')} + {exact('s.rtol')} * {maxabs}"
+        within_half = f"{delta} <= {exact(_HALF)}"
+        rel = f"CAST({delta} / {maxabs} AS DOUBLE PRECISION)"
+        wide_delta = (f"CASE WHEN {delta} <= {_MAX_DOUBLE} "
+                      f"THEN CAST({delta} AS DOUBLE PRECISION) END")
+    else:
+        within = f"{_DELTA} <= s.atol + s.rtol * {_MAXABS}"
+        within_half = f"{_DELTA} <= {_HALF}"
+        rel = f"ABS({a} / {_MAXABS} - {b} / {_MAXABS})"
+        wide_delta = f"CASE WHEN {_DELTA} <= {_MAX_DOUBLE} THEN {_DELTA} END"
+    abs_delta = (f"(CASE WHEN {_BOTH} THEN CASE WHEN {values_in_band} THEN {_DELTA} "
+                 f"ELSE {wide_delta} END END)")
+    rel_delta = (f"(CASE WHEN {_BOTH} AND ({a} <> 0 OR {b} <> 0) THEN CASE WHEN "
+                 f"{values_in_band} THEN {_DELTA} / {_MAXABS} ELSE {rel} END END)")
+    ratio = f"(CASE WHEN {_BOTH} AND {b} <> 0 AND {values_in_band} THEN {a} / {b} END)"
+    status = f"""(CASE
+  WHEN rv.kind IS NULL OR cv.kind IS NULL THEN 'diverged'
+  WHEN rv.kind = 'text' OR cv.kind = 'text' THEN
+       CASE WHEN rv.kind = cv.kind AND rv.text = cv.text THEN 'match' ELSE 'diverged' END
+  WHEN rv.kind <> 'num' OR cv.kind <> 'num' THEN
+       CASE WHEN rv.kind = cv.kind THEN 'match' ELSE 'diverged' END
+  WHEN (CASE WHEN {all_in_band} THEN {_DELTA} <= s.atol + s.rtol * {_MAXABS}
+             ELSE {within} END) THEN 'match'
+  WHEN (CASE WHEN {values_in_band} THEN {_DELTA} <= {_HALF}
+             ELSE {within_half} END) THEN 'print_precision'
+  ELSE 'diverged' END)"""
+    # beyond the band only equal numbers plainly match; the rest get the full rules
+    plain_match = f"(CASE WHEN {all_in_band} THEN {PLAIN_MATCH} ELSE {a} = {b} END)"
+    return Rules(abs_delta, rel_delta, ratio, status, plain_match)
+
+
+
+def tap_status_view(view: str, joins: str, group_by: str, cand_only: str,
+                    rules: Rules | None = None) -> str:
     """``CREATE VIEW`` of a tap_status view: per paired tap its worst component (or
     missing / accepted), from ``joins`` (the paired taps and their values), grouped
     by ``group_by``, and the candidate-only taps of ``cand_only``."""
+    x = rules or IEEE
     return f"""
 CREATE VIEW {view} AS
 SELECT {PAIR_COLS},
-       {N_DIV} AS n_diverged, {N_PP} AS n_print_precision,
-       MAX({ABS_DELTA}) AS max_abs_delta, MAX({REL_DELTA}) AS max_rel_delta,
-       MIN(CASE WHEN {STATUS} = 'diverged' AND {RATIO} <> 0 THEN {RATIO} END) AS min_ratio,
-       MAX(CASE WHEN {STATUS} = 'diverged' AND {RATIO} <> 0 THEN {RATIO} END) AS max_ratio,
-       SUM(CASE WHEN {STATUS} = 'diverged' AND {RATIO} <> 0 THEN 1 ELSE 0 END) AS n_ratio,
+       {x.n_div} AS n_diverged, {x.n_pp} AS n_print_precision,
+       MAX({x.abs_delta}) AS max_abs_delta, MAX({x.rel_delta}) AS max_rel_delta,
+       MIN(CASE WHEN {x.status} = 'diverged' AND {x.ratio} <> 0 THEN {x.ratio} END) AS min_ratio,
+       MAX(CASE WHEN {x.status} = 'diverged' AND {x.ratio} <> 0 THEN {x.ratio} END) AS max_ratio,
+       SUM(CASE WHEN {x.status} = 'diverged' AND {x.ratio} <> 0 THEN 1 ELSE 0 END) AS n_ratio,
        CASE
          WHEN k.id IS NULL THEN 'missing_cand'
-         WHEN {DIVERGED} AND EXISTS (SELECT 1 FROM accepted_divergence ad
+         WHEN {x.diverged} AND EXISTS (SELECT 1 FROM accepted_divergence ad
                                      WHERE {ACCEPTED_WHERE}) THEN 'accepted'
-         WHEN {DIVERGED} THEN 'diverged'
-         WHEN {N_PP} > 0 THEN 'print_precision'
+         WHEN {x.diverged} THEN 'diverged'
+         WHEN {x.n_pp} > 0 THEN 'print_precision'
          ELSE 'match'
        END AS status,
-       CASE WHEN k.id IS NOT NULL AND {DIVERGED}
+       CASE WHEN k.id IS NOT NULL AND {x.diverged}
             THEN (SELECT ad.reason FROM accepted_divergence ad WHERE {ACCEPTED_WHERE}
                   ORDER BY ad.id LIMIT 1) END AS accepted_reason
 {joins}
@@ -119,9 +200,10 @@ SELECT {CAND_ONLY_COLS}
 """
 
 
-def component_delta_view(joins: str) -> str:
+def component_delta_view(joins: str, rules: Rules | None = None) -> str:
     """``CREATE VIEW component_delta``: per value component of the paired taps of
     ``joins``, its deltas, ratio and status."""
+    x = rules or IEEE
     return f"""
 CREATE VIEW component_delta AS
 SELECT c.set_id AS set_id, c.id AS comparison_id, r.id AS ref_tap_id, k.id AS cand_tap_id,
@@ -129,8 +211,8 @@ SELECT c.set_id AS set_id, c.id AS comparison_id, r.id AS ref_tap_id, k.id AS ca
        rv.text AS ref_text, cv.text AS cand_text, rv.kind AS ref_kind, cv.kind AS cand_kind,
        rv.num AS ref_num, cv.num AS cand_num, rv.half_ulp AS ref_half_ulp,
        cv.half_ulp AS cand_half_ulp, s.rtol AS rtol, s.atol AS atol,
-       {ABS_DELTA} AS abs_delta, {REL_DELTA} AS rel_delta, {RATIO} AS ratio,
-       {STATUS} AS status
+       {x.abs_delta} AS abs_delta, {x.rel_delta} AS rel_delta, {x.ratio} AS ratio,
+       {x.status} AS status
 {joins}
 WHERE k.id IS NOT NULL
 """
@@ -186,12 +268,45 @@ KEY_GROUP_BY = "c.set_id, c.grp, c.ordinal, c.id, r.key_id, r.n_components, r.id
 #: tap pairs with, in 0005: the one at the same position.
 BY_POSITION = "rv.idx"
 
-def keyed_views(partner: str | None = None, labels_differ: str | None = None
-                ) -> dict[str, str]:
+# --------------------------------------------------------------------------- revision 0008
+#: 0008: the candidate component (its ``idx``) a reference component ``rv`` of a paired tap
+#: pairs with: by label when both taps label their components, else by position. A
+#: labelled reference component pairs with the candidate component of the same label
+#: and the same rank among the components of that label (``X:1 Y:2`` against ``Y:2
+#: X:1`` pairs X with X, ``a:1 a:2`` the first a with the first a). When the candidate
+#: tap labels its components but none has that label and rank, the component pairs
+#: with nothing (-1) and so diverges. An unlabelled component, or one against a
+#: candidate tap without labels, pairs by position. The subqueries run for labelled
+#: components only; the last is a scalar, not EXISTS, which PostgreSQL would hash
+#: over the whole value table.
+BY_LABEL = """(CASE WHEN rv.label IS NULL THEN rv.idx ELSE COALESCE(
+         (SELECT MIN(x.idx) FROM value x
+          WHERE x.run_id = k.run_id AND x.key_id = k.key_id AND x.label = rv.label
+            AND (SELECT COUNT(*) FROM value y WHERE y.run_id = x.run_id
+                   AND y.key_id = x.key_id AND y.label = x.label AND y.idx < x.idx)
+              = (SELECT COUNT(*) FROM value z WHERE z.run_id = rv.run_id
+                   AND z.key_id = rv.key_id AND z.label = rv.label AND z.idx < rv.idx)),
+         CASE WHEN (SELECT MAX(x.label) FROM value x
+                    WHERE x.run_id = k.run_id AND x.key_id = k.key_id) IS NULL
+              THEN rv.idx ELSE -1 END) END)"""
+
+#: The flag test of mismatch-only comparisons pairs components by position and also
+#: flags a key with a labelled reference component whose label is not the
+#: candidate's at its position. A tap labels all of its components or none (as
+#: ingest reads them), so where every labelled reference component meets its label
+#: at its position and the lengths agree (mismatch_tap_key checks those), BY_LABEL
+#: pairs by position: the test stays exact without its subqueries. The flagged taps
+#: get the full rules, which pair by label.
+LABELS_DIFFER = "rv.label IS NOT NULL AND (rv.label = cv.label) IS NOT TRUE"
+
+
+def keyed_views(partner: str | None = None, labels_differ: str | None = None,
+                rules: Rules | None = None) -> dict[str, str]:
     """The comparison views over key-id pairing, by name in the order they are made.
     Components pair by position (0005) or by the index expression ``partner`` (0008:
     by label); ``labels_differ`` is a further test that flags a key in
-    mismatch_value_key (0008)."""
+    mismatch_value_key (0008); ``rules`` the arithmetic (:data:`IEEE` up to 0008,
+    :func:`safe_rules` from 0009)."""
     def cand(idx_test: str) -> str:
         return ("LEFT JOIN value cv ON cv.run_id = k.run_id AND cv.key_id = k.key_id "
                 f"AND cv.idx {idx_test}")
@@ -214,13 +329,13 @@ def keyed_views(partner: str | None = None, labels_differ: str | None = None
         "tap_pair": tap_pair_view(PAIRED_BY_KEY, CAND_ONLY_BY_KEY),
         "component_delta": component_delta_view(f"""{PAIRED_BY_KEY}
 JOIN value rv ON rv.run_id = r.run_id AND rv.key_id = r.key_id
-{cand(few)}"""),
+{cand(few)}""", rules),
         "tap_status": tap_status_view("tap_status", f"{PAIRED_BY_KEY}\n{values(whole)}",
-                                      KEY_GROUP_BY, CAND_ONLY_BY_KEY),
+                                      KEY_GROUP_BY, CAND_ONLY_BY_KEY, rules),
         "tap_status_flagged": tap_status_view(
             "tap_status_flagged", f"{FLAGGED}\n{values(few)}\n{FLAGGED_WHERE}", KEY_GROUP_BY,
-            CAND_ONLY_FLAGGED),
-        "mismatch_value_key": mismatch_value_key_view(labels_differ),
+            CAND_ONLY_FLAGGED, rules),
+        "mismatch_value_key": mismatch_value_key_view(labels_differ, rules),
         "mismatch_tap_key": MISMATCH_TAP_KEY,
         "mismatch_key": MISMATCH_KEY,
     }
@@ -234,9 +349,9 @@ JOIN value rv ON rv.run_id = r.run_id AND rv.key_id = r.key_id
 # first fails. mismatch_value_key holds the first kind (one row per component),
 # mismatch_tap_key the candidate taps without a reference tap of the same key and
 # length; mismatch_key both (a key may come more than once).
-def mismatch_value_key_view(labels_differ: str | None) -> str:
+def mismatch_value_key_view(labels_differ: str | None, rules: Rules | None = None) -> str:
     """``CREATE VIEW mismatch_value_key``; ``labels_differ`` (0008) flags a key too."""
-    test = """(ABS(rv.num - cv.num) <= s.atol + s.rtol * ABS(rv.num)) IS NOT TRUE
+    test = f"""({(rules or IEEE).plain_match}) IS NOT TRUE
   AND (rv.kind = cv.kind AND rv.kind <> 'num'
        AND (rv.kind <> 'text' OR rv.text = cv.text)) IS NOT TRUE"""
     if labels_differ:

@@ -45,7 +45,7 @@ SELECT c.id AS comparison_id, c.grp AS grp, c.ordinal AS ordinal, c.pairing AS p
        f.ref_line AS first_ref_line, f.cand_line AS first_cand_line,
        f.ref_value AS first_ref_value, f.cand_value AS first_cand_value,
        f.max_abs_delta AS first_abs_delta, f.max_rel_delta AS first_rel_delta,
-       CASE WHEN f.n_ratio > 0 AND ABS(f.max_ratio / f.min_ratio - 1) <= 1e-6
+       CASE WHEN f.n_ratio > 0 AND ABS(f.max_ratio - f.min_ratio) <= 1e-6 * ABS(f.min_ratio)
             THEN f.min_ratio END AS first_ratio,
        f.unit AS first_unit,
        f.hint_ref_unit AS first_hint_ref_unit, f.hint_cand_unit AS first_hint_cand_unit,

@@ -17,7 +17,7 @@ SELECT ts.comparison_id AS comparison_id,
             THEN 'diverged' ELSE ts.status END AS status,
        ts.accepted_reason AS accepted_reason,
        ts.max_abs_delta AS abs_delta, ts.max_rel_delta AS rel_delta,
-       CASE WHEN ts.n_ratio > 0 AND ABS(ts.max_ratio / ts.min_ratio - 1) <= 1e-6
+       CASE WHEN ts.n_ratio > 0 AND ABS(ts.max_ratio - ts.min_ratio) <= 1e-6 * ABS(ts.min_ratio)
             THEN ts.min_ratio END AS ratio,
        ts.hint_ref_unit AS hint_ref_unit, ts.hint_cand_unit AS hint_cand_unit,
        ts.suspect AS suspect, ts.suspect_basis AS suspect_basis

@@ -19,7 +19,7 @@ SET (hint_ref_unit, hint_cand_unit) = (
                CASE WHEN tap_result.unit IN (p.ref_unit, p.cand_unit) THEN 0 ELSE 1 END
                  AS pair_rank
         FROM pairs p
-        WHERE ABS(tap_result.min_ratio / p.factor - 1) <= 1e-6
+        WHERE ABS(tap_result.min_ratio - p.factor) <= 1e-6 * p.factor
           AND (tap_result.unit IS NULL
                OR tap_result.unit IN (p.ref_unit, p.cand_unit)
                OR p.dimension = (SELECT tu.dimension FROM unit tu
@@ -29,5 +29,5 @@ SET (hint_ref_unit, hint_cand_unit) = (
 WHERE set_id = CAST(:set_id AS INTEGER)
   AND status IN ('diverged', 'accepted')
   AND n_ratio > 0 AND n_ratio = n_diverged
-  AND min_ratio * max_ratio > 0
-  AND ABS(max_ratio / min_ratio - 1) <= 1e-6
+  AND (min_ratio > 0) = (max_ratio > 0)
+  AND ABS(max_ratio - min_ratio) <= 1e-6 * ABS(min_ratio)

@@ -27,23 +27,23 @@ SET (suspect, suspect_basis) = (
   FROM (
     -- per side, the first sibling (by reference trace order) its value agrees with
     SELECT MIN(c.ref_run_id) AS ref_run_id,
-           MIN(CASE WHEN ABS(ABS(td.ref_num) - ABS(sr.num) * su.factor_to_si / tu.factor_to_si)
-                         <= 0.01 * ABS(sr.num) * su.factor_to_si / tu.factor_to_si
+           MIN(CASE WHEN ABS(ABS(td.ref_num) - (CASE WHEN ABS(sr.num) BETWEEN 1e-150 AND 1e150 THEN ABS(sr.num) END) * su.factor_to_si / tu.factor_to_si)
+                         <= 0.01 * (CASE WHEN ABS(sr.num) BETWEEN 1e-150 AND 1e150 THEN ABS(sr.num) END) * su.factor_to_si / tu.factor_to_si
                      AND EXISTS (
                        SELECT 1 FROM value sc
                        WHERE sc.run_id = c.cand_run_id AND sc.key_id = st.key_id
                          AND sc.kind = 'num'
-                         AND ABS(ABS(td.ref_num) - ABS(sc.num) * su.factor_to_si / tu.factor_to_si)
-                             <= 0.01 * ABS(sc.num) * su.factor_to_si / tu.factor_to_si)
+                         AND ABS(ABS(td.ref_num) - (CASE WHEN ABS(sc.num) BETWEEN 1e-150 AND 1e150 THEN ABS(sc.num) END) * su.factor_to_si / tu.factor_to_si)
+                             <= 0.01 * (CASE WHEN ABS(sc.num) BETWEEN 1e-150 AND 1e150 THEN ABS(sc.num) END) * su.factor_to_si / tu.factor_to_si)
                     THEN st.seq END) AS ref_seq,
-           MIN(CASE WHEN ABS(ABS(td.cand_num) - ABS(sr.num) * su.factor_to_si / tu.factor_to_si)
-                         <= 0.01 * ABS(sr.num) * su.factor_to_si / tu.factor_to_si
+           MIN(CASE WHEN ABS(ABS(td.cand_num) - (CASE WHEN ABS(sr.num) BETWEEN 1e-150 AND 1e150 THEN ABS(sr.num) END) * su.factor_to_si / tu.factor_to_si)
+                         <= 0.01 * (CASE WHEN ABS(sr.num) BETWEEN 1e-150 AND 1e150 THEN ABS(sr.num) END) * su.factor_to_si / tu.factor_to_si
                      AND EXISTS (
                        SELECT 1 FROM value sc
                        WHERE sc.run_id = c.cand_run_id AND sc.key_id = st.key_id
                          AND sc.kind = 'num'
-                         AND ABS(ABS(td.cand_num) - ABS(sc.num) * su.factor_to_si / tu.factor_to_si)
-                             <= 0.01 * ABS(sc.num) * su.factor_to_si / tu.factor_to_si)
+                         AND ABS(ABS(td.cand_num) - (CASE WHEN ABS(sc.num) BETWEEN 1e-150 AND 1e150 THEN ABS(sc.num) END) * su.factor_to_si / tu.factor_to_si)
+                             <= 0.01 * (CASE WHEN ABS(sc.num) BETWEEN 1e-150 AND 1e150 THEN ABS(sc.num) END) * su.factor_to_si / tu.factor_to_si)
                     THEN st.seq END) AS cand_seq
     FROM comparison c
     JOIN unit tu ON tu.symbol = tap_result.unit
@@ -67,7 +67,7 @@ SET (suspect, suspect_basis) = (
     JOIN value sr ON sr.run_id = st.run_id AND sr.key_id = st.key_id
     WHERE c.id = tap_result.comparison_id
       AND td.ref_kind = 'num' AND td.cand_kind = 'num'
-      AND ABS(td.ratio / tap_result.min_ratio - 1) <= 1e-6
+      AND ABS(td.ratio - tap_result.min_ratio) <= 1e-6 * ABS(tap_result.min_ratio)
       AND st.id <> tap_result.ref_tap_id
       AND sr.kind = 'num'
       AND (su.symbol = tu.symbol
