@@ -109,12 +109,15 @@ class Warehouse:
 
     # -- ingest --------------------------------------------------------------------
     def ingest(self, paths: list[str | Path], *, progress: ProgressFn | None = None,
-               argv: list[str] | None = None, workers: int | None = None) -> IngestResult:
+               argv: list[str] | None = None, workers: int | None = None,
+               follow_links: bool = True) -> IngestResult:
         """Load every trace file under ``paths``; re-running loads only what is new.
 
         Ingests of a few hundred files or more are read and parsed by ``workers``
         processes (or ``TRACEDB_WORKERS``; default one per CPU, at most four; 0 keeps it
         all in this process) while this one writes (see ``ingest.loader``).
+        ``follow_links`` False leaves symbolic links that lead out of the trees unfollowed
+        (each is named in a note).
         """
         from .ingest.loader import ingest
 
@@ -122,7 +125,8 @@ class Warehouse:
                                  argv or ["tracedb", "ingest", *map(str, paths)], __version__)
         # the command is recorded once the tree is walked, as it starts loading
         result = ingest(self.engine, self.tables, [str(p) for p in paths], command.start,
-                        progress=progress, workers_requested=workers)
+                        progress=progress, workers_requested=workers,
+                        follow_links=follow_links)
         command.finish("ok" if not result.missing and result.stats["errors"] == 0
                        else "error", {k: v for k, v in result.stats.items() if k != "notes"})
         return result

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import names, parse, rows
-from .discover import BundlePlan, Note, TraceFile
+from .discover import BundlePlan, Note, TraceFile, read_regular
 from .runs import RunDraft, build_runs
 
 QUARANTINE_TEXT_LIMIT = 4096
@@ -22,9 +22,10 @@ QUARANTINE_TEXT_LIMIT = 4096
 
 def _read_json(path: Path, display: str, notes: list[Note]) -> dict | None:
     try:
-        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+        data = json.loads(read_regular(path).decode("utf-8", errors="replace"))
     except OSError as exc:
-        notes.append(Note(display, f"cannot read metadata: {exc.strerror}", level="warning"))
+        notes.append(Note(display, f"cannot read metadata: {exc.strerror or exc}",
+                          level="warning"))
         return None
     except json.JSONDecodeError as exc:
         notes.append(Note(display, f"invalid JSON ({exc.msg}); ignored", exc.lineno,
@@ -72,7 +73,7 @@ def bundle_metadata(plan: BundlePlan, notes: list[Note]) -> dict:
                 env.setdefault(k, v)
         else:
             try:
-                text = f.read_text(encoding="utf-8", errors="replace").strip()
+                text = read_regular(f).decode("utf-8", errors="replace").strip()
             except OSError:
                 continue
             if len(text) <= 4096:
@@ -82,9 +83,10 @@ def bundle_metadata(plan: BundlePlan, notes: list[Note]) -> dict:
         chunks = []
         for f in files:
             try:
-                text = f.read_text(encoding="utf-8", errors="replace")
+                text = read_regular(f).decode("utf-8", errors="replace")
             except OSError as exc:
-                notes.append(Note(str(f), f"cannot read: {exc.strerror}", level="warning"))
+                notes.append(Note(str(f), f"cannot read: {exc.strerror or exc}",
+                                  level="warning"))
                 continue
             if len(files) > 1:
                 rel = f.relative_to(plan.directory).as_posix() \
@@ -143,11 +145,6 @@ def decode(data: bytes, display: str, notes: list[Note]) -> tuple[str, str]:
     return text, encoding
 
 
-def read_file(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read()
-
-
 #: How raw files are kept in source_blob (its ``compression`` column says which):
 #: zstd level 1 compresses these texts a little better than zlib level 1 and
 #: about four times faster; older rows may say 'zlib'.
@@ -185,7 +182,7 @@ def prepare_file(job: tuple) -> Prepared:
     tf, known_shas = job
     prep = Prepared(tf=tf)
     try:
-        data = read_file(tf.path)
+        data = read_regular(tf.path)
     except OSError as exc:
         prep.notes.append(Note(tf.display, f"cannot read: {exc.strerror or exc}",
                                level="error"))
