@@ -3,8 +3,8 @@
 Bad metadata and pixel numbers the schema cannot hold are named in one line and the
 run loads without them; a run past the old tap-id limit loads; a file past a limit is
 named and the rest of its bundle loads; numbers that reach integer columns load. A
-walk names the links, loops and FIFOs it meets (and never waits on a FIFO), and links
-that leave the tree are followed or not as --follow-links/--no-follow-links says.
+walk names the links, loops and FIFOs it meets (and never waits on a FIFO), and named
+queries take typed parameters and match paths literally.
 """
 
 from __future__ import annotations
@@ -318,3 +318,33 @@ def test_a_named_path_that_is_no_file_or_folder_says_what_it_is(url, tmp_path):
         proc = cli(url, "ingest", name, cwd=tmp_path)
         assert proc.returncode == 2, proc.stderr
         named_once(proc, f"tracedb: error: {name}: {what}")
+
+
+# --------------------------------------------------------------------------- queries
+
+def test_query_parameters_are_typed_and_paths_literal(url, tmp_path):
+    bundle = tmp_path / "reports" / "i" / "p" / STAMP
+    good_bundle(bundle)
+    write(bundle / "100%_done" / "pixel_3_4.log", C_TRACE)
+    wh = tracedb.connect(url)
+    assert wh.ingest([tmp_path / "reports"]).ok
+    for query, value in (("runs", "abc"), ("runs", HUGE), ("runs", "1.5"), ("taps", "abc")):
+        proc = cli(url, "query", query, "--param", f"run_id={value}")
+        assert proc.returncode == 2, proc.stderr
+        named_once(proc, f"tracedb: error: query '{query}': parameter run_id takes an "
+                         f"integer from -2147483648 to 2147483647, not '{value}'")
+    (first,) = [r["id"] for r in wh.run_rows(path="c_traces")]
+    proc = cli(url, "query", "runs", "--param", f"run_id={first}", "--format", "json")
+    assert [r["id"] for r in json.loads(proc.stdout)] == [first]
+
+    def paths(*args):
+        proc = cli(url, *args, "--format", "json")
+        assert proc.returncode == 0, proc.stderr
+        return sorted(r["path"].split(f"{STAMP}/")[1] for r in json.loads(proc.stdout))
+
+    for text_, expected in (("c_traces", ["c_traces/pixel_1_2.log"]),
+                            ("c%traces", []), ("c_trace_", []), ("100__done", []),
+                            ("100%_done", ["100%_done/pixel_3_4.log"]),
+                            ("1_2", ["c_traces/pixel_1_2.log", "py_traces/pixel_1_2.log"])):
+        assert paths("query", "runs", "--param", f"path={text_}") == expected, text_
+        assert paths("runs", "--path", text_) == expected, text_

@@ -138,8 +138,7 @@ class Warehouse:
         """Loaded runs, filtered, as records (``pixel`` as [slow, fast] or None)."""
         if side is not None and side not in ("c", "py", "unknown"):
             raise TracedbError(f"side must be 'c', 'py' or 'unknown', not {side!r}")
-        like = queries.like_literal
-        out = self.rows("runs", side=side, stamp=like(stamp), path=like(path), run_id=run_id,
+        out = self.rows("runs", side=side, stamp=stamp, path=path, run_id=run_id,
                         slow=pixel[0] if pixel else None, fast=pixel[1] if pixel else None)
         keys = [k for k in out.columns if k not in ("pixel_slow", "pixel_fast")]
         keys = keys[:3] + ["pixel"] + keys[3:]
@@ -170,7 +169,7 @@ class Warehouse:
         return _frame(self.tap_rows(run_id), list(TAP_COLUMNS))
 
     def quarantine(self, path: str | None = None):
-        return self.query("quarantine", path=queries.like_literal(path))
+        return self.query("quarantine", path=path)
 
     # -- comparisons ---------------------------------------------------------------
     def pair_runs(self, ref: str | None = None, cand: str | None = None,

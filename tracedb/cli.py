@@ -189,10 +189,8 @@ def quarantine(
     fmt: FormatOpt = Fmt.table,
 ) -> None:
     """List TRACE lines that could not be parsed, with file, line and reason."""
-    from .store.queries import like_literal
-
     with _open() as wh:
-        rows = wh.rows("quarantine", path=like_literal(path))
+        rows = wh.rows("quarantine", path=path)
     list_rows(rows, ["path", "line", "reason", "text"], fmt)
 
 
