@@ -1,11 +1,12 @@
 -- quarantine: TRACE lines kept aside, with file, line number and reason.
--- Parameters: :path  substring of the file path (NULL = all; case-sensitive,
--- \ escapes % and _)
+-- Parameters: :path  substring of the file path (NULL = all; case-sensitive and
+-- literal: %, _ and \ match themselves)
 SELECT sf.path    AS path,
        q.line_no  AS line,
        q.reason   AS reason,
        q.text     AS text
 FROM quarantine q
 JOIN source_file sf ON sf.id = q.source_file_id
-WHERE CAST(:path AS TEXT) IS NULL OR sf.path LIKE '%' || CAST(:path AS TEXT) || '%' ESCAPE '\'
+WHERE CAST(:path AS TEXT) IS NULL
+   OR sf.path LIKE '%' || REPLACE(REPLACE(REPLACE(CAST(:path AS TEXT), '\', '\\'), '%', '\%'), '_', '\_') || '%' ESCAPE '\'
 ORDER BY sf.path, q.line_no

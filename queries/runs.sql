@@ -4,7 +4,7 @@
 --   :stamp   full stamp or a suffix of it, e.g. 064547Z
 --   :slow, :fast   pixel
 --   :path    substring of the trace file's path
--- Matching is case-sensitive; in :stamp and :path, \ escapes % and _.
+-- Matching is case-sensitive and literal (%, _ and \ match themselves).
 --   :run_id  one run
 SELECT r.id                AS id,
        r.side              AS side,
@@ -31,10 +31,11 @@ JOIN bundle b ON b.id = r.bundle_id
 LEFT JOIN pixel p ON p.id = r.pixel_id
 WHERE (CAST(:side AS TEXT) IS NULL OR r.side = CAST(:side AS TEXT)
        OR (CAST(:side AS TEXT) = 'unknown' AND r.side IS NULL))
-  AND (CAST(:stamp AS TEXT) IS NULL OR r.stamp LIKE '%' || CAST(:stamp AS TEXT) ESCAPE '\')
+  AND (CAST(:stamp AS TEXT) IS NULL
+       OR r.stamp LIKE '%' || REPLACE(REPLACE(REPLACE(CAST(:stamp AS TEXT), '\', '\\'), '%', '\%'), '_', '\_') ESCAPE '\')
   AND (CAST(:slow AS INTEGER) IS NULL OR p.slow = CAST(:slow AS INTEGER))
   AND (CAST(:fast AS INTEGER) IS NULL OR p.fast = CAST(:fast AS INTEGER))
   AND (CAST(:path AS TEXT) IS NULL
-       OR sf.path LIKE '%' || CAST(:path AS TEXT) || '%' ESCAPE '\')
+       OR sf.path LIKE '%' || REPLACE(REPLACE(REPLACE(CAST(:path AS TEXT), '\', '\\'), '%', '\%'), '_', '\_') || '%' ESCAPE '\')
   AND (CAST(:run_id AS INTEGER) IS NULL OR r.id = CAST(:run_id AS INTEGER))
 ORDER BY r.stamp, sf.path, r.segment, r.id

@@ -16,5 +16,5 @@ SELECT t.id          AS tap_id,
        v.kind        AS kind
 FROM tap t
 JOIN value v ON v.run_id = t.run_id AND v.key_id = t.key_id
-WHERE t.run_id = :run_id
+WHERE t.run_id = CAST(:run_id AS INTEGER)
 ORDER BY t.seq, v.idx

@@ -173,14 +173,14 @@ def test_bad_inputs_are_named_and_the_rest_loads(url, tmp_path, monkeypatch):
     write(root / "huge.log", "TRACE_C: ok 1\nTRACE_C: big " + "1 " * 600_000 + "\nTRACE_C: z 3\n")
     unreadable = write(root / "locked.log", "TRACE_C: a 1\n")
 
-    real_open = open
+    real_open = os.open
 
     def guarded_open(path, *args, **kwargs):  # root ignores chmod, so refuse explicitly
         if str(path) == str(unreadable):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr("builtins.open", guarded_open)
+    monkeypatch.setattr("os.open", guarded_open)  # how the loader opens files
     wh = tracedb.connect(url)
     res = wh.ingest([tmp_path / "reports", tmp_path / "nope"])
     msgs = [str(n) for n in res.notes]

@@ -114,12 +114,15 @@ class Warehouse:
 
     # -- ingest --------------------------------------------------------------------
     def ingest(self, paths: list[str | Path], *, progress: ProgressFn | None = None,
-               argv: list[str] | None = None, workers: int | None = None) -> IngestResult:
+               argv: list[str] | None = None, workers: int | None = None,
+               follow_links: bool = True) -> IngestResult:
         """Load every trace file under ``paths``; re-running loads only what is new.
 
         Ingests of a few hundred files or more are read and parsed by ``workers``
         processes (or ``TRACEDB_WORKERS``; default one per CPU, at most four; 0 keeps it
         all in this process) while this one writes (see ``ingest.loader``).
+        ``follow_links`` False leaves symbolic links that lead out of the trees unfollowed
+        (each is named in a note).
         """
         from .ingest.loader import ingest
 
@@ -127,7 +130,8 @@ class Warehouse:
                                  argv or ["tracedb", "ingest", *map(str, paths)], __version__)
         # the command is recorded once the tree is walked, as it starts loading
         result = ingest(self.engine, self.tables, [str(p) for p in paths], command.start,
-                        progress=progress, workers_requested=workers)
+                        progress=progress, workers_requested=workers,
+                        follow_links=follow_links)
         command.finish("ok" if not result.missing and result.stats["errors"] == 0
                        else "error", {k: v for k, v in result.stats.items() if k != "notes"})
         return result
@@ -139,8 +143,7 @@ class Warehouse:
         """Loaded runs, filtered, as records (``pixel`` as [slow, fast] or None)."""
         if side is not None and side not in ("c", "py", "unknown"):
             raise TracedbError(f"side must be 'c', 'py' or 'unknown', not {side!r}")
-        like = queries.like_literal
-        out = self._own("runs", side=side, stamp=like(stamp), path=like(path), run_id=run_id,
+        out = self._own("runs", side=side, stamp=stamp, path=path, run_id=run_id,
                         slow=pixel[0] if pixel else None, fast=pixel[1] if pixel else None)
         keys = [k for k in out.columns if k not in ("pixel_slow", "pixel_fast")]
         keys = keys[:3] + ["pixel"] + keys[3:]
@@ -171,7 +174,7 @@ class Warehouse:
         return _frame(self.tap_rows(run_id), list(TAP_COLUMNS))
 
     def quarantine(self, path: str | None = None):
-        return self.query("quarantine", path=queries.like_literal(path))
+        return self.query("quarantine", path=path)
 
     # -- comparisons ---------------------------------------------------------------
     def pair_runs(self, ref: str | None = None, cand: str | None = None,

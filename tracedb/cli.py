@@ -90,7 +90,8 @@ def _err(message: str) -> None:
 # --------------------------------------------------------------------------- commands
 
 
-def _do_ingest(paths: list[str], fmt: str, argv: list[str], workers: int | None = None) -> int:
+def _do_ingest(paths: list[str], fmt: str, argv: list[str], workers: int | None = None,
+               follow_links: bool = True) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     wh = _open()
@@ -102,7 +103,8 @@ def _do_ingest(paths: list[str], fmt: str, argv: list[str], workers: int | None 
         def progress(desc: str, done: int, total: int) -> None:
             bar.update(task, description=desc[-50:], completed=done, total=total)
 
-        result = wh.ingest(paths, progress=progress, argv=argv, workers=workers)
+        result = wh.ingest(paths, progress=progress, argv=argv, workers=workers,
+                           follow_links=follow_links)
     from .present.tables import emit_ingest
 
     emit_ingest(result, fmt, _err)
@@ -117,6 +119,10 @@ def ingest(
         help="read, parse and stage in this many worker processes, for 300+ files "
              "[default: $TRACEDB_WORKERS, else one per CPU, at most 4]")
     ] = None,
+    follow_links: Annotated[bool, typer.Option(
+        "--follow-links/--no-follow-links",
+        help="follow symbolic links that lead out of the trees (either way each link "
+             "not followed is named)")] = True,
 ) -> None:
     """Find every trace file under PATHS and load it with its bundle metadata.
 
@@ -124,8 +130,9 @@ def ingest(
     new version. Exit code 2 when a path is missing or a file or bundle failed.
     """
     argv = ["tracedb"] + (["--db", state.url] if state.url else []) + ["ingest", *paths] \
-        + (["--format", fmt.value] if fmt != IngestFmt.table else [])
-    raise typer.Exit(_do_ingest(paths, fmt.value, argv, workers))
+        + (["--format", fmt.value] if fmt != IngestFmt.table else []) \
+        + ([] if follow_links else ["--no-follow-links"])
+    raise typer.Exit(_do_ingest(paths, fmt.value, argv, workers, follow_links))
 
 
 RUN_COLUMNS = ["id", "side", "stamp", "pixel", "path", "taps", "segment", "first_line",
@@ -185,10 +192,8 @@ def quarantine(
     fmt: FormatOpt = Fmt.table,
 ) -> None:
     """List TRACE lines that could not be parsed, with file, line and reason."""
-    from .store.queries import like_literal
-
     with _open() as wh:
-        rows = wh.rows("quarantine", path=like_literal(path))
+        rows = wh.rows("quarantine", path=path)
     list_rows(rows, ["path", "line", "reason", "text"], fmt)
 
 

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from .ingest.names import PIXEL_MAX
+
 
 class Fmt(StrEnum):
     table = "table"
@@ -32,8 +34,10 @@ def parse_pixel(value: str | None) -> tuple[int, int] | None:
     if value is None:
         return None
     parts = value.replace(" ", "").split(",")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        raise typer.BadParameter(f"expected SLOW,FAST (two integers), got {value!r}")
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) <= 10
+                                  and int(p) <= PIXEL_MAX for p in parts):
+        raise typer.BadParameter(f"expected SLOW,FAST (two integers from 0 to {PIXEL_MAX}), "
+                                 f"got {value!r}")
     return int(parts[0]), int(parts[1])
 
 
@@ -93,14 +97,10 @@ def parse_pixels(values: list[str] | None) -> list[tuple[int, int]] | None:
 
 
 
-def parse_param(value: str) -> tuple[str, object]:
-    """K=V: an integer, else a number, else text; ``K=`` binds NULL."""
+def parse_param(value: str) -> tuple[str, str | None]:
+    """K=V: the text V, which the query reads as the type it casts K to
+    (``store.queries.bind_value``); ``K=`` binds NULL."""
     key, sep, raw = value.partition("=")
     if not sep or not key:
         raise typer.BadParameter(f"expected k=v, got {value!r}")
-    for cast in (int, float):
-        try:
-            return key, cast(raw)
-        except ValueError:
-            pass
     return key, raw or None

@@ -141,7 +141,8 @@ def upgrade() -> None:
         sa.Column("key_name", sa.Text, nullable=False),
         sa.Column("key_occurrence", sa.Integer, nullable=False),
     )
-    # Tap ids are (run id << 20) + order in the run, so the primary key already
+    # Tap ids are (run id << TAP_BITS) + order in the run (store/layout.py; 20 bits
+    # when this migration was written, 31 since), so the primary key already
     # orders taps by run and trace order; this index pairs taps across runs.
     op.create_index("ix_tap_pairing", "tap",
                     ["run_id", "channel", "key_name", "loop_key", "key_occurrence"])

@@ -13,8 +13,11 @@ bundle's command log and Markdown files are its notes, never trace captures.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,7 +138,7 @@ _TRACE_BYTES = re.compile(rb"^[ \t]*TRACE[_:]", re.M)  # is_trace_text, on undec
 def classify(path: Path | str) -> tuple[str, str | None]:
     """('trace' | 'text' | 'binary' | 'empty' | 'error', message)."""
     try:
-        with open(path, "rb", buffering=0) as fh:
+        with _open_regular(path) as fh:
             head = fh.read(BINARY_SNIFF)
             if not head:
                 return "empty", "empty file, nothing to load"
@@ -155,33 +158,121 @@ def classify(path: Path | str) -> tuple[str, str | None]:
     return ("trace", None) if is_trace_text(text) else ("text", None)
 
 
-def _walk(top: str, onerror):
-    """Like os.walk (top-down, symlinked folders listed but not entered), in name
-    order, hidden entries left out: (folder, [(file name, is a file)])."""
+def _special(mode: int) -> str:
+    """What a file that is neither a regular file nor a folder is."""
+    return ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "not a regular file")
+
+
+def _open_regular(path: Path | str):
+    """A regular file opened for reading (unbuffered). It is opened without blocking
+    and checked, so a FIFO or device found where a file was is refused, never waited
+    on (OSError, its strerror saying what it is)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"{_special(mode)}, not a regular file")
+        return open(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(path: Path | str) -> bytes:
+    """A regular file's bytes (see :func:`_open_regular`: never waits on a FIFO)."""
+    with _open_regular(path) as fh:
+        return fh.readall()
+
+
+def _within(path: str, folder: str) -> bool:
+    """``path`` is ``folder`` or lies under it (both real paths)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+@dataclass(slots=True)
+class _Walk:
+    """How a tree is walked: whether links that leave it are followed, and the real
+    paths of the folders walked from (the tree, and each followed link's target)."""
+
+    follow_links: bool
+    walked: list[str]
+    onerror: Callable[[OSError], None]
+
+
+def _link(path: str, folder_real: str, walk: _Walk) -> tuple[str, object]:
+    """What to do with a symbolic link in a walked folder (see :func:`_walk`)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "other", ("symbolic link loop; skipped", "warning")
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "other", (f"dangling symbolic link (to {os.readlink(path)}); skipped",
+                             "warning")
+        return "other", (f"cannot follow symbolic link: {exc.strerror or exc}", "error")
+    is_dir = stat.S_ISDIR(mode)
+    if not is_dir and not stat.S_ISREG(mode):
+        return "other", (f"symbolic link to {_special(mode)}; skipped", "note")
+    target = os.path.realpath(path)
+    if is_dir and _within(folder_real, target):
+        return "other", (f"symbolic link to {target}, a folder above it (a loop); "
+                         "not followed", "note")
+    if any(_within(target, w) for w in walk.walked):
+        return "other", (f"symbolic link to {target}, which this ingest walks anyway; "
+                         "not followed", "note")
+    if not walk.follow_links:
+        return "other", (f"symbolic link out of the tree (to {target}); not followed "
+                         "(--follow-links follows it)", "note")
+    if is_dir:
+        walk.walked.append(target)
+        return "dir", target
+    return "file", None
+
+
+def _walk(top: str, real: str, walk: _Walk):
+    """Like os.walk (top-down), in name order, hidden entries left out: (folder, [(file
+    name, True)], [(name, message, note level)] for what is not loaded: FIFOs, sockets,
+    devices, and symbolic links that are broken, loop, point into what this ingest walks
+    anyway, or leave the tree while ``walk.follow_links`` is off). ``real`` is the
+    folder's real path (it differs from ``top`` under a followed link)."""
     try:
         with os.scandir(top) as it:
             entries = [e for e in it if not e.name.startswith(".")]
     except OSError as exc:
-        onerror(exc)
+        walk.onerror(exc)
         return
-    dirs, files = [], []
+    dirs: list[tuple[str, str]] = []
+    files: list[tuple[str, bool]] = []
+    others: list[tuple[str, str, str]] = []
     for e in entries:
         try:
-            is_dir = e.is_dir()
-        except OSError:
-            is_dir = False
-        if is_dir:
-            if not e.is_symlink():
-                dirs.append(e.name)
-            continue
-        try:
-            files.append((e.name, e.is_file()))
-        except OSError:
-            files.append((e.name, False))
+            if e.is_symlink():
+                kind, detail = _link(e.path, real, walk)
+            elif e.is_dir(follow_symlinks=False):
+                kind, detail = "dir", os.path.join(real, e.name)
+                if detail in walk.walked:  # the target of a link followed before
+                    kind, detail = "other", ("folder already walked through a symbolic "
+                                             "link; not walked again", "note")
+            elif e.is_file(follow_symlinks=False):
+                kind, detail = "file", None
+            else:
+                kind, detail = "other", (f"{_special(e.stat(follow_symlinks=False).st_mode)}"
+                                         ", not a file or folder; skipped", "note")
+        except OSError as exc:
+            kind, detail = "other", (f"cannot read: {exc.strerror or exc}", "error")
+        if kind == "dir":
+            dirs.append((e.name, detail))  # type: ignore[arg-type]
+        elif kind == "file":
+            files.append((e.name, True))
+        else:
+            others.append((e.name, *detail))  # type: ignore[misc]
     files.sort()
-    yield top, files
-    for name in sorted(dirs):
-        yield from _walk(os.path.join(top, name), onerror)
+    others.sort()
+    yield top, files, others
+    for name, child_real in sorted(dirs):
+        yield from _walk(os.path.join(top, name), child_real, walk)
 
 
 class _Finder:
@@ -209,11 +300,14 @@ class _Finder:
         return plan
 
     def visit(self, directory: Path, entries: list[tuple[str, bool]], root: Path,
-              root_display: str, listed: bool) -> None:
-        """One folder's files (``listed``: every name in the folder is in ``entries``)."""
+              root_display: str, listed: bool, others: list[tuple[str, str, str]]) -> None:
+        """One folder's files (``listed``: every name in the folder is in ``entries``)
+        and what it holds that is not loaded (``others``: name, message, note level)."""
         in_dir = {name for name, is_file in entries if is_file}
         dir_display = _display(root, root_display, directory)
         prefix = "" if dir_display == "." else dir_display.rstrip("/") + "/"
+        for name, message, level in others:
+            self.notes.append(Note(prefix + name, message, level=level))
         in_env = directory.name == "env"
         for name, is_file in entries:
             if not is_file:
@@ -265,25 +359,54 @@ class _Finder:
         return ordered
 
 
-def discover(paths: list[str]) -> Discovery:
+def _path_problem(p: Path) -> str | None:
+    """Why a path named on the command line cannot be walked or read ("" when it does
+    not exist), or None for a file or folder."""
+    try:
+        mode = os.stat(p).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop; nothing to load"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            if os.path.islink(p):
+                return f"dangling symbolic link (to {os.readlink(p)}); nothing to load"
+            return ""
+        return f"cannot read: {exc.strerror or exc}"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return f"{_special(mode)}, not a file or folder; nothing read"
+
+
+def discover(paths: list[str], follow_links: bool = True) -> Discovery:
     """Walk each path (a folder or a file) and group the trace files found into
-    bundles with their metadata; missing paths are listed, not raised."""
+    bundles with their metadata; missing paths are listed, not raised.
+
+    A path named here is followed wherever it points. In the trees, symbolic links
+    that leave them are followed with ``follow_links`` (and named in a note without);
+    links into what the ingest walks anyway, broken links, loops, FIFOs, sockets and
+    devices are named in notes and not read.
+    """
     finder = _Finder()
     missing: list[str] = []
     for given in paths:
         p = Path(given)
-        if not p.exists():
+        problem = _path_problem(p)
+        if problem == "":
             missing.append(given)
+            continue
+        if problem is not None:
+            finder.notes.append(Note(given, problem, level="error"))
             continue
         if p.is_file():  # a named file: its metadata JSON is looked up on disk
             root = p.resolve().parent
-            finder.visit(root, [(p.name, p.resolve().is_file())], root, str(p.parent),
-                         listed=False)
+            finder.visit(root, [(p.name, True)], root, str(p.parent), listed=False,
+                         others=[])
             continue
         root, root_display = p.resolve(), given.rstrip("/") or "/"
-        for dir_path, entries in _walk(str(root), lambda e: finder.notes.append(
-                Note(str(e.filename), f"cannot list directory: {e.strerror}",
-                     level="error"))):
-            finder.visit(Path(dir_path), entries, root, root_display, listed=True)
+        walk = _Walk(follow_links, [str(root)], lambda e: finder.notes.append(
+            Note(str(e.filename), f"cannot list directory: {e.strerror}", level="error")))
+        for dir_path, entries, others in _walk(str(root), str(root), walk):
+            finder.visit(Path(dir_path), entries, root, root_display, listed=True,
+                         others=others)
     return Discovery(bundles=finder.bundles_in_order(), files=finder.files,
                      notes=finder.notes, missing=missing)

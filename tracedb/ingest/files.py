@@ -13,37 +13,50 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..store.layout import MAX_LINES, MAX_TAPS
 from . import names, parse, rows
-from .discover import BundlePlan, Note, TraceFile
+from .discover import BundlePlan, Note, TraceFile, read_regular
 from .runs import RunDraft, build_runs
 
 QUARANTINE_TEXT_LIMIT = 4096
 
 
 def _read_json(path: Path, display: str, notes: list[Note]) -> dict | None:
+    """A metadata file's object (a JSON value that is not an object as ``{"value": ..}``),
+    or None with a note naming the file when it cannot be read or stored."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+        data = json.loads(read_regular(path).decode("utf-8", errors="replace"))
+        json.dumps(data)  # what is kept must also be written back
     except OSError as exc:
-        notes.append(Note(display, f"cannot read metadata: {exc.strerror}", level="warning"))
+        notes.append(Note(display, f"cannot read metadata: {exc.strerror or exc}",
+                          level="warning"))
         return None
     except json.JSONDecodeError as exc:
         notes.append(Note(display, f"invalid JSON ({exc.msg}); ignored", exc.lineno,
                           level="warning"))
         return None
+    except RecursionError:
+        notes.append(Note(display, "JSON nested too deeply to read; ignored",
+                          level="warning"))
+        return None
+    except ValueError:  # an integer of more than 4300 digits
+        notes.append(Note(display, "JSON holds a number too long to read; ignored",
+                          level="warning"))
+        return None
     return data if isinstance(data, dict) else {"value": data}
 
 
-def _metadata_pixel(meta: dict | None) -> tuple[int, int] | None:
+def _metadata_pixel(meta: dict | None) -> tuple | None:
+    """The (slow, fast) the metadata names, as written (any JSON values; a missing
+    one as None), or None when it names no pixel."""
     if not meta:
         return None
-    s, f = meta.get("pixel_slow"), meta.get("pixel_fast")
-    if isinstance(s, int) and isinstance(f, int):
-        return s, f
+    if "pixel_slow" in meta or "pixel_fast" in meta:
+        return meta.get("pixel_slow"), meta.get("pixel_fast")
     pix = meta.get("pixel")
-    if isinstance(pix, dict) and isinstance(pix.get("slow"), int) \
-            and isinstance(pix.get("fast"), int):
-        return pix["slow"], pix["fast"]
-    if isinstance(pix, list) and len(pix) == 2 and all(isinstance(v, int) for v in pix):
+    if isinstance(pix, dict) and ("slow" in pix or "fast" in pix):
+        return pix.get("slow"), pix.get("fast")
+    if isinstance(pix, list) and len(pix) == 2:
         return pix[0], pix[1]
     return None
 
@@ -72,7 +85,7 @@ def bundle_metadata(plan: BundlePlan, notes: list[Note]) -> dict:
                 env.setdefault(k, v)
         else:
             try:
-                text = f.read_text(encoding="utf-8", errors="replace").strip()
+                text = read_regular(f).decode("utf-8", errors="replace").strip()
             except OSError:
                 continue
             if len(text) <= 4096:
@@ -82,9 +95,10 @@ def bundle_metadata(plan: BundlePlan, notes: list[Note]) -> dict:
         chunks = []
         for f in files:
             try:
-                text = f.read_text(encoding="utf-8", errors="replace")
+                text = read_regular(f).decode("utf-8", errors="replace")
             except OSError as exc:
-                notes.append(Note(str(f), f"cannot read: {exc.strerror}", level="warning"))
+                notes.append(Note(str(f), f"cannot read: {exc.strerror or exc}",
+                                  level="warning"))
                 continue
             if len(files) > 1:
                 rel = f.relative_to(plan.directory).as_posix() \
@@ -143,11 +157,6 @@ def decode(data: bytes, display: str, notes: list[Note]) -> tuple[str, str]:
     return text, encoding
 
 
-def read_file(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read()
-
-
 #: How raw files are kept in source_blob (its ``compression`` column says which):
 #: zstd level 1 compresses these texts a little better than zlib level 1 and
 #: about four times faster; older rows may say 'zlib'.
@@ -185,7 +194,7 @@ def prepare_file(job: tuple) -> Prepared:
     tf, known_shas = job
     prep = Prepared(tf=tf)
     try:
-        data = read_file(tf.path)
+        data = read_regular(tf.path)
     except OSError as exc:
         prep.notes.append(Note(tf.display, f"cannot read: {exc.strerror or exc}",
                                level="error"))
@@ -197,6 +206,10 @@ def prepare_file(job: tuple) -> Prepared:
         return prep
     notes = prep.notes
     text, prep.encoding = decode(data, tf.display, notes)
+    prep.line_count = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+    if prep.line_count > MAX_LINES:
+        return _refused(prep, f"{prep.line_count:,} lines, more than the {MAX_LINES:,} a "
+                              "file may hold; file not loaded")
     parsed = rows.scan_text(text)
     for warning in parsed.warnings:
         no, _, msg = warning.partition(": ")
@@ -212,11 +225,20 @@ def prepare_file(job: tuple) -> Prepared:
         prep.meta_display = tf.display.rsplit("/", 1)[0] + "/" + tf.metadata_path.name \
             if "/" in tf.display else tf.metadata_path.name
         meta = _read_json(tf.metadata_path, prep.meta_display, notes)
-    file_pixel, pixel_source = _metadata_pixel(meta), "metadata"
+    file_pixel, pixel_source = _usable_pixel(_metadata_pixel(meta),
+                                             prep.meta_display or tf.display, None,
+                                             notes), "metadata"
     if file_pixel is None:
-        file_pixel, pixel_source = names.pixel_from_name(tf.path.name), "filename"
+        file_pixel, pixel_source = _usable_pixel(names.pixel_from_name(tf.path.name),
+                                                 tf.display, None, notes), "filename"
     file_side = names.side_from_path(list(Path(tf.display).parts[-3:]))
     prep.drafts = build_runs(parsed, file_side, file_pixel, pixel_source)
+    _drop_unusable_markers(prep.drafts, parsed, tf.display, notes)
+    big = next((d for d in prep.drafts if len(d.taps) > MAX_TAPS), None)
+    if big is not None:
+        pixel = f" (pixel {names.pixel_text(big.pixel)})" if big.pixel else ""
+        return _refused(prep, f"a run{pixel} of {len(big.taps):,} taps, more than the "
+                              f"{MAX_TAPS:,} a run may hold; file not loaded")
     prep.path_stamp = names.stamp_in(str(tf.path))
     prep.meta_time = _metadata_time(meta)
     prep.meta_stamp = names.normalize_stamp(prep.meta_time)
@@ -229,7 +251,45 @@ def prepare_file(job: tuple) -> Prepared:
                             for ln in quarantined]
     prep.trace_lines = parsed.trace_lines
     prep.continuation_lines = parsed.continuation_lines
-    prep.line_count = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
     prep.size = len(data)
     prep.blob = compress_blob(data)
     return prep
+
+
+def _refused(prep: Prepared, message: str) -> Prepared:
+    """``prep`` as a file not loaded, named in an error note (its bundle loads on)."""
+    prep.notes.append(Note(prep.tf.display, message, level="error"))
+    prep.error = True
+    prep.drafts = []
+    return prep
+
+
+def _usable_pixel(pixel: tuple | None, display: str, line: int | None,
+                  notes: list[Note]) -> tuple[int, int] | None:
+    """``pixel`` when it can be stored, else None with a note naming where it is
+    written (the run is then loaded without it, or with the next source's pixel)."""
+    if pixel is None:
+        return None
+    problem = names.pixel_problem(pixel)
+    if problem is None:
+        return pixel
+    notes.append(Note(display, f"pixel {names.pixel_text(pixel)} unusable "
+                      f"({problem}); ignored", line, level="warning"))
+    return None
+
+
+def _drop_unusable_markers(drafts: list[RunDraft], scanned: rows.Scanned, display: str,
+                           notes: list[Note]) -> None:
+    """Runs whose in-file marker names an unusable pixel keep their taps (a marker still
+    starts a run) but not the pixel; each such marker is noted once, at its line."""
+    seen: dict[tuple, tuple[int, int] | None] = {}
+    for draft in drafts:
+        if draft.pixel is None or draft.pixel_source != "marker":
+            continue
+        if draft.pixel not in seen:
+            lines = [no for no, pix in scanned.markers if pix == draft.pixel] \
+                + [ln.line_no for ln in scanned.general if ln.pixel == draft.pixel]
+            seen[draft.pixel] = _usable_pixel(draft.pixel, display, min(lines, default=None),
+                                              notes)
+        if seen[draft.pixel] is None:
+            draft.pixel = draft.pixel_source = None

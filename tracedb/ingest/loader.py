@@ -341,8 +341,8 @@ class IngestResult:
 
 
 def ingest(engine: Engine, tables: dict[str, Table], paths: list[str], log_command, *,
-           progress: ProgressFn | None = None, workers_requested: int | None = None
-           ) -> IngestResult:
+           progress: ProgressFn | None = None, workers_requested: int | None = None,
+           follow_links: bool = True) -> IngestResult:
     """Load every trace file under ``paths`` into the warehouse of ``engine``.
 
     Ingests of a few hundred files or more are read and parsed by worker processes
@@ -350,10 +350,10 @@ def ingest(engine: Engine, tables: dict[str, Table], paths: list[str], log_comma
     0 keeps it all in this process) while this one writes: staged groups of files
     (see ``staging.stage_files``), so the writer does no per-row work.
     ``log_command()`` records the command once the paths are walked and returns its
-    command_log id.
+    command_log id. ``follow_links``: see :func:`discover.discover`.
     """
     started = time.perf_counter()
-    found = discover(paths)
+    found = discover(paths, follow_links)
     stats = Stats(files=found.files)
     notes: list[Note] = list(found.notes)
     stats.skipped_files = sum(1 for n in found.notes if n.level == "note")

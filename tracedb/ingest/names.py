@@ -3,7 +3,10 @@ folder and file names. Pure functions."""
 
 from __future__ import annotations
 
+import json
 import re
+
+from ..store.layout import INT_MAX
 
 STAMP = re.compile(r"\d{8}T\d{6}Z")
 
@@ -31,6 +34,36 @@ def normalize_stamp(value: object) -> str | None:
 
 
 _PIXEL_NAME = re.compile(r"pixel_?(\d+)_(\d+)")
+
+#: Pixel numbers run from 0 to what the schema's pixel columns hold.
+PIXEL_MAX = INT_MAX
+
+
+def pixel_problem(pixel: tuple) -> str | None:
+    """Why ``(slow, fast)`` cannot be stored as a pixel, or None when it can: each
+    must be an integer (not a bool, float or string) from 0 to PIXEL_MAX."""
+    problems = [f"{_shown(v)} is a bool" if isinstance(v, bool)
+                else f"{_shown(v)} is not an integer" if type(v) is not int
+                else f"{_shown(v)} is outside 0..{PIXEL_MAX}" for v in pixel
+                if type(v) is not int or not 0 <= v <= PIXEL_MAX]
+    return "; ".join(problems) or None
+
+
+def pixel_text(pixel: tuple) -> str:
+    """``(slow, fast)`` as a note shows it, whatever its numbers are."""
+    return f"({', '.join(_shown(v) for v in pixel)})"
+
+
+def _shown(v: object) -> str:
+    """A pixel number as the note shows it: as JSON writes it, a missing one as
+    'missing', a long one cut short."""
+    if type(v) is int:
+        digits = str(abs(v))  # JSON and markers give at most 4300 digits (str's limit)
+        return v.__repr__() if len(digits) <= 20 else f"{'-' if v < 0 else ''}{digits[:20]}..."
+    if v is None:
+        return "missing"
+    text = json.dumps(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def pixel_from_name(name: str) -> tuple[int, int] | None:

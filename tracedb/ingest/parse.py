@@ -70,7 +70,14 @@ def pixel_marker(text: str) -> tuple[int, int] | None:
     if (first_label or "").lower() in ("fast", "fpixel") \
             and (second_label or "").lower() in ("slow", "spixel"):
         first, second = second, first  # (fast=368, slow=262)
-    return int(first), int(second)
+    return _pixel_number(first), _pixel_number(second)
+
+
+def _pixel_number(digits: str) -> int:
+    """A pixel number as written (decimal digits), however long: past 100 digits only
+    the first 100 are read (int() stops at 4300). Whether it can be a pixel is the
+    loader's question (``names.pixel_problem``); a marker stays a marker."""
+    return int(digits[:100])
 
 
 #: Keys of key=value records that index a loop rather than name a quantity.
@@ -147,7 +154,9 @@ def _precision(text: str) -> tuple[int, float]:
     if cut < 0:
         cut = s.find("E")
     if cut >= 0:
-        exp = int(s[cut + 1:])
+        exp_text = s[cut + 1:]  # as the C twin does, a runaway exponent saturates
+        exp = int(exp_text) if len(exp_text) <= 18 else \
+            (-1 if exp_text[0] == "-" else 1) * (1 << 60)
         s = s[:cut]
     else:
         exp = 0
@@ -274,8 +283,8 @@ def split_prefix(prefix: str) -> tuple[str | None, str]:
 def _pixel_of(values: list[str]) -> tuple[int, int] | None:
     if len(values) == 1 and values[0].startswith("(") and values[0].endswith(")"):
         values = [v for v in re.split(r"[,\s]+", values[0][1:-1]) if v]
-    if len(values) == 2 and all(v.isdigit() for v in values):
-        return int(values[0]), int(values[1])
+    if len(values) == 2 and all(v.isdecimal() for v in values):
+        return _pixel_number(values[0]), _pixel_number(values[1])
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..store.layout import MAX_TAPS, shape_signature
+from ..store.layout import shape_signature
 from . import parse, rows
 
 
@@ -194,8 +194,6 @@ def run_template(draft: RunDraft, unit_of, key_of, key_id_of,
     ``tap_key`` id. ``templates`` caches templates for as long as ``key_id_of``
     gives the same ids.
     """
-    if len(draft.taps) > MAX_TAPS:
-        raise ValueError(f"a run with more than {MAX_TAPS} taps is not supported")
     ident = tuple([e[2] if len(e) == 5 else (e[1].channel, e[1].name, e[1].loop_key,
                                              e[1].unit) for e in draft.taps])
     template = templates.get(ident) if templates is not None else None

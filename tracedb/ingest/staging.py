@@ -192,7 +192,8 @@ def _stage_copy_in_turn(files: list[tuple], ctx: StageContext, turn: int | None)
     run_ids = postgres.pg_nextvals(cur, postgres.pg_sequence(cur, "run"), len(drafts))
     if turn is not None:  # staging the rows needs no turn
         _TURNS.done(turn)  # type: ignore[union-attr]
-    templates = {}
+    if new:  # templates with a new key hold a placeholder id: make them again
+        templates = {}
     stager = rows.Stager(None)
     for run_id, draft in zip(run_ids, drafts, strict=True):
         _stage_run(stager, run_id, draft,

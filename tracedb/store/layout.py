@@ -42,10 +42,19 @@ WRITE_ORDER = (("source_blob", BLOB_COLS, True), ("source_file", FILE_COLS, Fals
                ("run", RUN_COLS, False), ("tap", TAP_COLS, False), ("value", VALUE_COLS, False),
                ("quarantine", QUARANTINE_COLS, False))
 
-#: A tap's id is its run id shifted by TAP_BITS plus its order in the run, so the
-#: writer builds tap rows without a round trip to the database.
-TAP_BITS = 20
-MAX_TAPS = (1 << TAP_BITS) - 1
+#: The largest number the schema's integer columns hold on every backend (a
+#: PostgreSQL ``integer``): pixel numbers, line numbers, a tap's order in its run.
+INT_MAX = (1 << 31) - 1
+#: A tap's id is its run id shifted by TAP_BITS plus its order in the run (from 1),
+#: so the writer builds tap rows without a round trip to the database. 31 bits hold
+#: every order ``tap.seq`` can hold, and the ids stay within 64 bits for run ids
+#: below 2**32. (Warehouses loaded before used 20 bits; their tap ids stay as they
+#: are, and every later run's ids lie above them.)
+TAP_BITS = 31
+#: The most taps one run holds, and lines one file (the loader names a file that
+#: holds more and loads the rest of its bundle).
+MAX_TAPS = INT_MAX
+MAX_LINES = INT_MAX
 
 #: The private database a stager writes a group of files into (SQLite): the tap and
 #: value tables as above, and the pairing keys it did not know (provisional ids).

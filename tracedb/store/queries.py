@@ -10,6 +10,8 @@ planner; it is not a name of its own. Steps may name a column list of
 
 from __future__ import annotations
 
+import operator
+import re
 from functools import cache
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from sqlalchemy import text
 
 from ..errors import TracedbError
 from .engine import backend, resource_dir
-from .layout import TAP_RESULT_COLS
+from .layout import INT_MAX, TAP_RESULT_COLS
 
 #: What a step may name in braces: column lists kept in store/layout.py.
 STEP_TOKENS = {"{tap_result_columns}": ", ".join(TAP_RESULT_COLS)}
@@ -69,13 +71,15 @@ def fetch(engine, name: str, *, check: bool = False, **params
     (a query a user asked for by name) also holds it to a plain read, as ``tracedb
     sql`` does.
     """
-    sql = text(sql_text(name, engine.dialect.name))
+    source = sql_text(name, engine.dialect.name)
+    sql = text(source)
     wanted = set(sql.compile().params)
     unknown = set(params) - wanted
     if unknown:
         raise TracedbError(f"query {name!r} has no parameter(s) {', '.join(sorted(unknown))}"
                            f"; it takes: {', '.join(sorted(wanted)) or 'none'}")
-    bound = {k: params.get(k) for k in wanted}
+    types = param_types(source)
+    bound = {k: bind_value(name, k, types.get(k), params.get(k)) for k in wanted}
     with engine.connect() as conn:
         store = backend(conn)
         # straight through the driver: SQLAlchemy's row objects cost more than the
@@ -87,11 +91,47 @@ def fetch(engine, name: str, *, check: bool = False, **params
                                    label=f"query {name!r}", check=check)
 
 
-def like_literal(text: str | None) -> str | None:
-    """A substring for LIKE ... ESCAPE '\\': % and _ match themselves."""
-    if text is None:
-        return None
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+#: A parameter's type is the one it is cast to in the query: ``CAST(:run_id AS INTEGER)``.
+_CAST = re.compile(r"CAST\(\s*:(\w+)\s+AS\s+([A-Za-z]+)", re.I)
+_INTEGER_TEXT = re.compile(r"\s*[-+]?[0-9]+\s*\Z")
+_INTEGER_TYPES = frozenset({"INTEGER", "INT", "BIGINT", "SMALLINT"})
+_REAL_TYPES = frozenset({"REAL", "FLOAT", "DOUBLE", "NUMERIC"})
+
+
+def param_types(sql: str) -> dict[str, str]:
+    """Each parameter's type as the query casts it (upper case); others are not named."""
+    return {m.group(1): m.group(2).upper() for m in _CAST.finditer(sql)}
+
+
+def bind_value(query: str, key: str, kind: str | None, value: object) -> object:
+    """``value`` as parameter ``key`` of ``query`` takes it: text (as ``--param k=v``
+    gives) read as an integer or number where the query casts the parameter to one, a
+    value the type cannot hold refused in one line. An integer holds what both
+    backends' INTEGER does (PostgreSQL's 32 bits). NULL stays NULL; a parameter the
+    query does not cast binds as given."""
+    if value is None or kind is None:
+        return value
+    if kind in _INTEGER_TYPES:
+        number = None
+        if isinstance(value, str):
+            if _INTEGER_TEXT.match(value):
+                number = int(value)
+        elif not isinstance(value, float):
+            try:
+                number = operator.index(value)  # int, bool, numpy integers
+            except TypeError:
+                pass
+        if number is None or not -INT_MAX - 1 <= number <= INT_MAX:
+            raise TracedbError(f"query {query!r}: parameter {key} takes an integer from "
+                               f"{-INT_MAX - 1} to {INT_MAX}, not {value!r}")
+        return number
+    if kind in _REAL_TYPES:
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise TracedbError(f"query {query!r}: parameter {key} takes a number, "
+                               f"not {value!r}") from None
+    return value if isinstance(value, str) else str(value)
 
 
 class Rows(list):
