@@ -337,14 +337,20 @@ def test_query_parameters_are_typed_and_paths_literal(url, tmp_path):
     proc = cli(url, "query", "runs", "--param", f"run_id={first}", "--format", "json")
     assert [r["id"] for r in json.loads(proc.stdout)] == [first]
 
-    def paths(*args):
+    def paths(records):
+        return sorted(r["path"].split(f"{STAMP}/")[1] for r in records)
+
+    def cli_paths(*args):
         proc = cli(url, *args, "--format", "json")
         assert proc.returncode == 0, proc.stderr
-        return sorted(r["path"].split(f"{STAMP}/")[1] for r in json.loads(proc.stdout))
+        return paths(json.loads(proc.stdout))
 
     for text_, expected in (("c_traces", ["c_traces/pixel_1_2.log"]),
                             ("c%traces", []), ("c_trace_", []), ("100__done", []),
                             ("100%_done", ["100%_done/pixel_3_4.log"]),
                             ("1_2", ["c_traces/pixel_1_2.log", "py_traces/pixel_1_2.log"])):
-        assert paths("query", "runs", "--param", f"path={text_}") == expected, text_
-        assert paths("runs", "--path", text_) == expected, text_
+        assert paths(wh.rows("runs", path=text_)) == expected, text_  # `tracedb query`
+        assert paths(wh.run_rows(path=text_)) == expected, text_  # `tracedb runs`
+        if text_ in ("c%traces", "1_2"):  # and as typed on the command line
+            assert cli_paths("query", "runs", "--param", f"path={text_}") == expected
+            assert cli_paths("runs", "--path", text_) == expected
