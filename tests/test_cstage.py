@@ -135,7 +135,7 @@ TRICKY = [
     "TRACE_C: a 0.000000000000000000000000001234500", "TRACE_C: a 1E+05 .5 5. +.5E-3",
     "TRACE_C: a " + "1" * 400, "TRACE_C: a 1" + " 2" * 5000,
     "TRACE: a = 1", "TRACE:x", "TRACEX: a 1", "  h_mean=1 k=2", "\tk=2", "   ", " \r", "\t\t",
-    "  pixel (1, 2)", "TRACE_C: a 1\tTRACE_PY: a 1",
+    "  pixel (1, 2)", "TRACE_C: a 1\tTRACE_PY: a 1", "=== PIXEL (1, 2) ===", "PIXE", "IXE",
 ]
 
 

@@ -188,9 +188,11 @@ static int is_indented(const char *s, Py_ssize_t len) {
     return 0;
 }
 
+/* "ixel" or "IXEL" (pixel, Pixel, PIXEL): the line may name a pixel. */
 static int has_ixel(const char *s, Py_ssize_t len) {
     for (Py_ssize_t i = 0; i + 4 <= len; i++)
-        if (s[i] == 'i' && memcmp(s + i, "ixel", 4) == 0) return 1;
+        if ((s[i] == 'i' && memcmp(s + i, "ixel", 4) == 0)
+            || (s[i] == 'I' && memcmp(s + i, "IXEL", 4) == 0)) return 1;
     return 0;
 }
 
@@ -837,7 +839,7 @@ PyMODINIT_FUNC PyInit__cstage(void) {
         || PyModule_AddIntConstant(m, "VALUE_PARAMS", VALUE_PARAMS) < 0
         || PyModule_AddIntConstant(m, "KEY_PARAMS", KEY_PARAMS) < 0
         /* and this one its CSTAGE_ABI (an old build lacks features) */
-        || PyModule_AddIntConstant(m, "ABI", 4) < 0) {
+        || PyModule_AddIntConstant(m, "ABI", 5) < 0) {
         Py_DECREF(m);
         return NULL;
     }

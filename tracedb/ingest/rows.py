@@ -54,7 +54,7 @@ def scan_lines(text: str) -> tuple[list[tuple], list[tuple[int, str]], int]:
             rest.append((no, raw))
         else:
             in_record = False
-            if "ixel" in raw:
+            if "ixel" in raw or "IXEL" in raw:  # pixel, Pixel, PIXEL: may be a marker
                 rest.append((no, raw))
     return fast, rest, trace_lines
 
@@ -202,7 +202,7 @@ class PyStager:
 # Python twin above.
 
 #: The _cstage.ABI this Python expects; a build from older sources is not used.
-CSTAGE_ABI = 4
+CSTAGE_ABI = 5
 #: The values the stager binds per tap, value and new_key row, by position.
 LAYOUT_PARAMS = (len(layout.TAP_COLS), len(layout.VALUE_COLS), 1 + len(layout.PAIRING_KEY_COLS))
 
