@@ -23,15 +23,21 @@ RATIO = f"(CASE WHEN {_BOTH} AND cv.num <> 0 THEN rv.num / cv.num END)"
 # strings compare by kind and text; a component missing on one side (vectors of
 # different length) diverges; outside tolerance but within half a unit in the
 # last written digit of the less precise side is 'print_precision'.
-STATUS = f"""(CASE
+def _status(within: str, within_half: str) -> str:
+    """The status rules, with the tests of two numbers: within tolerance, within half
+    a unit in the last written digit."""
+    return f"""(CASE
   WHEN rv.kind IS NULL OR cv.kind IS NULL THEN 'diverged'
   WHEN rv.kind = 'text' OR cv.kind = 'text' THEN
        CASE WHEN rv.kind = cv.kind AND rv.text = cv.text THEN 'match' ELSE 'diverged' END
   WHEN rv.kind <> 'num' OR cv.kind <> 'num' THEN
        CASE WHEN rv.kind = cv.kind THEN 'match' ELSE 'diverged' END
-  WHEN {_DELTA} <= s.atol + s.rtol * {_MAXABS} THEN 'match'
-  WHEN {_DELTA} <= {_HALF} THEN 'print_precision'
+  WHEN {within} THEN 'match'
+  WHEN {within_half} THEN 'print_precision'
   ELSE 'diverged' END)"""
+
+
+STATUS = _status(f"{_DELTA} <= s.atol + s.rtol * {_MAXABS}", f"{_DELTA} <= {_HALF}")
 
 PAIR_COLS = """c.set_id AS set_id, c.id AS comparison_id, r.id AS ref_tap_id, k.id AS cand_tap_id,
        r.channel AS channel, r.key_name AS key_name, r.loop_key AS loop_key,
@@ -117,17 +123,9 @@ def safe_rules(dialect: str) -> Rules:
     rel_delta = (f"(CASE WHEN {_BOTH} AND ({a} <> 0 OR {b} <> 0) THEN CASE WHEN "
                  f"{values_in_band} THEN {_DELTA} / {_MAXABS} ELSE {rel} END END)")
     ratio = f"(CASE WHEN {_BOTH} AND {b} <> 0 AND {values_in_band} THEN {a} / {b} END)"
-    status = f"""(CASE
-  WHEN rv.kind IS NULL OR cv.kind IS NULL THEN 'diverged'
-  WHEN rv.kind = 'text' OR cv.kind = 'text' THEN
-       CASE WHEN rv.kind = cv.kind AND rv.text = cv.text THEN 'match' ELSE 'diverged' END
-  WHEN rv.kind <> 'num' OR cv.kind <> 'num' THEN
-       CASE WHEN rv.kind = cv.kind THEN 'match' ELSE 'diverged' END
-  WHEN (CASE WHEN {all_in_band} THEN {_DELTA} <= s.atol + s.rtol * {_MAXABS}
-             ELSE {within} END) THEN 'match'
-  WHEN (CASE WHEN {values_in_band} THEN {_DELTA} <= {_HALF}
-             ELSE {within_half} END) THEN 'print_precision'
-  ELSE 'diverged' END)"""
+    status = _status(f"""(CASE WHEN {all_in_band} THEN {_DELTA} <= s.atol + s.rtol * {_MAXABS}
+             ELSE {within} END)""", f"""(CASE WHEN {values_in_band} THEN {_DELTA} <= {_HALF}
+             ELSE {within_half} END)""")
     # beyond the band only equal numbers plainly match; the rest get the full rules
     plain_match = f"(CASE WHEN {all_in_band} THEN {PLAIN_MATCH} ELSE {a} = {b} END)"
     return Rules(abs_delta, rel_delta, ratio, status, plain_match)
@@ -298,6 +296,21 @@ BY_LABEL = """(CASE WHEN rv.label IS NULL THEN rv.idx ELSE COALESCE(
 #: pairs by position: the test stays exact without its subqueries. The flagged taps
 #: get the full rules, which pair by label.
 LABELS_DIFFER = "rv.label IS NOT NULL AND (rv.label = cv.label) IS NOT TRUE"
+
+
+#: The views whose text computes with and pairs components, with mismatch_key, which
+#: reads one of them; in the order they are made (0008 and 0009 make them again).
+VALUE_VIEWS = ["component_delta", "tap_status", "tap_status_flagged", "mismatch_value_key",
+               "mismatch_key"]
+
+
+def remake_value_views(execute, made: dict[str, str]) -> None:
+    """Drop :data:`VALUE_VIEWS` and create them from ``made`` (``keyed_views``'
+    texts), through a migration's ``op.execute``."""
+    for view in reversed(VALUE_VIEWS):
+        execute(f"DROP VIEW {view}")
+    for view in VALUE_VIEWS:
+        execute(made[view])
 
 
 def keyed_views(partner: str | None = None, labels_differ: str | None = None,

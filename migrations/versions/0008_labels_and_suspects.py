@@ -24,28 +24,15 @@ Create Date: 2026-12-02
 
 import sqlalchemy as sa
 from alembic import op
-from tracedb_status_rules import BY_LABEL, LABELS_DIFFER, keyed_views
+from tracedb_status_rules import BY_LABEL, LABELS_DIFFER, keyed_views, remake_value_views
 
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-#: The views whose text pairs components, with mismatch_key, which reads one of them;
-#: in the order they are made.
-VIEWS = ["component_delta", "tap_status", "tap_status_flagged", "mismatch_value_key",
-         "mismatch_key"]
-
-
-def _views(made: dict[str, str]) -> None:
-    for view in reversed(VIEWS):
-        op.execute(f"DROP VIEW {view}")
-    for view in VIEWS:
-        op.execute(made[view])
-
-
 def upgrade() -> None:
-    _views(keyed_views(BY_LABEL, LABELS_DIFFER))
+    remake_value_views(op.execute, keyed_views(BY_LABEL, LABELS_DIFFER))
     op.add_column("tap_result", sa.Column("suspect", sa.Text))
     op.add_column("tap_result", sa.Column("suspect_basis", sa.Text))
 
@@ -53,4 +40,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("ALTER TABLE tap_result DROP COLUMN suspect_basis")
     op.execute("ALTER TABLE tap_result DROP COLUMN suspect")
-    _views(keyed_views())
+    remake_value_views(op.execute, keyed_views())

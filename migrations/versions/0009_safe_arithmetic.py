@@ -18,25 +18,23 @@ Create Date: 2026-12-02
 """
 
 from alembic import op
-from tracedb_status_rules import BY_LABEL, IEEE, LABELS_DIFFER, keyed_views, safe_rules
+from tracedb_status_rules import (
+    BY_LABEL,
+    IEEE,
+    LABELS_DIFFER,
+    keyed_views,
+    remake_value_views,
+    safe_rules,
+)
 
 revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
 
-#: The views that compute with values, with mismatch_key, which reads one of them; in
-#: the order they are made (as 0008 makes them).
-VIEWS = ["component_delta", "tap_status", "tap_status_flagged", "mismatch_value_key",
-         "mismatch_key"]
-
 
 def _views(rules) -> None:
-    made = keyed_views(BY_LABEL, LABELS_DIFFER, rules)
-    for view in reversed(VIEWS):
-        op.execute(f"DROP VIEW {view}")
-    for view in VIEWS:
-        op.execute(made[view])
+    remake_value_views(op.execute, keyed_views(BY_LABEL, LABELS_DIFFER, rules))
 
 
 def upgrade() -> None:
