@@ -200,12 +200,12 @@ def test_a_comparison_does_not_wait_for_another_ones_statistics(pg_url):
 
     wh = tracedb.connect(pg_url)
     assert wh.ingest([example_tree()]).ok
-    expected = wh.diverge()
+    expected = wh.diverge(save=True)
     holder = wh.engine.connect()
     tx = holder.begin()
     holder.exec_driver_sql("ANALYZE comparison")  # held until tx ends
     result: dict = {}
-    worker = threading.Thread(target=lambda: result.setdefault("df", wh.diverge()))
+    worker = threading.Thread(target=lambda: result.setdefault("df", wh.diverge(save=True)))
     worker.start()
     worker.join(120)
     finished = not worker.is_alive()

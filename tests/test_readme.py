@@ -83,7 +83,7 @@ def test_readme_python_runs_on_the_corpus(workdir, monkeypatch):
 
 def test_readme_sql_runs_on_the_corpus(workdir):
     [sql] = blocks("sql")
-    proc = subprocess.run([sys.executable, "-m", "tracedb", "diverge"], cwd=workdir,
+    proc = subprocess.run([sys.executable, "-m", "tracedb", "diverge", "--save"], cwd=workdir,
                           capture_output=True, text=True, timeout=600,
                           env={k: v for k, v in os.environ.items() if k != "TRACEDB_URL"})
     assert proc.returncode == 0, proc.stderr

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 import tracedb
 from tracedb.store import engine as db
+from tracedb.store.queries import connection
 
 from .test_diverge import capture, run_cli
 
@@ -109,7 +110,8 @@ def test_api_frames_and_records_hold_unpaired_pixels(url, tmp_path):
     full = wh.diverge(detail="all").set_index("status")
     assert (full.missing_cand["missing_cand"], full.missing_ref["missing_ref"]) == (3, 1)
     set_id = df.attrs["set_id"]
-    with wh.engine.connect() as conn:  # the flags equal the plain view for unpaired pairs
+    # the flags equal the plain view for unpaired pairs
+    with connection(wh.db.reads(set_id)) as conn:
         stored = set(conn.execute(text(
             "SELECT comparison_id, key_id FROM tap_flag WHERE set_id = :s"), {"s": set_id}))
         view = set(conn.execute(text(
@@ -187,7 +189,7 @@ def test_downgrade_drops_unpaired_pairs_and_upgrade_keeps_results(url, tmp_path)
     # 0006 makes the comparison's run columns nullable; on SQLite it makes the table
     # again under the results that refer to it (foreign keys on)
     wh = _loaded(url, tmp_path)
-    found = wh.divergences(detail="all")
+    found = wh.divergences(detail="all", save=True)
     unpaired = [r["comparison_id"] for r in found.rows if r["status"] != "match"]
     assert len(unpaired) == 2
 

@@ -101,16 +101,26 @@ class Warehouse:
     def rows(self, name: str, **params) -> list[dict]:
         """Run the named query ``queries/<name>.sql``; its rows as dicts. It is held to
         a plain read as :meth:`sql` is (whatever the file says)."""
-        return queries.records(*queries.fetch(self.engine, name, check=True, **params))
+        return queries.records(*queries.fetch(self._reads(params), name, check=True,
+                                              **params))
 
     def query(self, name: str, **params):
         """Run the named query ``queries/<name>.sql``; returns a pandas DataFrame."""
-        keys, rows = queries.fetch(self.engine, name, check=True, **params)
+        keys, rows = queries.fetch(self._reads(params), name, check=True, **params)
         return _frame(queries.records(keys, rows), keys)
+
+    def _reads(self, params: dict):
+        """Where a query reads: a comparison set's results where it names one
+        (``set_id``), else the session's connection (see ``Handle.reads``)."""
+        set_id = params.get("set_id")
+        try:
+            return self.db.reads(None if set_id is None else int(set_id))
+        except (TypeError, ValueError):
+            return self.db.reads()  # the query refuses it, naming the parameter
 
     def _own(self, name: str, **params) -> list[dict]:
         """One of tracedb's own queries (read-only, as every query is)."""
-        return queries.records(*queries.fetch(self.engine, name, **params))
+        return queries.records(*queries.fetch(self._reads(params), name, **params))
 
     # -- ingest --------------------------------------------------------------------
     def ingest(self, paths: list[str | Path], *, progress: ProgressFn | None = None,
@@ -193,21 +203,25 @@ class Warehouse:
 
     def divergences(self, ref: str | None = None, cand: str | None = None,
                     pixels: list[tuple[int, int]] | None = None, rtol: float = 1e-12,
-                    atol: float = 0.0, strict: bool = False, detail: str = "mismatch"
-                    ) -> results.Divergences:
+                    atol: float = 0.0, strict: bool = False, detail: str = "mismatch",
+                    save: bool = False) -> results.Divergences:
         """What :meth:`diverge` returns, as records with their tolerance."""
-        return requests.diverge(self.db, ref, cand, pixels, rtol, atol, strict, detail)
+        return requests.diverge(self.db, ref, cand, pixels, rtol, atol, strict, detail, save)
 
     def diverge(self, ref: str | None = None, cand: str | None = None,
                 pixels: list[tuple[int, int]] | None = None, rtol: float = 1e-12,
-                atol: float = 0.0, strict: bool = False, detail: str = "mismatch"):
+                atol: float = 0.0, strict: bool = False, detail: str = "mismatch",
+                save: bool = False):
         """First divergence per pixel pair; one row per pair (a pandas DataFrame).
 
         ``df.attrs["set_id"]`` names the comparison set; with the default
         ``detail='mismatch'`` it holds the taps that did not match (enough for
-        every count and divergence); ``detail='all'`` stores every tap.
+        every count and divergence); ``detail='all'`` stores every tap. The set is
+        this session's own (a negative id; its rows are in the temporary tables
+        ``comparison_set``, ``comparison``, ``tap_result`` that :meth:`sql` and
+        :meth:`query` read) unless ``save`` keeps it in the warehouse.
         """
-        found = self.divergences(ref, cand, pixels, rtol, atol, strict, detail)
+        found = self.divergences(ref, cand, pixels, rtol, atol, strict, detail, save)
         return _frame(found.rows, None, found.attrs)
 
     def diff(self, set_id: int, strict: bool = False):
@@ -215,31 +229,32 @@ class Warehouse:
         return _frame(requests.diff(self.db, set_id, strict))
 
     def diff_runs(self, run_a: int, run_b: int, rtol: float = 1e-12, atol: float = 0.0,
-                  strict: bool = False):
+                  strict: bool = False, save: bool = False):
         """Two runs side by side: every tap with its status (``taps RUN --diff RUN``)."""
-        return _frame(requests.diff_runs(self.db, run_a, run_b, rtol, atol, strict))
+        return _frame(requests.diff_runs(self.db, run_a, run_b, rtol, atol, strict, save))
 
     def timeline(self, pixel: tuple[int, int], ref: str | None = None,
                  cand: str | None = None, rtol: float = 1e-12, atol: float = 0.0,
-                 strict: bool = False):
+                 strict: bool = False, save: bool = False):
         """A fixed reference run against each candidate run of one pixel, in stamp order.
 
         Returns (summaries, changes): the first divergence and counts per candidate,
         and the taps fixed or newly diverged since the previous candidate.
         """
-        found, changes = requests.timeline(self.db, pixel, ref, cand, rtol, atol, strict)
+        found, changes = requests.timeline(self.db, pixel, ref, cand, rtol, atol, strict,
+                                           save)
         return (_frame(found.rows, None, {**found.attrs, "unstamped": found.unstamped}),
                 _frame(changes))
 
     def regress(self, base: str, head: str, ref: str | None = None,
                 pixels: list[tuple[int, int]] | None = None, rtol: float = 1e-12,
-                atol: float = 0.0, strict: bool = False):
+                atol: float = 0.0, strict: bool = False, save: bool = False):
         """Per pixel: taps that matched at base and diverge at head, and the reverse.
 
         Returns (summaries, changes) like :meth:`timeline`; ordinal 1 is base, 2 head.
         """
         found, changes = requests.regress(self.db, base, head, ref, pixels, rtol, atol,
-                                          strict)
+                                          strict, save)
         return (_frame(found.rows, None, found.attrs),
                 _frame(changes))
 
@@ -274,28 +289,35 @@ class Warehouse:
     def report(self, outdir: str | Path, *, ref: str | None = None, cand: str | None = None,
                pixels: list[tuple[int, int]] | None = None, rtol: float = 1e-12,
                atol: float = 0.0, strict: bool = False, unicode: bool = False,
-               force: bool = False, model: str = "nanoBragg",
+               force: bool = False, model: str = "nanoBragg", save: bool = False,
                argv: list[str] | None = None):
-        """Write the evidence set (Markdown, diffs, provenance, plots) to ``outdir``."""
+        """Write the evidence set (Markdown, diffs, provenance, plots) to ``outdir``.
+
+        The warehouse is only read, unless ``save``: then the comparison is kept in it
+        and the report recorded in its command_log."""
         from .present.report import prepare_outdir, write_report
 
         outdir = Path(outdir)
         if argv is None:
             argv = report_argv(self.url, outdir, ref=ref, cand=cand, pixels=pixels,
                                rtol=rtol, atol=atol, strict=strict, unicode=unicode,
-                               force=force, model=model)
+                               force=force, model=model, save=save)
         argv = mask_argv(argv)
-        command = health.Command(self.db, "report", argv, __version__)
-        command.start()
+        command = health.Command(self.db, "report", argv, __version__) if save else None
+        if command:
+            command.start()
         try:
-            found = self.divergences(ref, cand, pixels, rtol, atol, strict, detail="all")
+            found = self.divergences(ref, cand, pixels, rtol, atol, strict, detail="all",
+                                     save=save)
             prepare_outdir(outdir, force)
             rep = write_report(outdir, _report_data(self.db, found, model), utcnow(),
                                unicode=unicode, argv=argv)
         except Exception:
-            command.finish("error", {})
+            if command:
+                command.finish("error", {})
             raise
-        command.finish("ok", {"files": len(rep.files), "set_id": rep.set_id})
+        if command:
+            command.finish("ok", {"files": len(rep.files), "set_id": rep.set_id})
         return rep
 
     # -- health ---------------------------------------------------------------------
@@ -318,7 +340,7 @@ class Warehouse:
         ``store.queries.SQL_TIMEOUT``, 60): (columns, rows). Anything else (writes,
         several statements, functions that change the server's state or reach outside
         the warehouse) is refused."""
-        return queries.run_sql(self.engine, statement, timeout)
+        return queries.run_sql(self.db.reads(), statement, timeout)
 
     def sql(self, statement: str, timeout: float | None = None):
         """:meth:`sql_rows` as a pandas DataFrame."""
@@ -333,7 +355,8 @@ def _report_data(db, found: results.Divergences, model: str):
     from .present.report import ReportData
 
     def rows(name: str, **params) -> list[dict]:
-        return queries.records(*queries.fetch(db.engine, name, set_id=found.set_id, **params))
+        return queries.records(*queries.fetch(db.reads(found.set_id), name,
+                                              set_id=found.set_id, **params))
 
     with db.engine.connect() as conn:
         version = db.store.server_version(conn)
@@ -355,7 +378,8 @@ def _masked_load(row: dict) -> dict:
 
 
 def report_argv(url: str, outdir, *, ref=None, cand=None, pixels=None, rtol=1e-12, atol=0.0,
-                strict=False, unicode=False, force=False, model="nanoBragg") -> list[str]:
+                strict=False, unicode=False, force=False, model="nanoBragg", save=False
+                ) -> list[str]:
     """The full `tracedb report` command line (every option explicit, secrets masked)
     for commands.txt."""
     argv = ["tracedb", "--db", url, "report", Path(outdir).as_posix()]
@@ -366,7 +390,7 @@ def report_argv(url: str, outdir, *, ref=None, cand=None, pixels=None, rtol=1e-1
         argv += ["--pixel", f"{p[0]},{p[1]}"]
     argv += ["--rtol", repr(float(rtol)), "--atol", repr(float(atol)), "--model", model]
     argv += [flag for flag, on in (("--strict", strict), ("--unicode", unicode),
-                                   ("--force", force)) if on]
+                                   ("--force", force), ("--save", save)) if on]
     return mask_argv(argv)
 
 

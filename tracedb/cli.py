@@ -24,8 +24,10 @@ from .cli_options import (
     PixelOpt,
     RefOpt,
     ReportFmt,
+    SaveOpt,
     emit,
     list_rows,
+    parse_age,
     parse_param,
     parse_pixel,
     parse_pixels,
@@ -168,6 +170,7 @@ def taps(
     rtol: Annotated[float, typer.Option(help="relative tolerance (with --diff)")] = 1e-12,
     atol: Annotated[float, typer.Option(help="absolute tolerance (with --diff)")] = 0.0,
     strict: Annotated[bool, typer.Option(help="count print_precision as diverged")] = False,
+    save: SaveOpt = False,
     fmt: FormatOpt = Fmt.table,
 ) -> None:
     """Show the taps of one run in trace order, values as written (or two runs, --diff)."""
@@ -178,7 +181,8 @@ def taps(
         if diff is not None:
             from .present.tables import emit_diff
 
-            rows = requests.diff_runs(wh.db, run, diff, rtol=rtol, atol=atol, strict=strict)
+            rows = requests.diff_runs(wh.db, run, diff, rtol=rtol, atol=atol, strict=strict,
+                                      save=save)
             emit_diff(rows, fmt.value, f"run {run} (ref) vs run {diff} (cand), "
                                        f"rtol={rtol:g} atol={atol:g}")
             return
@@ -480,6 +484,22 @@ def db_check(
     if bad:
         _err(f"error: {bad} check(s) found problems")
         raise typer.Exit(1)
+
+
+@db_app.command("prune")
+def db_prune(
+    older_than: Annotated[str, typer.Option(
+        "--older-than", metavar="AGE",
+        help="remove saved comparisons made longer ago than AGE: a number and a unit, "
+             "s, m, h, d or w (30d, 12h); 0s removes every saved comparison")],
+) -> None:
+    """Remove comparisons kept in the warehouse with --save, by age."""
+    from .compare.engine import prune
+    from .store.engine import utcnow
+
+    with _open() as wh:
+        removed = prune(wh.db, parse_age(older_than), utcnow())
+    typer.echo(f"removed {removed} saved comparison set(s) older than {older_than}")
 
 
 @db_app.command("rekey")

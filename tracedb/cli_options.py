@@ -61,12 +61,15 @@ RtolOpt = Annotated[float, typer.Option("--rtol", help="relative tolerance")]
 AtolOpt = Annotated[float, typer.Option("--atol", help="absolute tolerance")]
 StrictOpt = Annotated[bool, typer.Option("--strict",
                                          help="count print_precision as diverged")]
+SaveOpt = Annotated[bool, typer.Option(
+    "--save", help="keep the comparison in the warehouse (needs write access; "
+                   "`tracedb db prune` removes it); without it nothing is written")]
 
 
 def tolerance_options(command):
     """Give a command the comparison options, defined once for every command that
-    compares: --rtol, --atol and --strict arrive as one ``tol`` dict of keywords
-    (rtol, atol, strict) for the core's comparison calls."""
+    compares: --rtol, --atol, --strict and --save arrive as one ``tol`` dict of
+    keywords (rtol, atol, strict, save) for the core's comparison calls."""
     import functools
     import inspect
 
@@ -75,11 +78,13 @@ def tolerance_options(command):
     added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                annotation=annotation)
              for name, default, annotation in (("rtol", 1e-12, RtolOpt), ("atol", 0.0, AtolOpt),
-                                               ("strict", False, StrictOpt))]
+                                               ("strict", False, StrictOpt),
+                                               ("save", False, SaveOpt))]
 
     @functools.wraps(command)
-    def wrapper(*args, rtol: float, atol: float, strict: bool, **kwargs):
-        return command(*args, tol={"rtol": rtol, "atol": atol, "strict": strict}, **kwargs)
+    def wrapper(*args, rtol: float, atol: float, strict: bool, save: bool, **kwargs):
+        return command(*args, tol={"rtol": rtol, "atol": atol, "strict": strict, "save": save},
+                       **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=kept + added)  # type: ignore
     return wrapper
@@ -95,6 +100,21 @@ PixelOpt = Annotated[list[str] | None, typer.Option(
 def parse_pixels(values: list[str] | None) -> list[tuple[int, int]] | None:
     return [p for p in (parse_pixel(v) for v in values) if p] if values else None
 
+
+
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(value: str):
+    """'30d', '12h', '1.5w': a timedelta (a number and one of s, m, h, d, w)."""
+    import re
+    from datetime import timedelta
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", value)
+    if not m:
+        raise typer.BadParameter(f"expected an age such as 30d, 12h or 90m, got {value!r}",
+                                 param_hint="--older-than")
+    return timedelta(seconds=float(m.group(1)) * _AGE_UNITS[m.group(2)])
 
 
 def parse_param(value: str) -> tuple[str, str | None]:

@@ -10,7 +10,9 @@ ordered pass over the values and the taps missing per pair of run shapes, then
 divergence summary needs; :func:`complete` adds the rest. The unit hints follow
 (``unit_hints``), then the side each hinted tap puts off (``unit_suspects``).
 Every request is compared afresh, so aliases or accepted divergences recorded
-since count; results of the same request older than an hour are removed then.
+since count. A set is the session's own (``store.scratch``: negative ids, nothing
+written to the warehouse) unless it is saved; saving a request removes saved results
+of the same request older than an hour, and :func:`prune` saved sets by age.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..errors import TracedbError
 from ..store.engine import backend
@@ -46,27 +49,54 @@ def request_key(pairs: list[tuple], rtol: float, atol: float, detail: str) -> st
          "pairs": [list(p[:4]) for p in pairs]}).encode()).hexdigest()
 
 
+@contextmanager
+def _results(db, saved: bool):
+    """A transaction on the connection that holds a set's results: the warehouse's
+    (``saved``; on SQLite it takes the write lock) or the session's (``store.scratch``,
+    which only reads the warehouse)."""
+    if saved:
+        with db.store.write_connection(db.engine) as conn, conn.begin():
+            yield conn
+    else:
+        conn = db.scratch()
+        with conn.begin():
+            yield conn
+
+
 def create(db, pairs: list[tuple], rtol: float, atol: float, description: str,
-           now: str, detail: str = "all") -> int:
-    """Compare (grp, ordinal, ref, cand, pairing) run pairs; returns the set id."""
+           now: str, detail: str = "all", save: bool = False) -> int:
+    """Compare (grp, ordinal, ref, cand, pairing) run pairs; returns the set id.
+
+    The results are the session's own (a negative id, nothing written to the
+    warehouse) unless ``save``: then they are kept in the warehouse (a positive id)
+    until ``tracedb db prune`` removes them."""
     check_tolerance(rtol, atol)
     if detail not in ("all", "mismatch"):
         raise ValueError(f"detail must be 'all' or 'mismatch', not {detail!r}")
     key = request_key(pairs, rtol, atol, detail)
     t_set, t_cmp = db.tables["comparison_set"], db.tables["comparison"]
-    with db.store.write_connection(db.engine) as conn, conn.begin():
-        # Earlier results of the same request go once they are an hour old (a
-        # reader of a result made moments ago by another process keeps it).
-        for old in conn.execute(select(t_set.c.id).where(
-                (t_set.c.request_key == key)
-                & (t_set.c.created_at < _hours_ago(now, KEEP_HOURS)))).scalars().all():
-            _drop_results(conn, db.tables, old, with_set=True)
-        set_id = conn.execute(t_set.insert().returning(t_set.c.id), dict(
-            request_key=key, rtol=float(rtol), atol=float(atol), detail=detail,
-            description=description, created_at=now)).scalar_one()
+    row = dict(request_key=key, rtol=float(rtol), atol=float(atol), detail=detail,
+               description=description, created_at=now)
+    with _results(db, save) as conn:
+        if save:
+            # Earlier results of the same request go once they are an hour old (a
+            # reader of a result made moments ago by another process keeps it).
+            for old in conn.execute(select(t_set.c.id).where(
+                    (t_set.c.request_key == key)
+                    & (t_set.c.created_at < _hours_ago(now, KEEP_HOURS)))).scalars().all():
+                _drop_results(conn, db.tables, old, with_set=True)
+            first = {}
+        else:  # the session's own sets and comparisons count down from -1
+            set_low, cmp_low = conn.execute(select(
+                select(func.min(t_set.c.id)).scalar_subquery(),
+                select(func.min(t_cmp.c.id)).scalar_subquery())).one()
+            row["id"] = min(set_low or 0, 0) - 1
+            first = {"id": min(cmp_low or 0, 0) - 1}
+        set_id = conn.execute(t_set.insert().returning(t_set.c.id), row).scalar_one()
         conn.execute(t_cmp.insert(), [dict(
-            set_id=set_id, grp=g, ordinal=o, ref_run_id=r, cand_run_id=c, pairing=how)
-            for g, o, r, c, how in pairs])
+            set_id=set_id, grp=g, ordinal=o, ref_run_id=r, cand_run_id=c, pairing=how,
+            **({"id": first["id"] - i} if first else {}))
+            for i, (g, o, r, c, how) in enumerate(pairs)])
         db.store.tune_for_comparison(conn)
         _compare(conn, set_id, detail)
     return set_id
@@ -82,6 +112,20 @@ def _drop_results(conn, tables, set_id: int, with_set: bool) -> None:
         conn.execute(t.delete().where(t.c.id == set_id))
 
 
+def prune(db, older_than: timedelta, now: str) -> int:
+    """Remove the saved comparison sets made more than ``older_than`` before ``now``
+    (``tracedb db prune``); returns how many."""
+    cutoff = (datetime.strptime(now, "%Y-%m-%dT%H:%M:%SZ") - older_than
+              ).strftime("%Y-%m-%dT%H:%M:%SZ")
+    t_set = db.tables["comparison_set"]
+    with _results(db, saved=True) as conn:
+        old = conn.execute(select(t_set.c.id).where(
+            t_set.c.created_at < cutoff)).scalars().all()
+        for set_id in old:
+            _drop_results(conn, db.tables, set_id, with_set=True)
+    return len(old)
+
+
 def complete(db, set_id: int) -> None:
     """Make a 'mismatch' comparison set hold every tap (a no-op for 'all' sets).
 
@@ -90,7 +134,7 @@ def complete(db, set_id: int) -> None:
     divergences recorded since its comparison cannot leave it half old, half new.
     """
     t_set = db.tables["comparison_set"]
-    with db.store.write_connection(db.engine) as conn, conn.begin():
+    with _results(db, saved=set_id > 0) as conn:
         # one completer at a time
         query = db.store.lock_for_update(select(t_set.c.detail).where(t_set.c.id == set_id))
         detail = conn.execute(query).scalar_one_or_none()

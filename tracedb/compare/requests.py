@@ -21,16 +21,19 @@ def pairing_runs(db) -> list[dict]:
     return runs
 
 
-def _compare(db, pairs, rtol, atol, strict, description, detail="all") -> Divergences:
-    set_id = engine.create(db, pairs, rtol, atol, description, utcnow(), detail)
+def _compare(db, pairs, rtol, atol, strict, description, detail="all", save=False
+             ) -> Divergences:
+    set_id = engine.create(db, pairs, rtol, atol, description, utcnow(), detail, save)
     return results.divergences(db, set_id, rtol, atol, strict)
 
 
 def diverge(db, ref=None, cand=None, pixels=None, rtol=1e-12, atol=0.0, strict=False,
-            detail="mismatch") -> Divergences:
-    """First divergence per pixel pair (see ``select.pair_runs`` for the pairing)."""
+            detail="mismatch", save=False) -> Divergences:
+    """First divergence per pixel pair (see ``select.pair_runs`` for the pairing).
+    Every request here compares into the session's own results unless ``save`` (see
+    ``engine.create``)."""
     pairs = select.pair_runs(pairing_runs(db), ref, cand, pixels)
-    return _compare(db, pairs, rtol, atol, strict, "diverge", detail)
+    return _compare(db, pairs, rtol, atol, strict, "diverge", detail, save)
 
 
 def diff(db, set_id: int, strict: bool = False) -> list[dict]:
@@ -45,29 +48,30 @@ def check_run(db, run_id: int) -> None:
         raise TracedbError(f"no run with id {run_id}; list them with `tracedb runs`")
 
 
-def diff_runs(db, run_a: int, run_b: int, rtol=1e-12, atol=0.0, strict=False) -> list[dict]:
+def diff_runs(db, run_a: int, run_b: int, rtol=1e-12, atol=0.0, strict=False, save=False
+              ) -> list[dict]:
     """Two runs side by side: every tap with its status (``taps RUN --diff RUN``)."""
     check_run(db, run_a)
     check_run(db, run_b)
     set_id = engine.create(db, [(0, 1, run_a, run_b, "run vs run")], rtol, atol, "diff",
-                           utcnow())
+                           utcnow(), save=save)
     return diff(db, set_id, strict)
 
 
-def timeline(db, pixel, ref=None, cand=None, rtol=1e-12, atol=0.0, strict=False
+def timeline(db, pixel, ref=None, cand=None, rtol=1e-12, atol=0.0, strict=False, save=False
              ) -> tuple[Divergences, list[dict]]:
     """A fixed reference run against each candidate run of one pixel, in stamp order;
     and the taps fixed or newly diverged since the previous candidate."""
     pairs, unstamped = select.timeline_pairs(pairing_runs(db), pixel, ref, cand)
-    found = _compare(db, pairs, rtol, atol, strict, "timeline")
+    found = _compare(db, pairs, rtol, atol, strict, "timeline", save=save)
     found.unstamped = unstamped
     return found, results.changes(db, found.set_id, strict)
 
 
 def regress(db, base: str, head: str, ref=None, pixels=None, rtol=1e-12, atol=0.0,
-            strict=False) -> tuple[Divergences, list[dict]]:
+            strict=False, save=False) -> tuple[Divergences, list[dict]]:
     """Per pixel: taps that matched at base and diverge at head, and the reverse
     (ordinal 1 is base, 2 head)."""
     pairs = select.regress_pairs(pairing_runs(db), base, head, ref, pixels)
-    found = _compare(db, pairs, rtol, atol, strict, "regress")
+    found = _compare(db, pairs, rtol, atol, strict, "regress", save=save)
     return found, results.changes(db, found.set_id, strict)

@@ -105,7 +105,7 @@ def pair_status(r: dict) -> str:
 
 def summaries(db, set_id: int, strict: bool) -> list[dict]:
     """The divergence summary of a set: one record per comparison."""
-    keys, rows = fetch(db.engine, "divergence", set_id=set_id, strict=int(strict))
+    keys, rows = fetch(db.reads(set_id), "divergence", set_id=set_id, strict=int(strict))
     if not rows:
         raise TracedbError(f"comparison set {set_id} has no results (removed while "
                            "reading?); run the command again")
@@ -129,7 +129,7 @@ def divergences(db, set_id: int, rtol: float, atol: float, strict: bool) -> Dive
 
 def diff(db, set_id: int, strict: bool) -> list[dict]:
     """Every tap of every comparison of a (complete) set, with statuses and unit hints."""
-    keys, rows = fetch(db.engine, "tap_diff", set_id=set_id, strict=int(strict))
+    keys, rows = fetch(db.reads(set_id), "tap_diff", set_id=set_id, strict=int(strict))
     sides = {r["comparison_id"]: (r["ref_side"], r["cand_side"])
              for r in summaries(db, set_id, strict)}
     out = records(keys, rows)
@@ -153,7 +153,7 @@ def by_comparison(diff: list[dict]) -> dict[int, list[dict]]:
 
 def changes(db, set_id: int, strict: bool) -> list[dict]:
     """Taps fixed or newly diverged since the previous comparison of their group."""
-    return records(*fetch(db.engine, "tap_changes", set_id=set_id, strict=int(strict)))
+    return records(*fetch(db.reads(set_id), "tap_changes", set_id=set_id, strict=int(strict)))
 
 
 # --------------------------------------------------------------------------- JSON objects

@@ -128,8 +128,9 @@ def make_engine(url: str) -> Engine:
         from . import sqlite
 
         kwargs = sqlite.engine_kwargs(parsed)
+        parsed = sqlite.read_only_media(parsed)
     try:
-        engine = create_engine(url, **kwargs)
+        engine = create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ImportError) as exc:
         hint = " (pip install 'tracedb[postgres]')" if "postgres" in url else ""
         raise TracedbError(mask_secrets(f"no driver for {url}: {exc}{hint}")) from None
@@ -267,8 +268,9 @@ def utcnow() -> str:
 
 
 class Handle:
-    """An open warehouse: its URL, engine and (reflected on first use) tables. The core
-    modules (ingest, compare, curate) take one; ``api.Warehouse`` holds one."""
+    """An open warehouse: its URL, engine, (reflected on first use) tables and the
+    session's own comparison results (:meth:`scratch`). The core modules (ingest,
+    compare, curate) take one; ``api.Warehouse`` holds one."""
 
     def __init__(self, url: str | None = None, *, check_schema: bool = True):
         self.url = resolve_url(url)
@@ -276,6 +278,24 @@ class Handle:
         if check_schema:
             ensure_schema(self.engine, self.url)
         self._tables: dict[str, Table] | None = None
+        self._scratch = None
+
+    def scratch(self):
+        """The connection that holds this session's comparison results, made on first
+        use (``store.scratch``: temporary tables, so only reads reach the warehouse)."""
+        if self._scratch is None:
+            from .scratch import open_scratch
+
+            self._scratch = open_scratch(self.engine, self.tables)
+        return self._scratch
+
+    def reads(self, set_id: int | None = None):
+        """Where to read: a comparison set's results (``set_id``: the session's own are
+        negative, saved ones positive), or anything else (None: the session's
+        connection once it has results, so a person's SQL sees them)."""
+        if self._scratch is not None and (set_id is None or set_id < 0):
+            return self._scratch
+        return self.engine
 
     @property
     def tables(self) -> dict[str, Table]:
@@ -293,4 +313,10 @@ class Handle:
         return backend(self.engine)
 
     def close(self) -> None:
+        if self._scratch is not None:
+            # discarded, not pooled: its temporary tables would shadow the
+            # warehouse's for the connection's next user
+            self._scratch.invalidate()
+            self._scratch.close()
+            self._scratch = None
         self.engine.dispose()

@@ -56,6 +56,23 @@ def after_bulk_load(engine: Engine) -> None:
         pass
 
 
+def prepare_scratch(conn) -> None:
+    """Before the session's first temporary table (it cannot change afterwards): room
+    for its comparison results in memory, as the comparison's sorts have
+    (``tune_for_comparison``), instead of the default 8 MB of temporary buffers."""
+    conn.exec_driver_sql("SET temp_buffers = '256MB'")
+    conn.commit()
+
+
+def view_definitions(conn) -> list[tuple[str, str]]:
+    """Every view of the warehouse's schema (the first of the search path) as (name,
+    its SELECT)."""
+    return [tuple(r) for r in conn.exec_driver_sql(
+        "SELECT c.relname, pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c "
+        "WHERE c.relkind = 'v' AND c.relnamespace = current_schema()::regnamespace "
+        "ORDER BY c.oid")]
+
+
 def server_version(conn) -> str:
     return conn.exec_driver_sql("SHOW server_version").scalar()
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import operator
 import re
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 from ..errors import TracedbError
 from .engine import backend, resource_dir
@@ -61,9 +63,26 @@ def sql_text(name: str, dialect: str | None = None, step: bool = False) -> str:
     return sql
 
 
-def fetch(engine, name: str, *, check: bool = False, **params
+@contextmanager
+def connection(bind):
+    """A connection for ``bind``: a new one from an engine (closed afterwards), or the
+    given connection itself (a session's, which keeps its temporary tables; a
+    transaction its use began is rolled back afterwards)."""
+    if isinstance(bind, Connection):
+        try:
+            yield bind
+        finally:
+            if bind.in_transaction():
+                bind.rollback()
+    else:
+        with bind.connect() as conn:
+            yield conn
+
+
+def fetch(bind, name: str, *, check: bool = False, **params
           ) -> tuple[list[str], list[tuple]]:
-    """Run the named query; its column names and rows (plain tuples).
+    """Run the named query on ``bind`` (an engine or a connection); its column names
+    and rows (plain tuples).
 
     Every parameter the query takes is bound (None when not given); one it does not
     take is an error that lists those it does. The query runs the read-only way of
@@ -71,7 +90,7 @@ def fetch(engine, name: str, *, check: bool = False, **params
     (a query a user asked for by name) also holds it to a plain read, as ``tracedb
     sql`` does.
     """
-    source = sql_text(name, engine.dialect.name)
+    source = sql_text(name, bind.dialect.name)
     sql = text(source)
     wanted = set(sql.compile().params)
     unknown = set(params) - wanted
@@ -80,7 +99,7 @@ def fetch(engine, name: str, *, check: bool = False, **params
                            f"; it takes: {', '.join(sorted(wanted)) or 'none'}")
     types = param_types(source)
     bound = {k: bind_value(name, k, types.get(k), params.get(k)) for k in wanted}
-    with engine.connect() as conn:
+    with connection(bind) as conn:
         store = backend(conn)
         # straight through the driver: SQLAlchemy's row objects cost more than the
         # query itself for the 10^5-row answers of a large warehouse
@@ -159,7 +178,7 @@ def run_step(conn, name: str, /, **params) -> None:
 SQL_TIMEOUT = 60.0
 
 
-def run_sql(engine, statement: str, timeout: float | None = None
+def run_sql(bind, statement: str, timeout: float | None = None
             ) -> tuple[list[str], list[tuple]]:
     """``tracedb sql``: one statement that can only read, within ``timeout`` seconds
     (None: :data:`SQL_TIMEOUT`).
@@ -170,6 +189,6 @@ def run_sql(engine, statement: str, timeout: float | None = None
     timeout = SQL_TIMEOUT if timeout is None else timeout
     if not timeout > 0:
         raise TracedbError(f"--timeout must be a positive number of seconds, not {timeout}")
-    with engine.connect() as conn:
+    with connection(bind) as conn:
         return backend(conn).run_read_only(conn, statement, label="tracedb sql",
                                            check=True, timeout=timeout)

@@ -67,6 +67,26 @@ def engine_kwargs(parsed) -> dict:
     return {"connect_args": {"timeout": 60}}
 
 
+def read_only_media(parsed):
+    """``parsed`` (a SQLite URL) as tracedb opens it. A warehouse that neither its
+    file nor its directory lets this process write (read-only media), with no
+    ``-shm`` file beside it, cannot be read in WAL mode: SQLite must make that file.
+    It is opened ``immutable`` then (nothing can change it), read as it is."""
+    import os
+    from urllib.parse import quote
+
+    database = parsed.database or ""
+    if database in ("", ":memory:") or parsed.query.get("immutable"):
+        return parsed
+    path = Path(database[5:] if database.startswith("file:") else database)
+    if not path.is_file() or os.access(path, os.W_OK) or os.access(path.parent, os.W_OK) \
+            or Path(f"{path}-shm").exists():
+        return parsed
+    if not database.startswith("file:"):
+        parsed = parsed.set(database=f"file:{quote(str(path))}")
+    return parsed.update_query_dict({"uri": "true", "immutable": "1"})
+
+
 def configure(engine: Engine) -> None:
     """Pragmas on every connection; SQLAlchemy, not pysqlite, manages transactions so
     that BEGIN is emitted explicitly (BEGIN IMMEDIATE for writers, see
@@ -120,6 +140,19 @@ def tune_for_comparison(conn) -> None:
 def refresh_statistics(conn, table: str) -> bool:
     """SQLite plans the comparison statements well without fresh statistics."""
     return False
+
+
+def prepare_scratch(conn) -> None:
+    """SQLite keeps a session's temporary tables in its temp database as they are."""
+
+
+def view_definitions(conn) -> list[tuple[str, str]]:
+    """Every view of the warehouse as (name, its SELECT)."""
+    import re
+
+    head = re.compile(r"\s*CREATE\s+VIEW\s+\S+\s+AS\s", re.IGNORECASE)
+    return [(name, head.sub("", sql, count=1)) for name, sql in conn.exec_driver_sql(
+        "SELECT name, sql FROM main.sqlite_master WHERE type = 'view' ORDER BY rowid")]
 
 
 def server_version(conn) -> str:
