@@ -48,10 +48,11 @@ PLANTED = {
 
 
 def _prepare(url: str, dialect: str, folder):
-    """The example tree loaded and compared, plus the planted objects."""
+    """The example tree loaded and compared (saved, so other sessions' SQL sees it), plus
+    the planted objects."""
     wh = tracedb.connect(url)
     wh.ingest([example_tree()])
-    wh.diverge()
+    wh.diverge(save=True)
     wh.close()
     engine = create_engine(url)
     with engine.begin() as conn:
@@ -104,8 +105,10 @@ def snapshot(url: str) -> dict:
                     "current_schema()::regnamespace").scalar()
                 out["large objects"] = conn.exec_driver_sql(
                     "SELECT count(*) FROM pg_largeobject_metadata").scalar()
+                # any session's (analysis makes temporary tables of its own names)
                 out["temp"] = conn.exec_driver_sql(
-                    "SELECT count(*) FROM pg_class WHERE relpersistence = 't'").scalar()
+                    "SELECT count(*) FROM pg_class WHERE relpersistence = 't' "
+                    "AND relname LIKE 'planted%%'").scalar()
             else:
                 out["user_version"] = conn.exec_driver_sql("PRAGMA user_version").scalar()
                 out["journal_mode"] = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
