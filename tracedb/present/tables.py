@@ -173,6 +173,7 @@ def emit_divergences(found: Divergences, fmt: str) -> None:
 
 
 DIFF_COLUMNS = ["channel", "tap", "loop_key", "occurrence", "unit", "ref_line", "cand_line",
+                "ref_pointer", "cand_pointer",
                 "ref_value", "cand_value", "status", "abs_delta", "rel_delta", "ratio",
                 "unit_hint", "suspect_side", "accepted_reason"]
 DIFF_TABLE = ["tap", "loop_key", "ref_line", "cand_line", "ref_value", "cand_value", "status",
@@ -183,7 +184,10 @@ def emit_diff(rows: list[dict], fmt: str, title: str) -> None:
     """``tracedb taps RUN --diff RUN`` output (Markdown is CSV)."""
     if fmt == "table":
         rows = [{**r, **{k: None if r[k] is None else f"{r[k]:.3g}"
-                         for k in ("rel_delta", "ratio", "abs_delta")}} for r in rows]
+                         for k in ("rel_delta", "ratio", "abs_delta")},
+                 # a JSON tap's place is its pointer (its line is 0)
+                 **{f"{s}_line": r[f"{s}_pointer"] for s in ("ref", "cand")
+                    if r.get(f"{s}_pointer")}} for r in rows]
         emit(rows, DIFF_TABLE, "table", title=title)
         return
     emit(rows, DIFF_COLUMNS, "csv" if fmt == "md" else fmt, title=title)
