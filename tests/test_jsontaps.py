@@ -50,6 +50,9 @@ def test_a_per_phi_json_pairs_with_the_c_text_trace_of_its_pixel(url, tmp_path):
     [pair] = json.loads(proc.stdout)
     assert pair["pixel"] == [5, 7] and pair["status"] == "diverged"
     assert pair["first"]["tap"] == "k_frac" and pair["first"]["loop_key"] == "phi_tic=1"
+    assert (pair["first"]["ref_line"], pair["first"]["ref_pointer"]) == (2, None)
+    assert (pair["first"]["cand_line"], pair["first"]["cand_pointer"]) \
+        == (0, "/per_phi_entries/1/k_frac")
     py_run = pair["cand_run"]
     proc = run_cli(url, "taps", str(pair["ref_run"]), "--diff", str(py_run), "--format", "csv")
     assert proc.returncode == 0, proc.stderr
@@ -62,6 +65,22 @@ def test_a_per_phi_json_pairs_with_the_c_text_trace_of_its_pixel(url, tmp_path):
     assert rows[("device", "")]["status"] == "missing_ref"  # JSON-only leaves are kept
     table = run_cli(url, "taps", str(pair["ref_run"]), "--diff", str(py_run))
     assert "/per_phi_entries/1/k_frac" in table.stdout  # the table shows where it is
+    md = run_cli(url, "diverge", "--format", "md")
+    assert "| k_frac | 2//per_phi_entries/1/k_frac |" in md.stdout  # lines (ref/cand)
+    out = tmp_path / "report"
+    proc = run_cli(url, "report", str(out))
+    assert proc.returncode == 0, proc.stderr
+    text = "".join(p.read_text() for p in out.rglob("*.md"))
+    assert "/ line /per_phi_entries/1/k_frac (" in text  # the pixel's heading
+
+
+def test_the_ingest_table_counts_json_values(url, tmp_path):
+    proc = run_cli(url, "ingest", str(_per_phi_pair(tmp_path)))
+    assert proc.returncode == 0, proc.stderr
+    counts = dict(line.strip("│ ").split("│")[:2] for line in proc.stdout.splitlines()
+                  if line.startswith("│") and "json_" in line)
+    assert {k.strip(): v.strip() for k, v in counts.items()} == {
+        "json_files": "1", "json_values": "12", "json_quarantined": "0"}
 
 
 def test_a_tap_file_with_subpixels_pairs_through_loop_keys_and_aliases(url, tmp_path):

@@ -137,6 +137,7 @@ class Prepared:
     meta_time: str | None = None
     meta_stamp: str | None = None
     path_stamp: str | None = None
+    parser: str | None = None  # source_file.parser when not the text parser
     json_values: int = 0  # a JSON trace: values loaded, and items quarantined
     json_quarantined: list[tuple[str, str, str]] = field(default_factory=list)  # pointer,
     #                                                        reason, text
@@ -275,6 +276,7 @@ def _prepare_json(prep: Prepared, data: bytes) -> Prepared:
     prep.drafts = found.drafts
     prep.json_values = found.values
     prep.json_quarantined = found.quarantined
+    prep.encoding, prep.parser = found.encoding, jsontaps.PARSER
     prep.line_count = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
     prep.path_stamp = names.stamp_in(str(tf.path))
     prep.meta_time = found.meta_time

@@ -45,9 +45,11 @@ import re
 from dataclasses import dataclass, field
 
 from . import names, parse
-from .discover import Note, read_regular
+from .discover import Note, _open_regular
 from .runs import RunDraft
 
+#: What ``source_file.parser`` records for a JSON trace.
+PARSER = "tracedb.jsontaps v1"
 #: JSON files larger than this are not read as traces (a note names them).
 MAX_JSON_BYTES = 64 << 20
 #: What a trace JSON must mention before it is parsed to see whether it is one.
@@ -122,7 +124,8 @@ def sniff(path, name: str) -> bool:
     if low.endswith(("_metadata.json", "_meta.json")):
         return False
     try:
-        data = read_regular(path)
+        with _open_regular(path) as fh:  # never more than a trace JSON may hold
+            data = fh.read(MAX_JSON_BYTES + 1)
     except OSError:
         return False
     if not _SNIFF.search(data):
@@ -149,6 +152,7 @@ class JsonTrace:
     values: int = 0
     meta: dict | None = None  # the run object's header (scalars), for run.metadata_json
     meta_time: str | None = None
+    encoding: str = "utf-8"
     error: str | None = None  # why nothing is loaded from the file
 
 
@@ -393,7 +397,15 @@ def read(data: bytes, display: str, file_name: str, notes: list[Note]) -> JsonTr
                      "JSON may hold; file not loaded")
         return out
     try:
-        doc = loads(data.decode("utf-8", errors="replace"))
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        notes.append(Note(display, f"invalid UTF-8 at byte {exc.start}; undecodable bytes "
+                                   "replaced (raw file kept)", line, level="warning"))
+        text = data.decode("utf-8", errors="replace")
+        out.encoding = "utf-8 (invalid bytes replaced)"
+    try:
+        doc = loads(text)
     except RecursionError:
         out.error = "JSON nested too deeply to read; file not loaded"
         return out

@@ -225,7 +225,8 @@ class Loader:
         batch.rows["source_file"].append((
             sf_id, bundle_id, tf.display, str(tf.path), prep.sha, version, prep.size,
             prep.line_count, prep.trace_lines, prep.trace_lines - len(prep.quarantined),
-            len(prep.quarantined), f"tracedb.parse v{parse.PARSER_VERSION}", prep.encoding,
+            len(prep.quarantined), prep.parser or f"tracedb.parse v{parse.PARSER_VERSION}",
+            prep.encoding,
             prep.meta_display, self.command_id, now, prep.continuation_lines, prep.json_values,
             len(prep.json_quarantined)))
         if prep.quarantined:
