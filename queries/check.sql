@@ -39,7 +39,21 @@ SELECT 'files whose quarantined lines are not all kept', COUNT(*)
 FROM source_file sf
 LEFT JOIN (SELECT source_file_id, COUNT(*) AS n FROM quarantine GROUP BY source_file_id) q
        ON q.source_file_id = sf.id
-WHERE sf.quarantined_lines <> COALESCE(q.n, 0)
+WHERE sf.quarantined_lines + sf.json_quarantined <> COALESCE(q.n, 0)
+UNION ALL
+SELECT 'JSON files whose values differ from their value rows', COUNT(*)
+FROM source_file sf
+LEFT JOIN (SELECT r.source_file_id, COUNT(*) AS n FROM value v
+           JOIN run r ON r.id = v.run_id GROUP BY r.source_file_id) v
+       ON v.source_file_id = sf.id
+WHERE sf.json_values > 0 AND sf.json_values <> COALESCE(v.n, 0)
+UNION ALL
+SELECT 'JSON quarantined items without their pointer', COUNT(*)
+FROM quarantine q JOIN source_file sf ON sf.id = q.source_file_id
+WHERE sf.json_quarantined > 0 AND q.json_pointer IS NULL
+UNION ALL
+SELECT 'JSON pointers without their tap', COUNT(*)
+FROM tap_pointer tp LEFT JOIN tap t ON t.id = tp.tap_id WHERE t.id IS NULL
 UNION ALL
 SELECT 'runs with a pairing key on two taps', COUNT(*)
 FROM (SELECT run_id, key_id FROM tap GROUP BY run_id, key_id HAVING COUNT(*) > 1) d

@@ -6,6 +6,7 @@
 -- 'mismatch' set holds only those). A comparison whose reference or candidate
 -- run is missing (ref_run or cand_run NULL: the pixel was traced on one side
 -- only) compares nothing; every tap of the run there is is missing on the other side.
+-- A first tap from a JSON trace has line 0 and its JSON pointer (first_*_pointer).
 -- Parameters:
 --   set_id   comparison_set.id (tracedb diverge creates it)
 --   strict   1 to count print_precision as diverged, else 0
@@ -43,6 +44,7 @@ SELECT c.id AS comparison_id, c.grp AS grp, c.ordinal AS ordinal, c.pairing AS p
        f.channel AS first_channel, f.key_name AS first_tap, f.loop_key AS first_loop_key,
        f.occurrence AS first_occurrence,
        f.ref_line AS first_ref_line, f.cand_line AS first_cand_line,
+       frp.json_pointer AS first_ref_pointer, fcp.json_pointer AS first_cand_pointer,
        f.ref_value AS first_ref_value, f.cand_value AS first_cand_value,
        f.max_abs_delta AS first_abs_delta, f.max_rel_delta AS first_rel_delta,
        CASE WHEN f.n_ratio > 0 AND ABS(f.max_ratio - f.min_ratio) <= 1e-6 * ABS(f.min_ratio)
@@ -60,5 +62,7 @@ LEFT JOIN pixel rp ON rp.id = rr.pixel_id
 LEFT JOIN pixel cp ON cp.id = cr.pixel_id
 LEFT JOIN counts n ON n.comparison_id = c.id
 LEFT JOIN st f ON f.comparison_id = c.id AND f.ref_seq = n.first_seq
+LEFT JOIN tap_pointer frp ON frp.tap_id = f.ref_tap_id
+LEFT JOIN tap_pointer fcp ON fcp.tap_id = f.cand_tap_id
 WHERE c.set_id = CAST(:set_id AS INTEGER)
 ORDER BY c.grp, c.ordinal, c.id

@@ -2,6 +2,7 @@
 -- reference trace's order (taps found only in the candidate come last, in the
 -- candidate's order), with status, deltas, ratio, unit hint and the side a unit
 -- factor puts off (suspect: 'ref', 'cand' or NULL; suspect_basis: the tap that decided).
+-- A tap of a JSON trace has line 0 and its JSON pointer (ref_pointer, cand_pointer).
 -- Parameters:
 --   set_id   comparison_set.id
 --   strict   1 to count print_precision as diverged, else 0
@@ -11,6 +12,7 @@ SELECT ts.comparison_id AS comparison_id,
        ts.ref_name AS ref_name, ts.cand_name AS cand_name,
        ts.ref_seq AS ref_seq, ts.cand_seq AS cand_seq,
        ts.ref_line AS ref_line, ts.cand_line AS cand_line,
+       rp.json_pointer AS ref_pointer, cp.json_pointer AS cand_pointer,
        ts.ref_value AS ref_value, ts.cand_value AS cand_value,
        ts.ref_n AS ref_n, ts.cand_n AS cand_n,
        CASE WHEN CAST(:strict AS INTEGER) = 1 AND ts.status = 'print_precision'
@@ -22,6 +24,8 @@ SELECT ts.comparison_id AS comparison_id,
        ts.hint_ref_unit AS hint_ref_unit, ts.hint_cand_unit AS hint_cand_unit,
        ts.suspect AS suspect, ts.suspect_basis AS suspect_basis
 FROM tap_result ts
+LEFT JOIN tap_pointer rp ON rp.tap_id = ts.ref_tap_id
+LEFT JOIN tap_pointer cp ON cp.tap_id = ts.cand_tap_id
 WHERE ts.set_id = CAST(:set_id AS INTEGER)
 ORDER BY ts.comparison_id,
          CASE WHEN ts.ref_seq IS NULL THEN 1 ELSE 0 END, ts.ref_seq, ts.cand_seq

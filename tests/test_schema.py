@@ -65,7 +65,7 @@ def test_the_loader_layout_is_the_migrated_tables(url):
     # a value row is its key followed by a parsed component's fields, in order
     assert layout.VALUE_COLS == (*layout.VALUE_KEY, *Component._fields)
     assert [name for name, _cols, _skip in layout.WRITE_ORDER] == [
-        "source_blob", "source_file", "run", "tap", "value", "quarantine"]
+        "source_blob", "source_file", "run", "tap", "value", "quarantine", "tap_pointer"]
 
 
 def test_older_warehouse_is_refused_until_upgraded(url):

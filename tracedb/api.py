@@ -35,8 +35,8 @@ def _frame(rows: list[dict], columns: list[str] | None = None, attrs: dict | Non
     return df
 
 
-TAP_COLUMNS = ("seq", "line", "channel", "name", "loop_key", "occurrence", "unit", "shape",
-               "value", "components")
+TAP_COLUMNS = ("seq", "line", "pointer", "channel", "name", "loop_key", "occurrence", "unit",
+               "shape", "value", "components")
 
 
 def _tap_records(rows: list[dict]) -> list[dict]:
@@ -45,6 +45,7 @@ def _tap_records(rows: list[dict]) -> list[dict]:
     for r in rows:
         if not out or out[-1]["tap_id"] != r["tap_id"]:
             out.append({"tap_id": r["tap_id"], "seq": r["seq"], "line": r["line"],
+                        "pointer": r["pointer"],
                         "channel": r["channel"], "name": r["name"], "loop_key": r["loop_key"],
                         "occurrence": r["occurrence"], "unit": r["unit"], "shape": r["shape"],
                         "components": []})

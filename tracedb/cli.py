@@ -198,7 +198,7 @@ def quarantine(
     """List TRACE lines that could not be parsed, with file, line and reason."""
     with _open() as wh:
         rows = wh.rows("quarantine", path=path)
-    list_rows(rows, ["path", "line", "reason", "text"], fmt)
+    list_rows(rows, ["path", "line", "pointer", "reason", "text"], fmt)
 
 
 @app.command()

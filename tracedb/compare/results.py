@@ -162,6 +162,7 @@ DIVERGENCE_FIELDS = ("ref_run", "cand_run", "ref_side", "cand_side", "ref_stamp"
                      "ref_path", "cand_path", "pairing", "rtol", "atol", "compared", "matched",
                      "diverged", "print_precision", "accepted", "missing_ref", "missing_cand")
 FIRST_FIELDS = ("tap", "channel", "loop_key", "occurrence", "unit", "ref_line", "cand_line",
+                "ref_pointer", "cand_pointer",
                 "ref_value", "cand_value", "abs_delta", "rel_delta", "ratio", "unit_hint",
                 "suspect_side")
 

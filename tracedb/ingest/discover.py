@@ -7,7 +7,8 @@ trace file's directory (or its parent when the directory is a ``c_traces``-like
 side folder).
 
 A *trace file* is any non-Markdown, non-JSON text file with at least one line
-whose first non-blank characters are ``TRACE_`` or ``TRACE:``. ``commands.txt`` is the
+whose first non-blank characters are ``TRACE_`` or ``TRACE:``, or a JSON file whose
+content is a trace (``jsontaps.sniff``; other JSON is metadata). ``commands.txt`` is the
 bundle's command log and Markdown files are its notes, never trace captures.
 """
 
@@ -46,6 +47,7 @@ class TraceFile:
     path: Path  # resolved
     display: str
     metadata_path: Path | None = None
+    json: bool = False  # a trace written as JSON (ingest/jsontaps.py)
 
 
 @dataclass(slots=True)
@@ -314,10 +316,15 @@ class _Finder:
                 continue
             self.files += 1
             low = name.lower()
-            if low.endswith(".json") and not in_env and low not in _ENV_NAMES:
-                continue  # per-trace metadata, read with its trace file
             f = directory / name
             display = prefix + name
+            if low.endswith(".json") and not in_env and low not in _ENV_NAMES:
+                from . import jsontaps  # it imports this module
+
+                if jsontaps.sniff(f, name):  # taps written as JSON (and maybe metadata)
+                    self.plan_for(directory, root, root_display).trace_files.append(
+                        TraceFile(f, display, None, json=True))
+                continue  # per-trace metadata, read with its trace file
             meta = "note" if low.endswith(".md") else "commands" if low == "commands.txt" \
                 else "env" if low in _ENV_NAMES or in_env else None
             if meta is not None:

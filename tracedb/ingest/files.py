@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..store.layout import MAX_LINES, MAX_TAPS
-from . import names, parse, rows
+from . import jsontaps, names, parse, rows
 from .discover import BundlePlan, Note, TraceFile, read_regular
 from .runs import RunDraft, build_runs
 
@@ -137,6 +137,10 @@ class Prepared:
     meta_time: str | None = None
     meta_stamp: str | None = None
     path_stamp: str | None = None
+    parser: str | None = None  # source_file.parser when not the text parser
+    json_values: int = 0  # a JSON trace: values loaded, and items quarantined
+    json_quarantined: list[tuple[str, str, str]] = field(default_factory=list)  # pointer,
+    #                                                        reason, text
 
 
 def decode(data: bytes, display: str, notes: list[Note]) -> tuple[str, str]:
@@ -205,6 +209,8 @@ def prepare_file(job: tuple) -> Prepared:
         prep.unchanged = True
         return prep
     notes = prep.notes
+    if tf.json:
+        return _prepare_json(prep, data)
     text, prep.encoding = decode(data, tf.display, notes)
     prep.line_count = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
     if prep.line_count > MAX_LINES:
@@ -251,6 +257,31 @@ def prepare_file(job: tuple) -> Prepared:
                             for ln in quarantined]
     prep.trace_lines = parsed.trace_lines
     prep.continuation_lines = parsed.continuation_lines
+    prep.size = len(data)
+    prep.blob = compress_blob(data)
+    return prep
+
+
+def _prepare_json(prep: Prepared, data: bytes) -> Prepared:
+    """prepare_file for a trace written as JSON (``jsontaps``): no lines, its taps'
+    JSON pointers instead."""
+    tf = prep.tf
+    found = jsontaps.read(data, tf.display, tf.path.name, prep.notes)
+    if found.error:
+        return _refused(prep, found.error)
+    big = next((d for d in found.drafts if len(d.taps) > MAX_TAPS), None)
+    if big is not None:
+        return _refused(prep, f"a run of {len(big.taps):,} taps, more than the "
+                              f"{MAX_TAPS:,} a run may hold; file not loaded")
+    prep.drafts = found.drafts
+    prep.json_values = found.values
+    prep.json_quarantined = found.quarantined
+    prep.encoding, prep.parser = found.encoding, jsontaps.PARSER
+    prep.line_count = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+    prep.path_stamp = names.stamp_in(str(tf.path))
+    prep.meta_time = found.meta_time
+    prep.meta_stamp = names.normalize_stamp(prep.meta_time)
+    prep.metadata_json = json.dumps(found.meta, sort_keys=True) if found.meta else None
     prep.size = len(data)
     prep.blob = compress_blob(data)
     return prep

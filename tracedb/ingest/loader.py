@@ -49,6 +49,9 @@ class Stats:
     continuation_lines: int = 0
     parsed_lines: int = 0
     quarantined_lines: int = 0
+    json_files: int = 0  # trace files written as JSON, and their leaves: values loaded,
+    json_values: int = 0  # items quarantined (with their JSON pointers)
+    json_quarantined: int = 0
     skipped_files: int = 0
     failed_bundles: int = 0
     errors: int = 0
@@ -222,13 +225,20 @@ class Loader:
         batch.rows["source_file"].append((
             sf_id, bundle_id, tf.display, str(tf.path), prep.sha, version, prep.size,
             prep.line_count, prep.trace_lines, prep.trace_lines - len(prep.quarantined),
-            len(prep.quarantined), f"tracedb.parse v{parse.PARSER_VERSION}", prep.encoding,
-            prep.meta_display, self.command_id, now, prep.continuation_lines))
+            len(prep.quarantined), prep.parser or f"tracedb.parse v{parse.PARSER_VERSION}",
+            prep.encoding,
+            prep.meta_display, self.command_id, now, prep.continuation_lines, prep.json_values,
+            len(prep.json_quarantined)))
         if prep.quarantined:
             qids = w.ids("quarantine", len(prep.quarantined))
             batch.rows["quarantine"].extend(
-                (qid, sf_id, line_no, reason, text)
+                (qid, sf_id, line_no, reason, text, None)
                 for qid, (line_no, reason, text) in zip(qids, prep.quarantined, strict=True))
+        if prep.json_quarantined:  # a JSON trace's items: line 0, their pointers
+            qids = w.ids("quarantine", len(prep.json_quarantined))
+            batch.rows["quarantine"].extend(
+                (qid, sf_id, 0, reason, text, ptr)
+                for qid, (ptr, reason, text) in zip(qids, prep.json_quarantined, strict=True))
         run_ids = w.ids("run", len(prep.drafts)) if staged_ids is None \
             else [next(staged_ids) for _ in prep.drafts]
         for segment, (run_id, draft) in enumerate(zip(run_ids, prep.drafts, strict=True),
@@ -249,12 +259,20 @@ class Loader:
                 draft.pixel_source, prep.path_stamp or prep.meta_stamp, prep.path_stamp,
                 prep.meta_stamp, prep.meta_time, prep.metadata_json, draft.tap_count,
                 draft.first_line, draft.last_line, draft.shape_sig))
+            if draft.pointers is not None:
+                base = run_id << TAP_BITS
+                batch.rows["tap_pointer"].extend(
+                    (base + seq, ptr) for seq, ptr in enumerate(draft.pointers, start=1))
             stats.runs += 1
             stats.taps += draft.tap_count
             stats.values += draft.value_count
             if draft.pixel:
                 stats.pixel_set.add(draft.pixel)
         stats.new_trace_files += 1
+        if prep.tf.json:
+            stats.json_files += 1
+            stats.json_values += prep.json_values
+            stats.json_quarantined += len(prep.json_quarantined)
         stats.trace_lines += prep.trace_lines
         stats.continuation_lines += prep.continuation_lines
         stats.quarantined_lines += len(prep.quarantined)
@@ -397,7 +415,7 @@ def ingest(engine: Engine, tables: dict[str, Table], paths: list[str], log_comma
 
 _SUMMED = ("new_trace_files", "unchanged_files", "bundles", "bundles_updated", "runs", "taps",
            "values", "trace_lines", "continuation_lines", "parsed_lines", "quarantined_lines",
-           "errors")
+           "json_files", "json_values", "json_quarantined", "errors")
 
 
 def _load_bundles(engine, found, loader, stats, notes, mapper, progress, staged: bool,

@@ -70,6 +70,12 @@ class Report:
 # --------------------------------------------------------------------------- next step
 
 
+def _at(r: dict, key: str):
+    """Where a tap is written: ``r[key]`` (a line number), or for a tap of a JSON trace
+    (line 0) its JSON pointer (``key`` with ``_pointer`` for ``_line``)."""
+    return r.get(key.replace("_line", "_pointer")) or r.get(key)
+
+
 def next_step(first: dict, rows: list[dict], rollup: dict | None, pixels_total: int) -> str:
     """A recommendation derived from the data of one pixel's first divergence."""
     tap = first["first_tap"]
@@ -98,9 +104,10 @@ def next_step(first: dict, rows: list[dict], rollup: dict | None, pixels_total: 
               and r["ref_seq"] < first_seq(rows, first) and r["status"] == "match"]
     if before:
         prev = before[-1]
+        was = f"{g(_at(prev, 'ref_line'))}/{g(_at(prev, 'cand_line'))}"
+        now = f"{g(_at(first, 'first_ref_line'))}/{g(_at(first, 'first_cand_line'))}"
         return (f"`{tap_label(prev['tap'], prev['loop_key'], prev['occurrence'])}` (line "
-                f"{g(prev['ref_line'])}/{g(prev['cand_line'])}) still matches and `{label}` "
-                f"(line {g(first['first_ref_line'])}/{g(first['first_cand_line'])}) diverges: "
+                f"{was}) still matches and `{label}` (line {now}) diverges: "
                 f"the difference is introduced between them. Inspect the code that computes "
                 f"`{tap}` from its inputs.")
     return (f"`{label}` is the first tap traced and already differs: compare the inputs and "
@@ -174,7 +181,7 @@ def _tap_table(rows: list[dict], with_reason: bool = False) -> list[str]:
     out = [head, sep]
     for r in rows:
         cells = [code(tap_label(r["tap"], r["loop_key"], r["occurrence"], r["channel"])),
-                 f"{g(r['ref_line'])}/{g(r['cand_line'])}",
+                 f"{g(_at(r, 'ref_line'))}/{g(_at(r, 'cand_line'))}",
                  code(clip(r["ref_value"])) if r["ref_value"] is not None else "-",
                  code(clip(r["cand_value"])) if r["cand_value"] is not None else "-",
                  g(r["rel_delta"], 3), g(r["ratio"]), md_cell(r["unit_hint"] or ""),
@@ -230,13 +237,14 @@ def _first_section(s: dict, rows: list[dict], rollup: dict | None, total: int) -
                 f"({s['print_precision']} only within print precision).", ""]
     return [
         f"## Pixel {title}: first divergence `{first_label(s)}` at line "
-        f"{g(s['first_ref_line'])} ({rside}) / line {g(s['first_cand_line'])} ({cside})",
+        f"{g(_at(s, 'first_ref_line'))} ({rside}) / line "
+        f"{g(_at(s, 'first_cand_line'))} ({cside})",
         "",
         f"| | reference ({rside}) | candidate ({cside}) |",
         "|---|---|---|",
         f"| run | {s['ref_run']} @ {s['ref_stamp'] or '-'} | "
         f"{s['cand_run']} @ {s['cand_stamp'] or '-'} |",
-        f"| line | {g(s['first_ref_line'])} | {g(s['first_cand_line'])} |",
+        f"| line | {g(_at(s, 'first_ref_line'))} | {g(_at(s, 'first_cand_line'))} |",
         f"| value as written | {code(md_cell(s['first_ref_value']))} | "
         f"{code(md_cell(s['first_cand_value']))} |",
         "",
@@ -278,7 +286,7 @@ def _later_sections(s: dict, rows: list[dict]) -> list[str]:
             for r in sel:
                 ref_only = r["status"] == "missing_cand"
                 where = f"{rside} only" if ref_only else f"{cside} only"
-                line = r["ref_line"] if ref_only else r["cand_line"]
+                line = _at(r, "ref_line") if ref_only else _at(r, "cand_line")
                 val = r["ref_value"] if ref_only else r["cand_value"]
                 lines.append(f"| {code(row_label(r))} "
                              f"| {where} | {g(line)} | {code(md_cell(clip(val)))} |")
@@ -324,7 +332,7 @@ def render_summary(data: ReportData, plots: dict) -> str:
         e = common[0]
         lines += [f"Earliest common divergence: "
                   f"{code(tap_label(e['tap'], e['loop_key'], e['occurrence'], e['channel']))} "
-                  f"(reference line {g(e['first_ref_line'])}).", ""]
+                  f"(reference line {g(_at(e, 'first_ref_line'))}).", ""]
     else:
         lines += ["No tap diverges in every pixel.", ""]
     lines += [f"### Common to all pixels ({len(common)})", ""]
@@ -335,7 +343,7 @@ def render_summary(data: ReportData, plots: dict) -> str:
             same = "yes" if r["distinct_ref_values"] == 1 and r["distinct_cand_values"] == 1 \
                 else "no"
             lines.append(f"| {code(row_label(r))} "
-                         f"| {r['unit'] or '-'} | {g(r['first_ref_line'])} | "
+                         f"| {r['unit'] or '-'} | {g(_at(r, 'first_ref_line'))} | "
                          f"{g(r['min_rel_delta'], 3)} .. {g(r['max_rel_delta'], 3)} | {same} |")
     else:
         lines.append("None.")
@@ -454,8 +462,8 @@ def render_diff(s: dict, rows: list[dict]) -> str:
         ref_v = r["ref_value"] if r["ref_value"] is not None else "(absent)"
         cand_v = r["cand_value"] if r["cand_value"] is not None else "(absent)"
         mark = " <-- first divergence" if is_first(r, s) else ""
-        out.append(f"{i:>4}  {lab:<{w}}  {r['status']:<15}  {g(r['ref_line']):>7} "
-                   f"{g(r['cand_line']):>7}  {g(r['abs_delta'], 4):>10}  "
+        out.append(f"{i:>4}  {lab:<{w}}  {r['status']:<15}  {g(_at(r, 'ref_line')):>7} "
+                   f"{g(_at(r, 'cand_line')):>7}  {g(r['abs_delta'], 4):>10}  "
                    f"{g(r['rel_delta'], 4):>10}  {g(r['ratio'], 4):>10}  "
                    f"{rside}: {ref_v}{mark}")
         out.append(f"{'':>4}  {'':<{w}}  {'':<15}  {'':>7} {'':>7}  {'':>10}  {'':>10}  "

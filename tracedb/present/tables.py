@@ -97,7 +97,8 @@ def emit_ingest(result, fmt: str, err, limit: int = 10) -> None:
 
 # --------------------------------------------------------------------------- divergences
 
-_FLAT_FIRST = ("tap", "loop_key", "ref_line", "cand_line", "ref_value", "cand_value",
+_FLAT_FIRST = ("tap", "loop_key", "ref_line", "cand_line", "ref_pointer", "cand_pointer",
+               "ref_value", "cand_value",
                "abs_delta", "rel_delta", "ratio", "unit_hint", "suspect_side")
 _MD_HEAD = ("| pixel | ref | cand | compared | diverged | print precision | missing "
             "(ref/cand) | first divergence | lines (ref/cand) | ref value | cand value "
@@ -111,6 +112,12 @@ def _flat(rec: dict) -> dict:
     for k in _FLAT_FIRST:
         row[f"first_{k}"] = f.get(k)
     return row
+
+
+def _where(r: dict, role: str):
+    """Where the first divergence is written on one side: its line, or the JSON
+    pointer of a tap from a JSON trace (whose line is 0)."""
+    return r.get(f"first_{role}_pointer") or r[f"first_{role}_line"]
 
 
 def _first_text(r: dict, upper: bool) -> str:
@@ -149,7 +156,7 @@ def emit_divergences(found: Divergences, fmt: str) -> None:
             echo(f"| {r['pixel']} | {_run_cell(r, 'ref')} | {_run_cell(r, 'cand')} "
                  f"| {r['compared']} | {r['diverged']} | {r['print_precision']} "
                  f"| {r['missing_ref']}/{r['missing_cand']} | {first} "
-                 f"| {r['first_ref_line'] or ''}/{r['first_cand_line'] or ''} "
+                 f"| {_where(r, 'ref') or ''}/{_where(r, 'cand') or ''} "
                  f"| {r['first_ref_value'] or ''} | {r['first_cand_value'] or ''} "
                  f"| {num(r['first_ratio'])} | {r['first_unit_hint'] or ''} |")
         return
@@ -166,13 +173,14 @@ def emit_divergences(found: Divergences, fmt: str) -> None:
             "missing r/c": f"{r['missing_ref']}/{r['missing_cand']}",
             "first divergence": first,
             "lines r/c": "" if not r["first_tap"] else
-            f"{r['first_ref_line']}/{r['first_cand_line']}",
+            f"{_where(r, 'ref')}/{_where(r, 'cand')}",
             "ratio": num(r["first_ratio"]), "unit hint": r["first_unit_hint"] or "",
         })
     emit(rows, list(rows[0]) if rows else ["pixel"], "table", title=found.tolerance)
 
 
 DIFF_COLUMNS = ["channel", "tap", "loop_key", "occurrence", "unit", "ref_line", "cand_line",
+                "ref_pointer", "cand_pointer",
                 "ref_value", "cand_value", "status", "abs_delta", "rel_delta", "ratio",
                 "unit_hint", "suspect_side", "accepted_reason"]
 DIFF_TABLE = ["tap", "loop_key", "ref_line", "cand_line", "ref_value", "cand_value", "status",
@@ -183,7 +191,10 @@ def emit_diff(rows: list[dict], fmt: str, title: str) -> None:
     """``tracedb taps RUN --diff RUN`` output (Markdown is CSV)."""
     if fmt == "table":
         rows = [{**r, **{k: None if r[k] is None else f"{r[k]:.3g}"
-                         for k in ("rel_delta", "ratio", "abs_delta")}} for r in rows]
+                         for k in ("rel_delta", "ratio", "abs_delta")},
+                 # a JSON tap's place is its pointer (its line is 0)
+                 **{f"{s}_line": r[f"{s}_pointer"] for s in ("ref", "cand")
+                    if r.get(f"{s}_pointer")}} for r in rows]
         emit(rows, DIFF_TABLE, "table", title=title)
         return
     emit(rows, DIFF_COLUMNS, "csv" if fmt == "md" else fmt, title=title)

@@ -23,9 +23,12 @@ RUN_COLS = ("id", "source_file_id", "bundle_id", "segment", "side", "pixel_id", 
             "first_line", "last_line", "shape_sig")
 FILE_COLS = ("id", "bundle_id", "path", "abs_path", "sha256", "version", "size", "line_count",
              "trace_lines", "parsed_lines", "quarantined_lines", "parser", "encoding",
-             "metadata_path", "command_id", "loaded_at", "continuation_lines")
+             "metadata_path", "command_id", "loaded_at", "continuation_lines", "json_values",
+             "json_quarantined")
 BLOB_COLS = ("sha256", "size", "compression", "content")
-QUARANTINE_COLS = ("id", "source_file_id", "line_no", "reason", "text")
+QUARANTINE_COLS = ("id", "source_file_id", "line_no", "reason", "text", "json_pointer")
+#: Where a tap of a JSON trace is written in its file (its tap row's line_no is 0).
+TAP_POINTER_COLS = ("tap_id", "json_pointer")
 PAIRING_KEY_COLS = ("channel", "key_name", "loop_key", "key_occurrence")
 #: What a comparison step copies from the status views into tap_result (the unit
 #: hints are added afterwards).
@@ -40,7 +43,7 @@ TAP_RESULT_COLS = ("set_id", "comparison_id", "ref_tap_id", "cand_tap_id", "chan
 #: columns and whether a row already present is skipped (content-addressed blobs).
 WRITE_ORDER = (("source_blob", BLOB_COLS, True), ("source_file", FILE_COLS, False),
                ("run", RUN_COLS, False), ("tap", TAP_COLS, False), ("value", VALUE_COLS, False),
-               ("quarantine", QUARANTINE_COLS, False))
+               ("quarantine", QUARANTINE_COLS, False), ("tap_pointer", TAP_POINTER_COLS, False))
 
 #: The largest number the schema's integer columns hold on every backend (a
 #: PostgreSQL ``integer``): pixel numbers, line numbers, a tap's order in its run.
