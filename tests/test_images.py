@@ -286,3 +286,32 @@ def test_cli_images_formats(sqlite_url, tmp_path):
     assert [(r["slow"], r["fast"]) for r in nxt] == [(0, 0)]
     tl = run("query", "metric_timeline", "--param", "name=sum_ratio", "--format", "json")
     assert tl.returncode == 0 and json.loads(tl.stdout) == []
+
+
+def test_report_has_an_image_section(url, tmp_path):
+    pytest.importorskip("matplotlib")
+    from .conftest import PY_TRACE
+
+    ref = rng_image((12, 12), seed=7)
+    cand = ref.copy()
+    cand[1, 2] += 5  # the traced pixel below is one of the worst
+    cand[7, 8] += 9
+    root = tmp_path / "reports" / "rep"
+    d = root / "20250101T000000Z"
+    save_npy(d / "det_c.npy", ref)
+    save_npy(d / "det_py.npy", cand)
+    write(d / "det_metrics.json", json.dumps({"correlation": 0.25, "c_sum": float(ref.sum())}))
+    write(root / "20250101T010000Z" / "c_traces" / "pixel_1_2.log", C_TRACE)
+    write(root / "20250101T020000Z" / "py_traces" / "pixel_1_2.log", PY_TRACE)
+    wh = tracedb.connect(url)
+    assert wh.ingest([root]).ok
+    rep = wh.report(tmp_path / "out")
+    md = (tmp_path / "out" / "images.md").read_text()
+    assert "## det @ 20250101T000000Z" in md
+    assert "agreement **differs**" in md  # the planted recorded correlation
+    assert "| correlation |" in md and "| differs |" in md
+    assert "| 1 | (7, 8) |" in md and "| 2 | (1, 2) |" in md
+    worst_2 = next(ln for ln in md.splitlines() if ln.startswith("| 2 | (1, 2) |"))
+    assert worst_2.endswith("| yes | yes |")  # outside, and traced
+    png = tmp_path / "out" / "plots" / f"image_{wh.image_rows()[0]['id']}.png"
+    assert png.is_file() and png in rep.files

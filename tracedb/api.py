@@ -393,7 +393,13 @@ def _report_data(db, found: results.Divergences, model: str):
 
     with db.engine.connect() as conn:
         version = db.store.server_version(conn)
+    from .compare import images as im
+
+    image_rows = im.comparisons(db.reads(), worst=20)
+    maps = {r["id"]: im.divergence_map(db.reads(), r) for r in image_rows}
     return ReportData(
+        images=image_rows, image_maps=maps, traced=im.traced_pixels(db.reads()),
+        map_floor=im.MAP_FLOOR,
         found=found, diff=requests.diff(db, found.set_id, found.strict),
         rollup=rows("divergence_rollup", strict=int(found.strict)),
         gap=rows("factor_gap", model=model), provenance=rows("provenance"),

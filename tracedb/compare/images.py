@@ -123,3 +123,57 @@ def next_pixels(bind, n: int, *, case: str | None = None, stamp: str | None = No
                 ) -> queries.Rows:
     """The ``n`` worst pixels of each comparison that no run traces yet."""
     return queries.records(*queries.fetch(bind, "next_pixels", n=n, case=case, stamp=stamp))
+
+
+def image_array(bind, sha256: str):
+    """A stored image as a numpy array (slow x fast), from its compressed file."""
+    import numpy as np
+
+    from ..ingest import imagemath
+    from ..ingest.files import decompress_blob
+
+    rows = queries.records(*queries.fetch(bind, "image_content", sha256=sha256))
+    if not rows:
+        raise KeyError(sha256)
+    r = rows[0]
+    data = decompress_blob(r["compression"], bytes(r["content"]))
+    if r["format"] == "npy":
+        return imagemath.read_npy(data).array
+    return np.frombuffer(data, dtype=r["dtype"]).reshape(json.loads(r["shape"]))
+
+
+#: The floor of a divergence map: pixels that agree exactly are drawn there.
+MAP_FLOOR = -16.0
+
+
+def divergence_map(bind, record: dict, max_side: int = 1024):
+    """log10 of the relative difference |cand-ref| / max(|ref|, |cand|) of a
+    comparison (exact agreement at MAP_FLOOR, a NaN or infinity on one side only at
+    0), reduced by block maxima to at most ``max_side`` pixels a side; and the
+    block size. None for a comparison of images whose shapes differ."""
+    import numpy as np
+
+    if record["status"] == "shape_mismatch":
+        return None, 1
+    a = image_array(bind, record["ref_sha256"]).astype(np.float64)
+    b = image_array(bind, record["cand_sha256"]).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        mag = np.maximum(np.abs(a), np.abs(b))
+        rel = np.abs(b - a) / mag
+        rel[(a == b) | (np.isnan(a) & np.isnan(b))] = 0.0
+        rel[~np.isfinite(rel)] = 1.0
+        grid = np.log10(np.where(rel > 0, rel, 10.0 ** MAP_FLOOR))
+    grid = np.maximum(grid, MAP_FLOOR)
+    block = max(1, math.ceil(max(grid.shape) / max_side))
+    if block > 1:
+        s, f = (math.ceil(n / block) * block for n in grid.shape)
+        padded = np.full((s, f), MAP_FLOOR)
+        padded[:grid.shape[0], :grid.shape[1]] = grid
+        grid = padded.reshape(s // block, block, f // block, block).max(axis=(1, 3))
+    return grid, block
+
+
+def traced_pixels(bind) -> list[tuple[int, int]]:
+    """Every pixel some run traces."""
+    return [(r["slow"], r["fast"]) for r in
+            queries.records(*queries.fetch(bind, "traced_pixels"))]
