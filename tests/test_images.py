@@ -83,7 +83,8 @@ def test_corpus_figures_agree_with_the_recorded_metrics(url):
     # re-ingest loads nothing twice
     again = wh.ingest(dirs).stats
     assert (again["image_files"], again["images"], again["image_comparisons"],
-            again["metric_files"]) == (0, 0, 0, 0)
+            again["metric_files"], again["evidence_bundles"]) == (0, 0, 0, 0, 0)
+    assert again["unchanged_evidence_files"] == 33  # 22 images, 11 metrics files
     assert count(wh, "image_comparison") == 11 and count(wh, "image") == 22
 
 
@@ -99,7 +100,8 @@ def test_planted_bad_pixels_are_exactly_the_worst(url, tmp_path):
     save_npy(case / "planted_c.npy", ref)
     save_npy(case / "planted_py.npy", cand)
     wh = tracedb.connect(url)
-    assert wh.ingest([tmp_path / "reports"]).ok
+    first = wh.ingest([tmp_path / "reports"])
+    assert first.ok and first.stats["evidence_bundles"] == 1
     row = by_case(wh)["planted"]
     assert row["status"] == "diverged" and row["shape"] == [40, 56]
     assert [(w["slow"], w["fast"]) for w in row["worst"]] == [
@@ -210,7 +212,7 @@ def test_metrics_without_images_and_their_timeline(url, tmp_path):
     wh = tracedb.connect(url)
     res = wh.ingest([root])
     assert res.stats["metric_files"] == 3 and res.stats["image_comparisons"] == 0
-    tl = wh.query("metric_timeline", name="sum_ratio")
+    tl = wh.metric_timeline("sum_ratio")
     assert list(tl["stamp"]) == ["20250101T000000Z", "20250102T000000Z"]
     assert list(tl["value"]) == [1.5, 1.25]
     rows = wh.rows("metric_timeline", name="runtime_c_ms")
@@ -313,5 +315,29 @@ def test_report_has_an_image_section(url, tmp_path):
     assert "| 1 | (7, 8) |" in md and "| 2 | (1, 2) |" in md
     worst_2 = next(ln for ln in md.splitlines() if ln.startswith("| 2 | (1, 2) |"))
     assert worst_2.endswith("| yes | yes |")  # outside, and traced
+    first = (tmp_path / "out" / "first_divergence.md").read_text()
+    assert "Image cases with this pixel among their worst pixels (`images.md`): " \
+        "det @ 20250101T000000Z (rank 2)." in first
     png = tmp_path / "out" / "plots" / f"image_{wh.image_rows()[0]['id']}.png"
     assert png.is_file() and png in rep.files
+
+
+def test_image_timeline_across_stamps_of_a_case(url, tmp_path):
+    ref = rng_image((6, 6), seed=8)
+    root = tmp_path / "reports" / "tl"
+    for stamp, bad in (("20250102T000000Z", 1), ("20250101T000000Z", 3)):
+        cand = ref.copy()
+        cand.ravel()[:bad] += 1
+        save_npy(root / stamp / "k_c.npy", ref)
+        save_npy(root / stamp / "k_py.npy", cand)
+    save_npy(root / "20250103T000000Z" / "other_c.npy", ref)
+    save_npy(root / "20250103T000000Z" / "other_py.npy", ref)
+    wh = tracedb.connect(url)
+    assert wh.ingest([root]).ok
+    tl = wh.image_timeline("k")
+    assert list(tl["stamp"]) == ["20250101T000000Z", "20250102T000000Z"]
+    assert list(tl["outside_tolerance"]) == [3, 1]
+    assert list(tl["status"]) == ["diverged", "diverged"]
+    assert list(wh.image_timeline("other")["status"]) == ["match"]
+    # one image stored once, wherever it was found: three C copies, one content
+    assert count(wh, "image_file") == 6 and count(wh, "image") == 3

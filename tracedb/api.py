@@ -205,6 +205,12 @@ class Warehouse:
         return _frame(self.image_rows(case=case, stamp=stamp, path=path, worst=worst),
                       JSON_COLUMNS)
 
+    def image_timeline(self, case: str):
+        """One case's image comparisons stamp after stamp: how its figures moved."""
+        from .compare.images import TIMELINE_COLUMNS
+
+        return _frame(self.image_rows(case=case, worst=0), TIMELINE_COLUMNS)
+
     def image_worst(self, comparison_id: int | None = None):
         """The worst pixels kept for image comparisons, with the runs traced there."""
         return self.query("image_worst", comparison_id=comparison_id)

@@ -143,6 +143,7 @@ def _metric_units(rules):
 
 @dataclass
 class EvidenceStats:
+    evidence_bundles: int = 0  # bundles made for images or metrics (no trace file)
     image_files: int = 0  # new image files recorded
     images: int = 0  # new images stored (content not seen before)
     image_comparisons: int = 0
@@ -231,6 +232,7 @@ class _Bundle:
                     directory=str(d), path=plan.display, initiative=initiative, phase=phase,
                     stamp=plan.stamp, created_at=self.now, updated_at=self.now,
                     **meta)).scalar_one()
+                self.stats.evidence_bundles += 1
         return self._id
 
     def stamp(self) -> str | None:

@@ -208,12 +208,25 @@ def render_first_divergence(data: ReportData, plots: dict, generated: str) -> st
         rollup = roll.get((s["first_channel"], s["first_tap"], s["first_loop_key"],
                            s["first_occurrence"]))
         lines += _first_section(s, rows, rollup, total)
+        lines += _image_cases_of(s["pixel"], data.images)
         key = pixel_name(s["pixel"], s["ref_run"], s["cand_run"])
         if key in plots:
             lines += [f"![divergence profile of pixel {pixel_title(s['pixel'])}]"
                       f"({plots[key]})", ""]
         lines += _later_sections(s, rows)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _image_cases_of(pixel, images: list[dict]) -> list[str]:
+    """The image comparisons that have ``pixel`` among their worst pixels (see
+    images.md), or nothing."""
+    if not pixel:
+        return []
+    hits = [f"{md_cell(rec['case'])} @ {rec['stamp'] or 'no stamp'} (rank {w['rank']})"
+            for rec in images for w in rec["worst"]
+            if (w["slow"], w["fast"]) == tuple(pixel)]
+    return [f"Image cases with this pixel among their worst pixels (`images.md`): "
+            f"{', '.join(hits)}.", ""] if hits else []
 
 
 def _first_section(s: dict, rows: list[dict], rollup: dict | None, total: int) -> list[str]:
