@@ -101,6 +101,7 @@ def flatten(data, units) -> list[tuple[str, str, str, float | None, str | None, 
             for i, v in enumerate(value):
                 walk(v, f"{name}[{i}]", f"{pointer}/{i}")
             return
+        name = name or "(root)"  # a document that is one value
         leaf = name.rsplit(".", 1)[-1].split("[", 1)[0]
         unit = units(leaf)
         if isinstance(value, bool):
@@ -249,19 +250,25 @@ class _Bundle:
                 metric_ids[str(path)] = fid
             if args:
                 args_text[path.parent].append(args)
-        groups: dict[tuple[Path, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
+        # grouped by name first, then read one case at a time: a bundle of many large
+        # images holds one case's images in memory, not all of them
+        groups: dict[tuple[Path, str], list] = defaultdict(list)
         for path, display in sorted(self.found.images):
             side, case = image_name(path)
-            loaded = self.image_file(path, display, side, case, args_text[path.parent])
-            if loaded is None:
-                continue
-            if side is None:
-                self.notes.append(Note(display, "image names no side (C: _c, golden; "
-                                       "PyTorch: _py, pytorch); stored, not compared"))
-                continue
-            groups[(path.parent, case)][side].append((path, display, *loaded))
-        for (folder, case), sides in sorted(groups.items()):
+            groups[(path.parent, case)].append((path, display, side))
+        for (folder, case), files in sorted(groups.items()):
+            sides: dict[str, list] = defaultdict(list)
+            for path, display, side in files:
+                loaded = self.image_file(path, display, side, case, args_text[folder])
+                if loaded is None:
+                    continue
+                if side is None:
+                    self.notes.append(Note(display, "image names no side (C: _c, golden; "
+                                           "PyTorch: _py, pytorch); stored, not compared"))
+                    continue
+                sides[side].append((path, display, *loaded))
             self.pair(folder, case, sides, metric_ids)
+            del sides
 
     # -- metrics files ------------------------------------------------------------
     def metric_file(self, path: Path, display: str) -> tuple[int | None, str | None]:
