@@ -99,13 +99,13 @@ class Warehouse:
         return current_revision(self.engine)
 
     # -- named queries -------------------------------------------------------------
-    def rows(self, name: str, **params) -> list[dict]:
+    def rows(self, name: str, /, **params) -> list[dict]:
         """Run the named query ``queries/<name>.sql``; its rows as dicts. It is held to
         a plain read as :meth:`sql` is (whatever the file says)."""
         return queries.records(*queries.fetch(self._reads(params), name, check=True,
                                               **params))
 
-    def query(self, name: str, **params):
+    def query(self, name: str, /, **params):
         """Run the named query ``queries/<name>.sql``; returns a pandas DataFrame."""
         keys, rows = queries.fetch(self._reads(params), name, check=True, **params)
         return _frame(queries.records(keys, rows), keys)
@@ -119,7 +119,7 @@ class Warehouse:
         except (TypeError, ValueError):
             return self.db.reads()  # the query refuses it, naming the parameter
 
-    def _own(self, name: str, **params) -> list[dict]:
+    def _own(self, name: str, /, **params) -> list[dict]:
         """One of tracedb's own queries (read-only, as every query is)."""
         return queries.records(*queries.fetch(self._reads(params), name, **params))
 
@@ -186,6 +186,45 @@ class Warehouse:
 
     def quarantine(self, path: str | None = None):
         return self.query("quarantine", path=path)
+
+    # -- images and recorded metrics ---------------------------------------------
+    def image_rows(self, *, case: str | None = None, stamp: str | None = None,
+                   path: str | None = None, worst: int | None = None) -> list[dict]:
+        """Image comparisons as records (see ``compare.images.comparisons``): figures,
+        the recorded metrics and their check, the ``worst`` worst pixels (None: all)."""
+        from .compare import images
+
+        return images.comparisons(self.db.reads(), case=case, stamp=stamp, path=path,
+                                  worst=worst)
+
+    def images(self, *, case: str | None = None, stamp: str | None = None,
+               path: str | None = None, worst: int | None = None):
+        """Image comparisons, one row per comparison (``recorded``, ``recorded_check``
+        and ``worst`` hold dicts and lists); ordered by case, then stamp."""
+        from .compare.images import JSON_COLUMNS
+
+        return _frame(self.image_rows(case=case, stamp=stamp, path=path, worst=worst),
+                      JSON_COLUMNS)
+
+    def image_timeline(self, case: str):
+        """One case's image comparisons stamp after stamp: how its figures moved."""
+        from .compare.images import TIMELINE_COLUMNS
+
+        return _frame(self.image_rows(case=case, worst=0), TIMELINE_COLUMNS)
+
+    def image_worst(self, comparison_id: int | None = None):
+        """The worst pixels kept for image comparisons, with the runs traced there."""
+        return self.query("image_worst", comparison_id=comparison_id)
+
+    def next_pixels(self, n: int = 10, *, case: str | None = None, stamp: str | None = None):
+        """The ``n`` worst pixels of each image comparison that no run traces yet."""
+        from .compare import images
+
+        return _frame(images.next_pixels(self.db.reads(), n, case=case, stamp=stamp))
+
+    def metric_timeline(self, name: str, case: str | None = None):
+        """One named metric of the numeric results files, stamp after stamp."""
+        return self.query("metric_timeline", name=name, case=case)
 
     # -- comparisons ---------------------------------------------------------------
     def pair_runs(self, ref: str | None = None, cand: str | None = None,
@@ -361,7 +400,13 @@ def _report_data(db, found: results.Divergences, model: str):
 
     with db.engine.connect() as conn:
         version = db.store.server_version(conn)
+    from .compare import images as im
+
+    image_rows = im.comparisons(db.reads(), worst=20)
+    maps = {r["id"]: im.divergence_map(db.reads(), r) for r in image_rows}
     return ReportData(
+        images=image_rows, image_maps=maps, traced=im.traced_pixels(db.reads()),
+        map_floor=im.MAP_FLOOR,
         found=found, diff=requests.diff(db, found.set_id, found.strict),
         rollup=rows("divergence_rollup", strict=int(found.strict)),
         gap=rows("factor_gap", model=model), provenance=rows("provenance"),

@@ -191,6 +191,42 @@ def taps(
 
 
 @app.command()
+def images(
+    case: Annotated[str | None, typer.Option(help="only this case (exact name)")] = None,
+    stamp: Annotated[str | None, typer.Option(help="full stamp or a suffix")] = None,
+    path: Annotated[str | None, typer.Option(help="substring of the bundle path")] = None,
+    worst: Annotated[int, typer.Option(
+        help="worst pixels per comparison in JSON and CSV (0: none)", min=0)] = 10,
+    timeline: Annotated[bool, typer.Option(
+        "--timeline", help="one line per stamp of each case: how its figures moved")] = False,
+    next_pixels: Annotated[int | None, typer.Option(
+        "--next-pixels", metavar="N", min=1,
+        help="the N worst pixels of each comparison that no run traces yet")] = None,
+    fmt: FormatOpt = Fmt.table,
+) -> None:
+    """List whole-image comparisons (C image = reference, PyTorch = candidate): figures
+    computed in float64 at ingest, checked against the recorded metrics beside them."""
+    from .compare import images as im
+
+    with _open() as wh:
+        if next_pixels is not None:
+            rows = im.next_pixels(wh.db.reads(), next_pixels, case=case,
+                                  stamp=stamp)
+            list_rows(rows, None, fmt)
+            return
+        rows = wh.image_rows(case=case, stamp=stamp, path=path, worst=worst)
+    if timeline:
+        list_rows(rows, im.TIMELINE_COLUMNS, fmt)
+        return
+    if fmt == Fmt.table:
+        for r in rows:
+            r["shape"] = "x".join(map(str, r["shape"]))
+        list_rows(rows, im.TABLE_COLUMNS, fmt)
+        return
+    list_rows(rows, im.JSON_COLUMNS, fmt)
+
+
+@app.command()
 def quarantine(
     path: Annotated[str | None, typer.Option(help="substring of the file path")] = None,
     fmt: FormatOpt = Fmt.table,

@@ -12,7 +12,7 @@ Cost: two columns added to source_file and one to quarantine (ALTER TABLE ADD
 COLUMN: no table rewrite on either backend) and one empty table.
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-02
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -69,6 +69,8 @@ class Discovery:
     files: int
     notes: list[Note]  # skipped files and problems found while walking
     missing: list[str]
+    #: image and numeric results files (``ingest.images``): (path, display, bundle display)
+    evidence: list[tuple[Path, str, str]] = field(default_factory=list)
 
 
 def _display(root: Path, root_display: str, path: Path) -> str:
@@ -131,6 +133,24 @@ def _metadata_for(path: Path, names: set[str] | None = None) -> Path | None:
         p = path.with_name(cand)
         if p.is_file():
             return p
+    return None
+
+
+_METRICS_NAME = re.compile(r"^(summary|(.*[_-])?metrics([_-].*)?)\.json$", re.I)
+#: A side in an image's name: C (c, golden) or PyTorch (py, pytorch, torch).
+IMAGE_SIDE = re.compile(r"(?<![A-Za-z0-9])(c|golden|py|pytorch|torch)(?![A-Za-z0-9])", re.I)
+
+
+def evidence_kind(name: str) -> str | None:
+    """'image' (``.npy``; a raw ``.bin`` floatimage whose name has a side, ``c_*.bin``),
+    'metrics' (``*_metrics.json``, ``metrics*.json``, ``summary.json``) or None: the
+    files ``ingest.images`` loads (other ``.bin`` files are classified as ever)."""
+    low = name.lower()
+    if low.endswith(".npy") and len(name) > 4 or low.endswith(".bin") \
+            and IMAGE_SIDE.search(name[:-4]):
+        return "image"
+    if _METRICS_NAME.match(name):
+        return "metrics"
     return None
 
 
@@ -287,6 +307,7 @@ class _Finder:
         self.files = 0
         self.meta_files: list[tuple[Path, Path, str]] = []  # (file, root, kind)
         self.owner: dict[Path, Path] = {}  # directory -> its bundle directory
+        self.evidence: list[tuple[Path, str, str]] = []  # see Discovery.evidence
 
     def plan_for(self, directory: Path, root: Path, root_display: str) -> BundlePlan:
         b = self.owner.get(directory)
@@ -316,6 +337,15 @@ class _Finder:
                 continue
             self.files += 1
             low = name.lower()
+            evidence = evidence_kind(name)
+            if evidence is not None:  # images and results files: loaded by ingest.images
+                b = self.owner.get(directory)
+                if b is None:
+                    b = self.owner[directory] = bundle_dir(directory, root)
+                self.evidence.append((directory / name, prefix + name,
+                                      _display(root, root_display, b)))
+                if evidence == "image":
+                    continue
             f = directory / name
             display = prefix + name
             if low.endswith(".json") and not in_env and low not in _ENV_NAMES:
@@ -416,4 +446,4 @@ def discover(paths: list[str], follow_links: bool = True) -> Discovery:
             finder.visit(Path(dir_path), entries, root, root_display, listed=True,
                          others=others)
     return Discovery(bundles=finder.bundles_in_order(), files=finder.files,
-                     notes=finder.notes, missing=missing)
+                     notes=finder.notes, missing=missing, evidence=finder.evidence)

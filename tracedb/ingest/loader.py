@@ -22,6 +22,7 @@ from ..store.writer import BulkWriter
 from . import parse, rows
 from .discover import BundlePlan, Note, discover
 from .files import BLOB_COMPRESSION, Prepared, bundle_metadata, prepare_file
+from .images import load_evidence
 from .runs import UnitRules, alias_lookup, run_shape, run_template, unit_lookup
 from .staging import STAGE_BYTES, STAGE_FILES, StageContext, Staged, Turns, init_worker, stage_files
 
@@ -403,10 +404,13 @@ def ingest(engine: Engine, tables: dict[str, Table], paths: list[str], log_comma
         if pool is not None:
             pool.close()
         store.close_stagers()
+    evidence = load_evidence(engine, tables, found.evidence, command_id, notes, units)
+    stats.errors += evidence.pop("evidence_errors")
     stats.pixels = len(stats.pixel_set)
     if stats.values:
         store.after_bulk_load(engine)
     result = stats.as_dict(time.perf_counter() - started)
+    result.update(evidence)  # images and numeric results files (ingest.images)
     result["notes"] = [{"level": n.level, "path": n.path, "line": n.line,
                         "message": n.message} for n in notes]
     result["missing"] = list(found.missing)

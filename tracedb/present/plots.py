@@ -146,6 +146,36 @@ def plot_status_map(summaries: list[dict], diff: list[dict], path: Path,
 
 
 
+def plot_image_map(record: dict, grid, block: int, traced: list[tuple[int, int]],
+                   path: Path, floor: float) -> None:
+    """An image comparison's divergence map: log10 relative difference per pixel
+    (cividis, a colour-blind-safe map, from the smallest difference drawn, or
+    ``floor`` for exact agreement, to 0; ``block`` > 1: each cell the worst of a
+    block x block square), traced pixels ringed."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 5.4))
+    fig.subplots_adjust(left=0.1, right=0.9, top=0.9, bottom=0.1)
+    above = grid[grid > floor]
+    low = min(math.floor(float(above.min())), -1) if above.size else floor
+    im = ax.imshow(grid, cmap="cividis", vmin=low, vmax=0.0, interpolation="nearest",
+                   origin="upper")
+    cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    cbar.set_label("log10 |PyTorch - C| / max(|C|, |PyTorch|)")
+    slow, fast = record["slow"], record["fast"]
+    inside = [(s, f) for s, f in traced if s < slow and f < fast]
+    if inside:
+        ax.scatter([f / block for _s, f in inside], [s / block for s, _f in inside], s=40,
+                   facecolors="none", edgecolors="#ff7f0e", linewidths=1.2,
+                   label=f"traced pixel ({len(inside)})")
+        ax.legend(loc="upper right", fontsize=7)
+    ax.set_xlabel("fast" + (f" (/{block})" if block > 1 else ""))
+    ax.set_ylabel("slow" + (f" (/{block})" if block > 1 else ""))
+    ax.set_title(asciify(f"{record['case']} @ {record['stamp'] or 'no stamp'}: "
+                         f"{record['status']}"))
+    _save(fig, path)
+    plt.close(fig)
+
+
 def draw_plots(outdir: Path, found: Divergences, diff: list[dict], ascii_only: bool
                ) -> dict[str, str] | None:
     """Every plot of a report into ``outdir/plots``: {key: relative path}, profiles

@@ -57,6 +57,10 @@ class ReportData:
     loads: list[dict]  # load_commands
     model: str
     database: dict  # dialect, version, masked url
+    images: list[dict] = field(default_factory=list)  # compare.images.comparisons
+    image_maps: dict = field(default_factory=dict)  # comparison id -> (grid, block)
+    traced: list = field(default_factory=list)  # (slow, fast) of every traced pixel
+    map_floor: float = -16.0
 
 
 @dataclass
@@ -211,12 +215,25 @@ def render_first_divergence(data: ReportData, plots: dict, generated: str) -> st
         rollup = roll.get((s["first_channel"], s["first_tap"], s["first_loop_key"],
                            s["first_occurrence"]))
         lines += _first_section(s, rows, rollup, total)
+        lines += _image_cases_of(s["pixel"], data.images)
         key = pixel_name(s["pixel"], s["ref_run"], s["cand_run"])
         if key in plots:
             lines += [f"![divergence profile of pixel {pixel_title(s['pixel'])}]"
                       f"({plots[key]})", ""]
         lines += _later_sections(s, rows)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _image_cases_of(pixel, images: list[dict]) -> list[str]:
+    """The image comparisons that have ``pixel`` among their worst pixels (see
+    images.md), or nothing."""
+    if not pixel:
+        return []
+    hits = [f"{md_cell(rec['case'])} @ {rec['stamp'] or 'no stamp'} (rank {w['rank']})"
+            for rec in images for w in rec["worst"]
+            if (w["slow"], w["fast"]) == tuple(pixel)]
+    return [f"Image cases with this pixel among their worst pixels (`images.md`): "
+            f"{', '.join(hits)}.", ""] if hits else []
 
 
 def _first_section(s: dict, rows: list[dict], rollup: dict | None, total: int) -> list[str]:
@@ -480,6 +497,56 @@ def render_diff(s: dict, rows: list[dict]) -> str:
 # --------------------------------------------------------------------------- files
 
 
+def _fig(v, digits: int = 6) -> str:
+    return "-" if v is None else f"{v:.{digits}g}" if isinstance(v, float) else str(v)
+
+
+def render_images(images: list[dict], plots: dict, traced: set) -> str:
+    """images.md: each image comparison, its figures recorded vs recomputed, its
+    divergence map and worst pixels (traced ones marked)."""
+    lines = ["# Whole-image comparisons", "",
+             "C image = reference, PyTorch image = candidate; figures recomputed in float64 "
+             "at ingest. Recorded: the metrics file beside the pair; agreement `same` "
+             "(1e-12 relative), `float32` (1e-5 relative), `differs`.", ""]
+    for rec in images:
+        lines += [f"## {md_cell(rec['case'])} @ {rec['stamp'] or 'no stamp'}", "",
+                  f"- status: **{rec['status']}**" + (f" ({md_cell(rec['message'])})"
+                                                     if rec["message"] else ""),
+                  f"- C: `{rec['ref_path']}`", f"- PyTorch: `{rec['cand_path']}`",
+                  f"- shape: {'x'.join(map(str, rec['shape']))}, {rec['dtype']}; outside "
+                  f"tolerance (rtol {g(rec['rtol'])}, atol {g(rec['atol'])}): "
+                  f"{_fig(rec['outside_tolerance'])} of {_fig(rec['pixels'])} pixels; NaN "
+                  f"or inf: C {_fig(rec['ref_nonfinite'])}, PyTorch "
+                  f"{_fig(rec['cand_nonfinite'])}",
+                  "- recorded: " + (f"`{rec['recorded_path']}`, agreement "
+                                    f"**{rec['recorded_agreement']}**"
+                                    if rec["recorded_path"] else "none"), "",
+                  "| figure | recomputed | recorded | relative difference | agreement |",
+                  "|---|---|---|---|---|"]
+        check = rec["recorded_check"] or {}
+        for fig in ("correlation", "mse", "rmse", "max_abs_diff", "ref_sum", "cand_sum",
+                    "sum_ratio"):
+            c = check.get(fig)
+            lines.append(f"| {fig} | {_fig(rec[fig], 10)} | "
+                         f"{_fig(c['recorded'], 10) if c else '-'} | "
+                         f"{_fig(c['rel_diff']) if c else '-'} | "
+                         f"{c['agreement'] if c else '-'} |")
+        lines.append("")
+        if rec["id"] in plots:
+            lines += [f"![divergence map]({plots[rec['id']]})", ""]
+        if rec["worst"]:
+            lines += [f"Worst pixels ({len(rec['worst'])} shown):", "",
+                      "| rank | pixel | C | PyTorch | abs delta | rel delta | outside | traced |",
+                      "|---|---|---|---|---|---|---|---|"]
+            lines += [f"| {w['rank']} | ({w['slow']}, {w['fast']}) | {w['ref']} | {w['cand']} "
+                      f"| {_fig(w['abs_delta'])} | {_fig(w['rel_delta'])} | "
+                      f"{'yes' if w['outside'] else 'no'} | "
+                      f"{'yes' if (w['slow'], w['fast']) in traced else 'no'} |"
+                      for w in rec["worst"]]
+            lines.append("")
+    return "\n".join(lines)
+
+
 def prepare_outdir(outdir: Path, force: bool) -> None:
     """An empty report directory (an earlier report's files removed with ``force``)."""
     if outdir.exists() and not outdir.is_dir():
@@ -568,6 +635,20 @@ def write_report(outdir: Path, data: ReportData, generated: str, *, unicode: boo
     for s in data.found.rows:
         put(f"diff_{pixel_name(s['pixel'], s['ref_run'], s['cand_run'])}.txt",
             render_diff(s, by_cmp.get(s["comparison_id"], [])))
+    if data.images:
+        image_plots: dict[int, str] = {}
+        if plots and plot_files:
+            from .plots import plot_image_map
+
+            for rec in data.images:
+                grid, block = data.image_maps.get(rec["id"], (None, 1))
+                if grid is not None:
+                    rel = f"plots/image_{rec['id']}.png"
+                    plot_image_map(rec, grid, block, data.traced, outdir / rel,
+                                   data.map_floor)
+                    image_plots[rec["id"]] = rel
+                    report.files.append(outdir / rel)
+        put("images.md", render_images(data.images, image_plots, set(data.traced)))
     put("commands.txt", render_commands(data.loads, argv or ["tracedb", "report", str(outdir)],
                                         data.database["url"]))
     text = json.dumps(render_env(data), indent=2, sort_keys=True,

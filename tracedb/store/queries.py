@@ -79,7 +79,7 @@ def connection(bind):
             yield conn
 
 
-def fetch(bind, name: str, *, check: bool = False, **params
+def fetch(bind, name: str, /, *, check: bool = False, **params
           ) -> tuple[list[str], list[tuple]]:
     """Run the named query on ``bind`` (an engine or a connection); its column names
     and rows (plain tuples).
