@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import __version__, curate
-from .compare import requests, results
+from .compare import causes, requests, results
 from .errors import TracedbError
 from .ingest.loader import IngestResult, ProgressFn
 from .store import health, queries
@@ -324,6 +324,30 @@ class Warehouse:
     def set_factor_model(self, model: str, formula: str) -> list[tuple[str, float]]:
         """Define (or replace) ``model`` from 'target = a * b^2 / c'."""
         return curate.set_factor_model(self.db, model, formula)
+
+    def graph_rows(self, graph: str = causes.DEFAULT_GRAPH) -> list[dict]:
+        """The dependency graph's edges (target, source, basis) as records."""
+        return curate.graph_edges(self.db, graph)
+
+    def graph(self, graph: str = causes.DEFAULT_GRAPH):
+        """The dependency graph's edges: which tap (target) is computed from which
+        (source), and what the edge rests on (basis); a pandas DataFrame."""
+        return _frame(self.graph_rows(graph), ["target", "source", "basis"])
+
+    def set_inputs(self, target: str, sources: list[str], basis: str | None = None,
+                   graph: str = causes.DEFAULT_GRAPH) -> None:
+        """Make ``sources`` the inputs of ``target`` (an empty list removes them)."""
+        curate.set_inputs(self.db, graph, target, sources, basis)
+
+    def import_graph(self, text: str, graph: str = causes.DEFAULT_GRAPH,
+                     origin: str = "graph") -> int:
+        """Replace the graph with the edges of ``text`` (the form :meth:`export_graph`
+        writes); returns the number of edges."""
+        return curate.import_graph(self.db, graph, text, origin)
+
+    def export_graph(self, graph: str = causes.DEFAULT_GRAPH) -> str:
+        """The graph as text: ``TARGET <- SOURCE, ...  # basis`` per line."""
+        return curate.export_graph(self.db, graph)
 
     # -- reports ------------------------------------------------------------------------
     def report(self, outdir: str | Path, *, ref: str | None = None, cand: str | None = None,

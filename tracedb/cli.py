@@ -33,6 +33,7 @@ from .cli_options import (
     parse_pixels,
     tolerance_options,
 )
+from .compare.causes import DEFAULT_GRAPH
 from .errors import TracedbError
 
 app = typer.Typer(
@@ -426,6 +427,69 @@ def fm_set(
     with _open() as wh:
         factors = wh.set_factor_model(model, formula)
     typer.echo(f"factor model {model}: {len(factors)} factors")
+
+
+graph_app = typer.Typer(help="The dependency graph of taps (which tap is computed from "
+                             "which), which tells root causes from their consequences.",
+                        no_args_is_help=True)
+app.add_typer(graph_app, name="graph")
+GraphOpt = Annotated[str, typer.Option("--graph", help="graph name")]
+
+
+@graph_app.command("show")
+def graph_show(graph: GraphOpt = DEFAULT_GRAPH, fmt: FormatOpt = Fmt.table) -> None:
+    """List the graph's edges: target, source and what the edge rests on."""
+    with _open() as wh:
+        rows = wh.graph_rows(graph)
+    if not rows:
+        raise TracedbError(f"graph {graph!r} has no edges")
+    list_rows(rows, ["target", "source", "basis"], fmt)
+
+
+@graph_app.command("set")
+def graph_set(
+    target: Annotated[str, typer.Argument(help="the tap computed")],
+    sources: Annotated[list[str] | None, typer.Argument(
+        help="the taps it is computed from (none: remove its inputs)")] = None,
+    basis: Annotated[str | None, typer.Option(help="what the edges rest on")] = None,
+    graph: GraphOpt = DEFAULT_GRAPH,
+) -> None:
+    """Make SOURCES the inputs of TARGET (replacing the ones it had)."""
+    with _open() as wh:
+        wh.set_inputs(target, sources or [], basis=basis, graph=graph)
+    typer.echo(f"graph {graph}: {target} <- {', '.join(sources or []) or '(no inputs)'}")
+
+
+@graph_app.command("export")
+def graph_export(
+    file: Annotated[Path | None, typer.Argument(help="where to write [default: stdout]")
+                    ] = None,
+    graph: GraphOpt = DEFAULT_GRAPH,
+) -> None:
+    """Write the graph as text (TARGET <- SOURCE, ...  # basis), for a team's repository."""
+    with _open() as wh:
+        out = wh.export_graph(graph)
+    if file is None:
+        typer.echo(out, nl=False)
+    else:
+        file.write_text(out, encoding="utf-8")
+        typer.echo(f"graph {graph}: {out.count(chr(10)) - 1} line(s) written to "
+                   f"{file.as_posix()}")
+
+
+@graph_app.command("import")
+def graph_import(
+    file: Annotated[Path, typer.Argument(help="a graph as `graph export` writes it")],
+    graph: GraphOpt = DEFAULT_GRAPH,
+) -> None:
+    """Replace the graph with the edges of FILE."""
+    try:
+        content = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TracedbError(f"cannot read {file.as_posix()}: {exc}") from None
+    with _open() as wh:
+        n = wh.import_graph(content, graph=graph, origin=file.as_posix())
+    typer.echo(f"graph {graph}: {n} edge(s) from {file.as_posix()}")
 
 
 @app.command()

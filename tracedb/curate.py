@@ -1,5 +1,6 @@
-"""What users curate: tap aliases (and the rekey they imply), accepted divergences and
-factor models. All of it is data in tables, edited here or by any SQL client."""
+"""What users curate: tap aliases (and the rekey they imply), accepted divergences,
+factor models and the dependency graph of taps. All of it is data in tables, edited
+here or by any SQL client."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from .errors import TracedbError
 from .store.health import stale_shapes
-from .store.queries import run_step
+from .store.queries import fetch, records, run_step
 
 REKEY_STEPS = ("rekey_names", "rekey_occurrence", "rekey_register", "rekey_values",
                "rekey_taps", "rekey_values_finish")
@@ -147,3 +148,80 @@ def factor_models(db, model: str | None = None) -> tuple[list[str], list[tuple]]
     with db.engine.connect() as conn:
         res = conn.execute(q.order_by(t.c.model, t.c.position))
         return list(res.keys()), [tuple(r) for r in res.fetchall()]
+
+
+# --------------------------------------------------------------------------- dependency graph
+#
+# A graph is the rows of tap_edge with one graph name: "TARGET is computed from
+# SOURCE", by pairing-key name, with what the edge rests on. Its text form, one
+# target per line, is what `tracedb graph export` writes and `import` reads:
+#
+#     pix0_vector <- term_fast, term_slow, term_beam  # pix0 = -Fbeam*fdet - ...
+#
+# Blank lines and lines starting with '#' are comments.
+
+_NAME = re.compile(r"[^\s,#<]+")
+
+
+def graph_edges(db, graph: str) -> list[dict]:
+    """The edges of ``graph`` as records (target, source, basis), by target then source."""
+    return records(*fetch(db.engine, "graph", graph=graph))
+
+
+def _check_names(names: list[str], where: str) -> None:
+    bad = [n for n in names if not _NAME.fullmatch(n)]
+    if bad:
+        raise TracedbError(f"{where}: {bad[0]!r} is not a tap name (no spaces, commas, "
+                           "'#' or '<')")
+
+
+def set_inputs(db, graph: str, target: str, sources: list[str], basis: str | None) -> None:
+    """Make ``sources`` the inputs of ``target`` in ``graph`` (none: remove them)."""
+    _check_names([target, *sources], "graph set")
+    t = db.tables["tap_edge"]
+    with db.store.write_connection(db.engine) as conn, conn.begin():
+        conn.execute(t.delete().where((t.c.graph == graph) & (t.c.target == target)))
+        if sources:
+            conn.execute(t.insert(), [dict(graph=graph, target=target, source=s, basis=basis)
+                                      for s in dict.fromkeys(sources)])
+
+
+def parse_graph(text: str, origin: str) -> list[tuple[str, str, str | None]]:
+    """(target, source, basis) edges of the text form above; a line that is not
+    ``TARGET <- SOURCE, ...`` is an error naming ``origin`` and the line."""
+    edges: list[tuple[str, str, str | None]] = []
+    for no, line in enumerate(text.splitlines(), start=1):
+        body, _, basis = line.partition("#")
+        if not body.strip():
+            continue
+        target, arrow, sources = body.partition("<-")
+        names = [s.strip() for s in sources.split(",") if s.strip()]
+        if not arrow or not target.strip() or not names:
+            raise TracedbError(f"{origin}:{no}: expected 'TARGET <- SOURCE, ...', got "
+                               f"{line.strip()!r}")
+        _check_names([target.strip(), *names], f"{origin}:{no}")
+        edges += [(target.strip(), s, basis.strip() or None) for s in names]
+    return edges
+
+
+def import_graph(db, graph: str, text: str, origin: str) -> int:
+    """Replace ``graph`` with the edges of ``text`` (the text form); returns how many."""
+    edges = {(a, b): c for a, b, c in parse_graph(text, origin)}  # the last basis given
+    t = db.tables["tap_edge"]
+    with db.store.write_connection(db.engine) as conn, conn.begin():
+        conn.execute(t.delete().where(t.c.graph == graph))
+        if edges:
+            conn.execute(t.insert(), [dict(graph=graph, target=a, source=b, basis=c)
+                                      for (a, b), c in edges.items()])
+    return len(edges)
+
+
+def export_graph(db, graph: str) -> str:
+    """``graph`` in the text form, one line per target and basis."""
+    lines: dict[tuple[str, str | None], list[str]] = {}
+    for e in graph_edges(db, graph):
+        lines.setdefault((e["target"], e["basis"]), []).append(e["source"])
+    out = [f"# tracedb dependency graph {graph}: TARGET <- SOURCE, ...  # what it rests on"]
+    for (target, basis), sources in lines.items():
+        out.append(f"{target} <- {', '.join(sources)}" + (f"  # {basis}" if basis else ""))
+    return "\n".join(out) + "\n"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..errors import TracedbError
 from ..store.queries import fetch, records
+from . import causes
 
 SIDE_LABEL = {"c": "C", "py": "PyTorch"}
 #: The tolerance rule, as every output states it.
@@ -110,7 +111,22 @@ def summaries(db, set_id: int, strict: bool) -> list[dict]:
         raise TracedbError(f"comparison set {set_id} has no results (removed while "
                            "reading?); run the command again")
     out = records(keys, rows)
+    placed, differ = causes.explain(db, set_id, strict, rtol=out[0]["rtol"],
+                                    atol=out[0]["atol"])
     for r in out:
+        r["config_diff"] = differ.get(r["comparison_id"])
+        taps = placed.get(r["comparison_id"], [])
+        for t in taps:
+            t["suspect_side"] = suspect_side(t["suspect"], r["ref_side"], r["cand_side"])
+        r["roots"] = [{k: t[k] for k in ROOT_FIELDS} for t in taps if t["role"] == "root"]
+        r["inherited"] = sum(t["role"] == "inherited" for t in taps)
+        r["unknown"] = sum(t["role"] == "unknown" for t in taps)
+        first = next((t for t in taps if (t["channel"], t["tap"], t["loop_key"],
+                                          t["occurrence"]) == (
+            r["first_channel"], r["first_tap"], r["first_loop_key"], r["first_occurrence"])),
+            None)
+        for k in ("role", "inherited_from", "verdict"):
+            r[f"first_{k}"] = first[k] if first else None
         r["pixel"] = pixel_of(r["ref_slow"], r["ref_fast"]) \
             or pixel_of(r["cand_slow"], r["cand_fast"])
         r["status"] = pair_status(r)
@@ -119,7 +135,9 @@ def summaries(db, set_id: int, strict: bool) -> list[dict]:
             r["first_ratio"], r["first_suspect"], r["first_suspect_basis"])
         r["first_suspect_side"] = suspect_side(r["first_suspect"], r["ref_side"],
                                                r["cand_side"])
-    out.columns += ["pixel", "status", "first_unit_hint", "first_suspect_side"]
+    out.columns += ["config_diff", "roots", "inherited", "unknown", "first_role",
+                    "first_inherited_from", "first_verdict", "pixel", "status",
+                    "first_unit_hint", "first_suspect_side"]
     return out
 
 
@@ -164,7 +182,10 @@ DIVERGENCE_FIELDS = ("ref_run", "cand_run", "ref_side", "cand_side", "ref_stamp"
 FIRST_FIELDS = ("tap", "channel", "loop_key", "occurrence", "unit", "ref_line", "cand_line",
                 "ref_pointer", "cand_pointer",
                 "ref_value", "cand_value", "abs_delta", "rel_delta", "ratio", "unit_hint",
-                "suspect_side")
+                "suspect_side", "role", "inherited_from", "verdict")
+#: A root cause's fields (``roots`` of a divergence record).
+ROOT_FIELDS = ("tap", "channel", "loop_key", "occurrence", "ref_line", "cand_line",
+               "verdict", "evidence", "suspect_side", "contained", "consequences")
 
 
 def divergence_record(r: dict) -> dict:
@@ -172,6 +193,8 @@ def divergence_record(r: dict) -> dict:
     rec = {k: r[k] for k in ("pixel", "status", *DIVERGENCE_FIELDS)}
     rec["first"] = None if r["first_tap"] is None else {
         k: r[f"first_{k}"] for k in FIRST_FIELDS}
+    rec["config_diff"] = r["config_diff"]
+    rec["roots"] = r["roots"]
     return rec
 
 

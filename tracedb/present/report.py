@@ -210,6 +210,7 @@ def render_first_divergence(data: ReportData, plots: dict, generated: str) -> st
     roll = {(r["channel"], r["tap"], r["loop_key"], r["occurrence"]): r for r in data.rollup}
     total = len(paired(data.found.rows))
     lines = _header("First divergence", data.found, generated)
+    lines += _configuration_section(data.found.rows) + _causes_section(data.found.rows)
     for s in data.found.rows:
         rows = by_cmp.get(s["comparison_id"], [])
         rollup = roll.get((s["first_channel"], s["first_tap"], s["first_loop_key"],
@@ -234,6 +235,78 @@ def _image_cases_of(pixel, images: list[dict]) -> list[str]:
             if (w["slow"], w["fast"]) == tuple(pixel)]
     return [f"Image cases with this pixel among their worst pixels (`images.md`): "
             f"{', '.join(hits)}.", ""] if hits else []
+
+
+def _options_text(d: dict, rside: str, cside: str) -> str:
+    items = [f"`-{x['option']}` {x['ref'] or '(not given)'} ({rside}) vs "
+             f"{x['cand'] or '(not given)'} ({cside})" for x in d["differ"]]
+    text = "; ".join(items) if items else \
+        "the recorded configurations agree on every option both sides record"
+    one = [f"{side} " + ", ".join(f"{k} {v}" for k, v in opts.items())
+           for side, opts in ((rside, d["only_ref"]), (cside, d["only_cand"])) if opts]
+    return text + (f" (recorded on one side only: {'; '.join(one)})" if one else "")
+
+
+def _configuration_section(found_rows: list[dict]) -> list[str]:
+    """What the two runs were asked to do (``compare.config``), before any value: once
+    when every pair has the same differences, else per pixel."""
+    rows = [r for r in found_rows if r.get("config_diff") is not None]
+    if not rows:
+        return []
+    out = ["## Configuration", ""]
+    texts = [_options_text(r["config_diff"], SIDE.get(r["ref_side"], "ref"),
+                           SIDE.get(r["cand_side"], "cand")) for r in rows]
+    if len(set(texts)) == 1:
+        out.append(f"- every pair: {texts[0]}")
+    else:
+        out += [f"- pixel {pixel_title(r['pixel'])}: {t}" for r, t in zip(rows, texts,
+                                                                          strict=True)]
+    return out + [""]
+
+
+def _cause_key(t: dict) -> tuple:
+    return (t["channel"], t["tap"], t["loop_key"], t["occurrence"], t["verdict"],
+            t["evidence"])
+
+
+def _causes_section(found_rows: list[dict]) -> list[str]:
+    """The root causes (``compare.causes``) with their verdicts: those every diverged
+    pair shares said once, then each pixel's own, then how many taps follow."""
+    diverged = [r for r in found_rows if r["status"] == "diverged"]
+    if not diverged:
+        return []
+    shared = set.intersection(*({_cause_key(t) for t in r["roots"]} for r in diverged))
+    out = ["## Causes", "",
+           "Root causes: diverged taps none of whose inputs in the dependency graph "
+           "(`tracedb graph show`) diverged; every other diverged tap follows from one.", ""]
+
+    def table(roots: list[dict], r: dict) -> list[str]:
+        lines = ["| cause | lines (ref/cand) | verdict | evidence | side off | "
+                 "what follows |", "|---|---|---|---|---|---|"]
+        for t in roots:
+            side = SIDE.get(t["suspect_side"], t["suspect_side"]) if t["suspect_side"] \
+                else "-"
+            follows = ", ".join(t["consequences"]) or (
+                "nothing: every consequence matches (contained)" if t["contained"]
+                else "-")
+            label = tap_label(t["tap"], t["loop_key"], t["occurrence"], t["channel"])
+            lines.append(f"| {code(label)} | {g(t['ref_line'])}/{g(t['cand_line'])} | "
+                         f"{t['verdict']} | "
+                         f"{md_cell(t['evidence'])} | {side} | {md_cell(follows)} |")
+        return lines + [""]
+
+    if shared and len(diverged) > 1:
+        first = diverged[0]
+        out += [f"### Every diverged pixel ({len(diverged)})", ""]
+        out += table([t for t in first["roots"] if _cause_key(t) in shared], first)
+    for r in diverged:
+        own = [t for t in r["roots"] if _cause_key(t) not in shared or len(diverged) == 1]
+        unknown = f", {r['unknown']} not in the graph" if r["unknown"] else ""
+        out += [f"### Pixel {pixel_title(r['pixel'])}: {len(r['roots'])} cause(s), "
+                f"{r['inherited']} diverged tap(s) following from them{unknown}", ""]
+        if own:
+            out += table(own, r)
+    return out
 
 
 def _first_section(s: dict, rows: list[dict], rollup: dict | None, total: int) -> list[str]:

@@ -1,0 +1,23 @@
+-- loop_values: the values, at every loop step, of each per-loop tap (a loop key
+-- such as phi_tic=3) that diverged somewhere in a comparison of a set, on both
+-- sides: what compare.results looks in for a loop shift (the candidate's step k
+-- holding the reference's step k-1, or its last step).
+-- Parameters:
+--   set_id   comparison_set.id
+WITH looped AS (
+  SELECT DISTINCT tr.comparison_id, tr.channel, tr.key_name
+  FROM tap_result tr
+  WHERE tr.set_id = CAST(:set_id AS INTEGER) AND tr.loop_key <> ''
+    AND tr.status = 'diverged'
+)
+SELECT l.comparison_id AS comparison_id, side.side AS side, t.channel AS channel,
+       t.key_name AS key_name, t.loop_key AS loop_key, t.key_occurrence AS occurrence,
+       v.idx AS idx, v.kind AS kind, v.num AS num, v.text AS text
+FROM looped l
+JOIN comparison c ON c.id = l.comparison_id
+JOIN (SELECT 'ref' AS side UNION ALL SELECT 'cand') side ON 1 = 1
+JOIN tap t ON t.run_id = CASE WHEN side.side = 'ref' THEN c.ref_run_id ELSE c.cand_run_id END
+  AND t.channel = l.channel AND t.key_name = l.key_name AND t.loop_key <> ''
+JOIN value v ON v.run_id = t.run_id AND v.key_id = t.key_id
+ORDER BY l.comparison_id, side.side, t.channel, t.key_name, t.key_occurrence, t.loop_key,
+         v.idx

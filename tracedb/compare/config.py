@@ -1,0 +1,156 @@
+"""What two runs were asked to do, compared before any value: each run's options
+from its metadata (``dtype``, ``device``, ``mode``, a ``configuration`` or ``config``
+object, ``args``) and from the simulator command of its bundle's ``commands.txt``
+(the nanoBragg or nanobrag_torch command line that traced its pixel), normalised to
+nanoBragg's option names, and their differences.
+
+An option differs when both sides record it with different values, or when one
+side's command line gives it and the other side's command line (a full record of
+what that program was told) does not; an option only one side's metadata mentions is
+listed as recorded on one side only, not as a difference.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+
+from ..store.queries import fetch, records
+
+#: Other names of nanoBragg's options (as metadata and PyTorch write them).
+SYNONYMS = {"wavelength": "lambda", "wavelength_a": "lambda", "lambda_a": "lambda",
+            "n_cells": "n", "ncells": "n", "pixel_mm": "pixel", "pixel_size_mm": "pixel",
+            "distance_mm": "distance", "detector_distance_mm": "distance",
+            "default_f": "default_f", "hkl_file": "hkl", "detector_convention": "convention",
+            "xbeam_mm": "xbeam", "ybeam_mm": "ybeam", "oversample_thick": "oversample_thick",
+            "phi_steps": "phisteps", "mosaic_domains": "mosaic_dom", "beam_size_mm": "beamsize",
+            "exposure_s": "exposure"}
+#: Options that say where and what to trace or write, not what to compute.
+NOT_PHYSICS = frozenset({"trace_pixel", "floatfile", "intfile", "noisefile", "pgmfile",
+                         "out_dir", "outdir", "tag", "printout", "printout_pixel", "pixel_coords",
+                         "timestamp_utc", "timestamp", "pixel_slow", "pixel_fast",
+                         "final_intensity", "git_sha", "git_branch"})
+#: Top-level metadata keys that record how a run was made.
+META_KEYS = ("dtype", "device", "mode", "convention", "detector_convention")
+#: Metadata objects that hold options.
+META_OBJECTS = ("configuration", "config", "params", "options")
+#: A command line of the simulator (either side).
+PROGRAM = re.compile(r"(nanoBragg\b|\$\{?NB_C_BIN\}?|nanobrag_torch)")
+
+
+def option_name(name: str) -> str:
+    """An option's name as nanoBragg spells it, lower case: ``-Xbeam`` -> ``xbeam``,
+    ``wavelength_A`` -> ``lambda``."""
+    key = name.lstrip("-").replace("-", "_").lower()
+    return SYNONYMS.get(key, key)
+
+
+def _value(v) -> str:
+    """An option's value as compared: numbers in one spelling (``500.0`` = ``500``), a
+    list of one repeated number as that number (``5 5 5`` = ``5``), words as written."""
+    words = str(v).replace(",", " ").split() if not isinstance(v, list) else [str(x) for x in v]
+    out = []
+    for w in words:
+        try:
+            out.append(repr(float(w)))
+        except ValueError:
+            out.append(w)
+    if len(out) > 1 and len(set(out)) == 1 and all(o[0].isdigit() or o[0] == "-" for o in out):
+        out = out[:1]
+    return " ".join(out)
+
+
+def parse_command(line: str) -> dict[str, str]:
+    """The options of one simulator command line: ``-name value ...`` (a flag alone
+    as ``on``), up to a redirection or pipe."""
+    try:
+        words = shlex.split(line, comments=True)
+    except ValueError:
+        words = line.split()
+    opts: dict[str, list[str]] = {}
+    current = None
+    for w in words:
+        if w in ("|", ">", ">>", "2>&1", "&&", ";") or w.startswith((">", "2>")):
+            break
+        if re.match(r"--?[A-Za-z]", w):
+            current = option_name(w)
+            opts[current] = []
+        elif current is not None:
+            opts[current].append(w)
+    return {k: _value(v) if v else "on" for k, v in opts.items() if k not in NOT_PHYSICS}
+
+
+def commands_of(text: str | None) -> list[str]:
+    """The simulator command lines of a commands.txt (continuations joined)."""
+    if not text:
+        return []
+    joined = re.sub(r"\\\n", " ", text)
+    return [ln.strip() for ln in joined.splitlines()
+            if PROGRAM.search(ln) and not ln.lstrip().startswith(("#", "cd ", "make", "export"))]
+
+
+def _command_for(commands: list[str], pixel) -> str | None:
+    """The command that traced ``pixel`` (slow, fast): its ``-trace_pixel`` (or
+    ``--pixel``) names it; the only command when there is one."""
+    if pixel is not None:
+        for c in commands:
+            m = re.search(r"-(?:trace_pixel|-pixel)\s+(\d+)\s+(\d+)", c)
+            if m and (int(m[1]), int(m[2])) == tuple(pixel):
+                return c
+    return commands[0] if len(commands) == 1 else None
+
+
+def run_options(row: dict) -> tuple[dict[str, str], dict[str, str]]:
+    """A run's options: (from its simulator command, from its metadata)."""
+    pixel = None if row["slow"] is None else (int(row["slow"]), int(row["fast"]))
+    command = _command_for(commands_of(row["commands_text"]), pixel)
+    from_command = parse_command(PROGRAM.split(command, maxsplit=1)[-1]) if command else {}
+    meta: dict[str, str] = {}
+    try:
+        data = json.loads(row["metadata_json"]) if row["metadata_json"] else {}
+    except ValueError:
+        data = {}
+    if isinstance(data, dict):
+        for k in META_KEYS:
+            if isinstance(data.get(k), (str, int, float)):
+                meta[option_name(k)] = _value(data[k])
+        for obj in META_OBJECTS:
+            if isinstance(data.get(obj), dict):
+                for k, v in data[obj].items():
+                    if isinstance(v, (str, int, float, list)) and option_name(k) not in NOT_PHYSICS:
+                        meta[option_name(k)] = _value(v)
+        if isinstance(data.get("args"), str):
+            meta.update(parse_command(data["args"]))
+    return from_command, meta
+
+
+def differences(db, set_id: int) -> dict[int, dict]:
+    """Per comparison id: ``{"differ": [{option, ref, cand}], "only_ref": {option: value},
+    "only_cand": {...}}`` (see above), options in name order."""
+    runs: dict[int, dict] = {}
+    for r in records(*fetch(db.reads(set_id), "run_config", set_id=set_id)):
+        runs.setdefault(r["comparison_id"], {})[r["role"]] = run_options(r)
+    out = {}
+    for cid, sides in runs.items():
+        (ref_cmd, ref_meta), (cand_cmd, cand_meta) = sides.get("ref", ({}, {})), \
+            sides.get("cand", ({}, {}))
+        ref, cand = {**ref_meta, **ref_cmd}, {**cand_meta, **cand_cmd}
+        differ, only_ref, only_cand = [], {}, {}
+        for name in sorted(set(ref) | set(cand)):
+            a, b = ref.get(name), cand.get(name)
+            if a is not None and b is not None:
+                if a != b:
+                    differ.append({"option": name, "ref": a, "cand": b})
+            # a command line is the whole record of what its program was told: an
+            # option it lacks that the other side's command gives is a difference
+            elif a is not None and cand_cmd and name in ref_cmd:
+                differ.append({"option": name, "ref": a, "cand": None})
+            elif b is not None and ref_cmd and name in cand_cmd:
+                differ.append({"option": name, "ref": None, "cand": b})
+            elif a is not None:
+                only_ref[name] = a
+            else:
+                only_cand[name] = b
+        out[cid] = {"differ": differ, "only_ref": only_ref, "only_cand": only_cand}
+    return out
