@@ -289,6 +289,8 @@ def _image_cases_of(pixel, images: list[dict]) -> list[str]:
 def _options_text(d: dict, rside: str, cside: str) -> str:
     items = [f"`-{x['option']}` {x['ref'] or '(not given)'} ({rside}) vs "
              f"{x['cand'] or '(not given)'} ({cside})" for x in d["differ"]]
+    items += [f"`{x['tap']}` {md_cell(x['ref'])} ({rside}) vs {md_cell(x['cand'])} ({cside})"
+              for x in d.get("taps", [])]
     text = "; ".join(items) if items else \
         "the recorded configurations agree on every option both sides record"
     one = [f"{side} " + ", ".join(f"{k} {v}" for k, v in opts.items())
