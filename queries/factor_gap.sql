@@ -39,7 +39,9 @@ rows AS (
          t.ref_value AS target_ref_value, t.cand_value AS target_cand_value,
          CASE WHEN t.ref_num <> 0 AND t.cand_num <> 0
               THEN LOG10(ABS(t.ref_num) / ABS(t.cand_num)) END AS target_log10_ratio,
+         t.ref_num AS target_ref_num, t.cand_num AS target_cand_num,
          f.ref_value AS factor_ref_value, f.cand_value AS factor_cand_value,
+         f.ref_num AS factor_ref_num, f.cand_num AS factor_cand_num,
          f.status AS factor_status,
          CASE WHEN f.ref_num <> 0 AND f.cand_num <> 0
               THEN fm.exponent * LOG10(ABS(f.ref_num) / ABS(f.cand_num)) END AS factor_log10

@@ -10,7 +10,9 @@
 -- computes from this one that the comparison's reference run traced,
 -- diverged_consequences those of them that diverged. unit_factor: the tap has a
 -- unit hint (suspect: the side it puts off, 'ref' or 'cand'); n_traced: the set's comparisons whose reference run traced the tap;
--- n_same: those where it diverged with the same values on each side as here.
+-- n_same: those where it diverged with the same values on each side as here;
+-- ref_kind: the kind of its first reference component ('text' for a setting such as
+-- a convention written as a word).
 -- Parameters:
 --   set_id   comparison_set.id
 --   strict   1: print_precision counts as diverged
@@ -19,6 +21,8 @@ WITH diverged AS MATERIALIZED (
   SELECT tr.comparison_id, tr.key_name, tr.loop_key, tr.occurrence, tr.channel,
          tr.ref_seq, tr.cand_seq, tr.ref_line, tr.cand_line, tr.hint_ref_unit,
          tr.status, tr.ref_value, tr.cand_value, tr.suspect, rt.key_id, c.ref_run_id,
+         (SELECT v.kind FROM value v WHERE v.run_id = rt.run_id AND v.key_id = rt.key_id
+          AND v.idx = 0) AS ref_kind,
          CASE WHEN tr.n_ratio > 0 AND tr.n_ratio = tr.n_diverged
                    AND ABS(tr.max_ratio - tr.min_ratio) <= 1e-6 * ABS(tr.min_ratio)
               THEN tr.min_ratio END AS ratio
@@ -74,6 +78,7 @@ SELECT d.comparison_id AS comparison_id, d.key_name AS tap, d.channel AS channel
        d.cand_seq AS cand_seq, d.ref_line AS ref_line, d.cand_line AS cand_line,
        d.key_name IN (SELECT name FROM named) AS in_graph, d.ratio AS ratio,
        d.status AS status, d.hint_ref_unit IS NOT NULL AS unit_factor, d.suspect AS suspect,
+       d.ref_kind AS ref_kind, d.ref_value AS ref_value, d.cand_value AS cand_value,
        inp.input AS input, inp.input_factor AS input_factor,
        COALESCE(tc.n, 0) AS traced_consequences,
        COALESCE(dc.n, 0) AS diverged_consequences,

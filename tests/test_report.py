@@ -156,12 +156,19 @@ def test_summary_md_roll_up_and_factor_table(url, campaign, tmp_path):
     make(url, campaign, tmp_path / "out")
     md = read(tmp_path / "out" / "summary.md")
     assert "Earliest common divergence: `beam_center_m` (reference line 3)." in md
-    common = md.split("### Common to all pixels")[1].split("###")[0]
-    specific = md.split("### Specific to some pixels")[1].split("##")[0]
-    assert "`fluence_photons_per_m2`" in common and "`I_pixel_final`" in common
-    assert "| `F_latt` | 1 of 2 | (10, 20) |" in specific
-    assert "| `F_cell` | 1 of 2 | (30, 40) |" in specific
-    assert "`known_bug`" not in common  # accepted
+    causes = md.split("### Causes")[1].split("###")[0]
+    follows = md.split("### Consequences")[1].split("##")[0]
+    # the fixture: C prints the beam centre x1e-3; fluence 1e24 vs 2e24 at both pixels;
+    # F_latt 2 vs 4 at (10, 20) only, F_cell 300 vs 100 at (30, 40) only (their inputs,
+    # F_latt_a/b/c and hkl, are not traced, so each is a cause); the final value follows
+    assert "| `beam_center_m` | unit_factor | all 2 |" in causes
+    assert "| `fluence_photons_per_m2` | constant | all 2 |" in causes
+    assert "| `F_latt` | genuine | 1 of 2: (10, 20) |" in causes
+    assert "| `F_cell` | genuine | 1 of 2: (30, 40) |" in causes
+    assert "| `I_pixel_final` | fluence_photons_per_m2 | all 2 |" in follows
+    assert "`known_bug`" not in causes + follows  # accepted
+    # the PyTorch final value's extra x1.5 is no factor of the model
+    assert "- (10, 20): **the factors leave" in md and "unexplained** (budget 5%)" in md
     assert ("`I_pixel_final = r_e_sqr * fluence_photons_per_m2 * F_cell^2 * F_latt^2 * "
             "polar * omega_pixel * capture_fraction / steps`") in md
     gap_part = md.split("## What explains the gap of `I_pixel_final`")[1]
@@ -179,6 +186,43 @@ def test_summary_md_roll_up_and_factor_table(url, campaign, tmp_path):
     row2 = [ln for ln in gap_part.splitlines() if ln.startswith("| (30, 40) |")][0]
     fcell = 2 * math.log10(3)
     assert f"{fcell:+.4g}" in row2
+
+
+def test_a_zero_final_value_names_the_factor_that_is_zero(sqlite_url, tmp_path):
+    root = tmp_path / "reports" / "ini" / "phase"
+    write(root / "20250101T000000Z" / "c_traces" / "pixel_1_1.log",
+          C.format(fluence=1e24, fcell=0.0, flatt=2.0, final=0.0))
+    write(root / "20250101T010000Z" / "py_traces" / "pixel_1_1.log",
+          PY.format(fluence=1e24, fcell=100.0, flatt=2.0, final=final(1e24, 100.0, 2.0)))
+    wh = tracedb.connect(sqlite_url)
+    wh.ingest([tmp_path / "reports"])
+    wh.report(tmp_path / "out")
+    md = read(tmp_path / "out" / "summary.md")
+    assert "- (1, 1): `I_pixel_final` is 0 on the C side; `F_cell` is 0 there." in md
+
+
+def test_the_first_divergence_names_its_components_and_ulps(sqlite_url, tmp_path):
+    root = tmp_path / "reports" / "ini" / "phase"
+    a = 0.1
+    b = a + 123456 * math.ulp(a)  # relative 1.7e-11: beyond rtol 1e-12
+    write(root / "20250101T000000Z" / "c_traces" / "pixel_1_1.log",
+          f"TRACE_C: v 1.0 {a:.17g} 7\nTRACE_C: w 0.5\n")
+    write(root / "20250101T010000Z" / "py_traces" / "pixel_1_1.log",
+          f"TRACE_PY: v 1.0 {b:.17g} 7\nTRACE_PY: w 0.6\n")
+    wh = tracedb.connect(sqlite_url)
+    wh.ingest([tmp_path / "reports"])
+    wh.report(tmp_path / "out")
+    md = read(tmp_path / "out" / "first_divergence.md")
+    line = next(ln for ln in md.splitlines() if ln.startswith("- diverged component(s)"))
+    assert line.startswith("- diverged component(s), 1 of 3: `[1]`")
+    assert "1.235e+05 ULPs" in line
+    # six digits are too few to count ULPs: said, not counted
+    write(root / "20250101T020000Z" / "py_traces" / "pixel_1_1.log",
+          "TRACE_PY: v 1.0 0.100001 7\nTRACE_PY: w 0.5\n")
+    wh.ingest([tmp_path / "reports"])
+    wh.report(tmp_path / "out2")
+    md = read(tmp_path / "out2" / "first_divergence.md")
+    assert "written with 6 significant digits: too few to count ULPs" in md
 
 
 def test_diff_txt_lists_every_tap_in_reference_order(url, campaign, tmp_path):

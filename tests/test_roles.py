@@ -45,6 +45,7 @@ def taps(p: int) -> list[tuple[str, str, str]]:
         ("shown", f"{3.0 * p}", f"{3.0 * p}"),
         ("lattice", f"{5.0 * p}", f"{6.0 * p}"),     # root, config: -N 5 vs -N 10
         ("loose", f"{1.0 * p}", f"{5.0 * p}"),       # unknown: in no edge of the graph
+        ("convention", "MOSFLM", "XDS"),             # unknown, config: a setting differs
     ]
 
 
@@ -119,7 +120,10 @@ def test_every_planted_cause_gets_its_role_and_verdict(url, tmp_path):
         assert placed[("k_frac", "phi_tic=1")] == ("inherited", "inherited", ["h_frac"])
         assert placed[("F_latt", "phi_tic=1")] == ("inherited", "inherited", ["k_frac"])
         assert placed[("loose", "")][:2] == ("unknown", "genuine")
-        assert len(placed) == 8 + 6 + 1  # roots, inherited, loose: nothing else diverged
+        assert placed[("convention", "")][:2] == ("unknown", "config")
+        assert len(placed) == 8 + 6 + 2  # roots, inherited, unknown: nothing else diverged
+        assert r["config_diff"]["taps"] == [{"tap": "convention", "ref": "MOSFLM",
+                                             "cand": "XDS"}]
         # the configurations: -N differs; the same default_F however written
         assert r["config_diff"]["differ"] == [{"option": "n", "ref": "5.0", "cand": "10.0"}]
         lattice = next(t for t in r["roots"] if t["tap"] == "lattice")

@@ -433,6 +433,7 @@ def _report_data(db, found: results.Divergences, model: str):
         map_floor=im.MAP_FLOOR,
         found=found, diff=requests.diff(db, found.set_id, found.strict),
         rollup=rows("divergence_rollup", strict=int(found.strict)),
+        components=rows("first_components", strict=int(found.strict)),
         gap=rows("factor_gap", model=model), provenance=rows("provenance"),
         loads=[_masked_load(r) for r in rows("load_commands")], model=model,
         database={"dialect": db.engine.dialect.name, "version": version,

@@ -9,8 +9,9 @@ explain a tap, what follows from each root, and the verdict, in this order:
 - ``inherited``: a declared input diverged (and can explain it, see :func:`_follows`);
 - ``print_precision``: the difference is within the printed digits (``--strict``);
 - ``unit_factor``: off by a conversion factor between two units (the unit hint);
-- ``config``: a command-line option that feeds it (a graph source written ``-N``)
-  was given differently to the two runs (``compare.config``);
+- ``config``: a setting the traces write as a word (a convention) differs, or a
+  command-line option that feeds it (a graph source written ``-N``) was given
+  differently to the two runs (``compare.config``);
 - ``loop_shift``: a per-loop record whose candidate at step k holds the reference's
   step k-1 (or its last step): the carry-over pattern of phi loops;
 - ``constant``: the same value on each side in every comparison of the set that
@@ -39,7 +40,11 @@ def explain(db, set_id: int, strict: bool, graph: str = DEFAULT_GRAPH,
     """(roles, configuration differences) per comparison id: :func:`roles`' taps, and
     ``compare.config.differences``."""
     differ = config.differences(db, set_id)
-    return roles(db, set_id, strict, graph, rtol, atol, differ), differ
+    placed = roles(db, set_id, strict, graph, rtol, atol, differ)
+    for cid, d in differ.items():  # the settings the traces write as words
+        d["taps"] = [{"tap": t["tap"], "ref": t["ref_value"], "cand": t["cand_value"]}
+                     for t in placed.get(cid, []) if t["text"]]
+    return placed, differ
 
 
 def roles(db, set_id: int, strict: bool, graph: str = DEFAULT_GRAPH,
@@ -61,7 +66,8 @@ def roles(db, set_id: int, strict: bool, graph: str = DEFAULT_GRAPH,
         if tap is None:
             tap = by_key[key] = {k: r[k] for k in (
                 "tap", "channel", "loop_key", "occurrence", "ref_line", "cand_line",
-                "suspect")}
+                "suspect", "ref_value", "cand_value")}
+            tap["text"] = r["ref_kind"] == "text"
             tap["inherited_from"] = []
             tap["_facts"] = r
             out.setdefault(r["comparison_id"], []).append(tap)
@@ -103,6 +109,9 @@ def _verdict(tap: dict, facts: dict, options: list[dict], shifted_from: str | No
         return "print_precision", "within the digits each side printed"
     if facts["unit_factor"]:
         return "unit_factor", "off by a unit conversion factor (see the unit hint)"
+    if tap["text"]:
+        return "config", (f"a setting written as a word differs: {tap['ref_value']} vs "
+                          f"{tap['cand_value']}")
     if options:
         return "config", "; ".join(
             f"-{d['option']} differs: {d['ref'] or '(not given)'} vs "

@@ -119,7 +119,9 @@ def summaries(db, set_id: int, strict: bool) -> list[dict]:
         for t in taps:
             t["suspect_side"] = suspect_side(t["suspect"], r["ref_side"], r["cand_side"])
         r["roots"] = [{k: t[k] for k in ROOT_FIELDS} for t in taps if t["role"] == "root"]
-        r["inherited"] = sum(t["role"] == "inherited" for t in taps)
+        r["inherited_taps"] = [{k: t[k] for k in INHERITED_FIELDS} for t in taps
+                               if t["role"] == "inherited"]
+        r["inherited"] = len(r["inherited_taps"])
         r["unknown"] = sum(t["role"] == "unknown" for t in taps)
         first = next((t for t in taps if (t["channel"], t["tap"], t["loop_key"],
                                           t["occurrence"]) == (
@@ -135,7 +137,8 @@ def summaries(db, set_id: int, strict: bool) -> list[dict]:
             r["first_ratio"], r["first_suspect"], r["first_suspect_basis"])
         r["first_suspect_side"] = suspect_side(r["first_suspect"], r["ref_side"],
                                                r["cand_side"])
-    out.columns += ["config_diff", "roots", "inherited", "unknown", "first_role",
+    out.columns += ["config_diff", "roots", "inherited_taps", "inherited", "unknown",
+                    "first_role",
                     "first_inherited_from", "first_verdict", "pixel", "status",
                     "first_unit_hint", "first_suspect_side"]
     return out
@@ -183,6 +186,9 @@ FIRST_FIELDS = ("tap", "channel", "loop_key", "occurrence", "unit", "ref_line", 
                 "ref_pointer", "cand_pointer",
                 "ref_value", "cand_value", "abs_delta", "rel_delta", "ratio", "unit_hint",
                 "suspect_side", "role", "inherited_from", "verdict")
+#: An inherited tap's fields (``inherited_taps`` of a summary).
+INHERITED_FIELDS = ("tap", "channel", "loop_key", "occurrence", "ref_line", "cand_line",
+                    "inherited_from")
 #: A root cause's fields (``roots`` of a divergence record).
 ROOT_FIELDS = ("tap", "channel", "loop_key", "occurrence", "ref_line", "cand_line",
                "verdict", "evidence", "suspect_side", "contained", "consequences")

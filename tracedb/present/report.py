@@ -61,6 +61,7 @@ class ReportData:
     image_maps: dict = field(default_factory=dict)  # comparison id -> (grid, block)
     traced: list = field(default_factory=list)  # (slow, fast) of every traced pixel
     map_floor: float = -16.0
+    components: list[dict] = field(default_factory=list)  # first_components
 
 
 @dataclass
@@ -211,11 +212,15 @@ def render_first_divergence(data: ReportData, plots: dict, generated: str) -> st
     total = len(paired(data.found.rows))
     lines = _header("First divergence", data.found, generated)
     lines += _configuration_section(data.found.rows) + _causes_section(data.found.rows)
+    comps: dict[int, list[dict]] = {}
+    for c in data.components:
+        comps.setdefault(c["comparison_id"], []).append(c)
     for s in data.found.rows:
         rows = by_cmp.get(s["comparison_id"], [])
         rollup = roll.get((s["first_channel"], s["first_tap"], s["first_loop_key"],
                            s["first_occurrence"]))
         lines += _first_section(s, rows, rollup, total)
+        lines += _component_lines(s, comps.get(s["comparison_id"], []))
         lines += _image_cases_of(s["pixel"], data.images)
         key = pixel_name(s["pixel"], s["ref_run"], s["cand_run"])
         if key in plots:
@@ -223,6 +228,50 @@ def render_first_divergence(data: ReportData, plots: dict, generated: str) -> st
                       f"({plots[key]})", ""]
         lines += _later_sections(s, rows)
     return "\n".join(lines).rstrip() + "\n"
+
+
+#: Significant digits both sides must write for a count of units in the last place
+#: to say something about the computation rather than the printing (``%.15e`` writes
+#: 16; a double needs 17 to be read back exactly).
+DOUBLE_DIGITS = 16
+#: The components of a first divergence listed, at most.
+COMPONENTS_SHOWN = 4
+
+
+def significant_digits(text: str) -> int:
+    """Significant digits of a number as written: ``1.024250000000000e-01`` 16,
+    ``0.000102425`` 6."""
+    mantissa = text.strip().lstrip("+-").lower().split("e")[0].replace(".", "")
+    return len(mantissa.lstrip("0")) or 1
+
+
+def ulps(a: float, b: float) -> float:
+    """|a - b| in units in the last place of the larger magnitude."""
+    return abs(a - b) / math.ulp(max(abs(a), abs(b)))
+
+
+def _component_lines(s: dict, comps: list[dict]) -> list[str]:
+    """Which components of the first divergence diverged, and by how many ULPs where
+    both sides wrote enough digits for that to mean something."""
+    off = [c for c in comps if c["status"] not in ("match",)]
+    if not off:
+        return []
+    items = []
+    for c in off[:COMPONENTS_SHOWN]:
+        name = c["label"] or f"[{c['idx']}]"
+        text = (f"`{name}` {code(md_cell(c['ref_text']))} vs {code(md_cell(c['cand_text']))}"
+                f" ({c['status']}")
+        if c["ref_kind"] == c["cand_kind"] == "num" and c["ref_num"] != c["cand_num"]:
+            digits = min(significant_digits(c["ref_text"]), significant_digits(c["cand_text"]))
+            if digits >= DOUBLE_DIGITS and math.isfinite(c["ref_num"]) \
+                    and math.isfinite(c["cand_num"]):
+                text += f", {ulps(c['ref_num'], c['cand_num']):.4g} ULPs"
+            else:
+                text += f", written with {digits} significant digits: too few to count ULPs"
+        items.append(text + ")")
+    more = f" and {len(off) - COMPONENTS_SHOWN} more" if len(off) > COMPONENTS_SHOWN else ""
+    return [f"- diverged component(s), {len(off)} of {len(comps)}: "
+            + "; ".join(items) + more, ""]
 
 
 def _image_cases_of(pixel, images: list[dict]) -> list[str]:
@@ -240,6 +289,8 @@ def _image_cases_of(pixel, images: list[dict]) -> list[str]:
 def _options_text(d: dict, rside: str, cside: str) -> str:
     items = [f"`-{x['option']}` {x['ref'] or '(not given)'} ({rside}) vs "
              f"{x['cand'] or '(not given)'} ({cside})" for x in d["differ"]]
+    items += [f"`{x['tap']}` {md_cell(x['ref'])} ({rside}) vs {md_cell(x['cand'])} ({cside})"
+              for x in d.get("taps", [])]
     text = "; ".join(items) if items else \
         "the recorded configurations agree on every option both sides record"
     one = [f"{side} " + ", ".join(f"{k} {v}" for k, v in opts.items())
@@ -417,7 +468,6 @@ def render_summary(data: ReportData, plots: dict) -> str:
         lines.append("")
     roll = data.rollup
     common = [r for r in roll if r["pixels_diverged"] == total]
-    specific = [r for r in roll if r["pixels_diverged"] < total]
     if common:
         e = common[0]
         lines += [f"Earliest common divergence: "
@@ -425,37 +475,63 @@ def render_summary(data: ReportData, plots: dict) -> str:
                   f"(reference line {g(_at(e, 'first_ref_line'))}).", ""]
     else:
         lines += ["No tap diverges in every pixel.", ""]
-    lines += [f"### Common to all pixels ({len(common)})", ""]
-    if common:
-        lines += ["| tap | unit | first ref line | rel delta (min .. max) | same values in all "
-                  "pixels |", "|---|---|---|---|---|"]
-        for r in common:
-            same = "yes" if r["distinct_ref_values"] == 1 and r["distinct_cand_values"] == 1 \
-                else "no"
-            lines.append(f"| {code(row_label(r))} "
-                         f"| {r['unit'] or '-'} | {g(_at(r, 'first_ref_line'))} | "
-                         f"{g(r['min_rel_delta'], 3)} .. {g(r['max_rel_delta'], 3)} | {same} |")
-    else:
-        lines.append("None.")
-    lines += ["", f"### Specific to some pixels ({len(specific)})", ""]
-    if specific:
-        lines += ["| tap | diverged in | pixels |", "|---|---|---|"]
-        where_of: dict = {}
-        for d in data.diff:
-            if d["status"] == "diverged":
-                where_of.setdefault((d["channel"], d["tap"], d["loop_key"], d["occurrence"]),
-                                    set()).add(pix_of[d["comparison_id"]])
-        for r in specific:
-            where = sorted(where_of.get((r["channel"], r["tap"], r["loop_key"],
-                                         r["occurrence"]), ()))
-            lines.append(f"| {code(row_label(r))} "
-                         f"| {r['pixels_diverged']} of {total} | {', '.join(where)} |")
-    else:
-        lines.append("None.")
+    lines += _causes_and_consequences(rows, pix_of, total)
     lines += ["", *render_gap(rows, data.gap, data.model)]
     if "status_map" in plots:
         lines += ["", f"![status of every tap for every pixel]({plots['status_map']})"]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _causes_and_consequences(rows: list[dict], pix_of: dict, total: int) -> list[str]:
+    """summary.md's roll-up: each root cause (``compare.causes``) with its verdict and
+    the pixels where it is one, then each tap that follows from one, with its inputs
+    and pixels."""
+    causes: dict[tuple, dict] = {}
+    follows: dict[tuple, dict] = {}
+    for r in rows:
+        for t in r.get("roots", []):
+            key = (t["channel"], t["tap"], t["loop_key"], t["occurrence"])
+            c = causes.setdefault(key, {"t": t, "verdicts": {}, "pixels": []})
+            c["verdicts"][t["verdict"]] = c["verdicts"].get(t["verdict"], 0) + 1
+            c["pixels"].append(pix_of[r["comparison_id"]])
+        for t in r.get("inherited_taps", []):
+            key = (t["channel"], t["tap"], t["loop_key"], t["occurrence"])
+            f = follows.setdefault(key, {"t": t, "inputs": {}, "pixels": []})
+            f["inputs"].update(dict.fromkeys(t["inherited_from"]))
+            f["pixels"].append(pix_of[r["comparison_id"]])
+
+    def label(t: dict) -> str:
+        return code(tap_label(t["tap"], t["loop_key"], t["occurrence"], t["channel"]))
+
+    def where(pixels: list[str]) -> str:
+        return f"all {total}" if len(pixels) == total and total > 1 else \
+            f"{len(pixels)} of {total}: {', '.join(pixels)}"
+
+    out = [f"### Causes ({len(causes)})", "",
+           "Diverged taps none of whose inputs in the dependency graph diverged "
+           "(`tracedb graph show`), with their verdicts (see first_divergence.md for the "
+           "evidence).", ""]
+    if causes:
+        out += ["| cause | verdict | root in pixels |", "|---|---|---|"]
+        for c in causes.values():
+            verdicts = ", ".join(f"{v} ({n})" if len(c["verdicts"]) > 1 else v
+                                 for v, n in c["verdicts"].items())
+            out.append(f"| {label(c['t'])} | {verdicts} | {where(c['pixels'])} |")
+    else:
+        out.append("None.")
+    out += ["", f"### Consequences ({len(follows)})", "",
+            "Diverged taps that follow from a diverged input.", ""]
+    if follows:
+        out += ["| tap | follows from | in pixels |", "|---|---|---|"]
+        out += [f"| {label(f['t'])} | {', '.join(f['inputs'])} | {where(f['pixels'])} |"
+                for f in follows.values()]
+    else:
+        out.append("None.")
+    unknown = sum(int(r.get("unknown", 0)) for r in rows)
+    if unknown:
+        out += ["", f"{unknown} diverged tap(s) are in no edge of the graph: neither cause "
+                    "nor consequence can be told (add them with `tracedb graph set`)."]
+    return out
 
 
 def _model_factors(gap: list[dict]) -> list[dict]:
@@ -511,6 +587,7 @@ def render_gap(summaries: list[dict], gap: list[dict], model: str) -> list[str]:
     for r in gap:
         by_cmp.setdefault(r["comparison_id"], []).append(r)
     largest = []
+    notes = []
     for s in summaries:
         rows = sorted(by_cmp.get(s["comparison_id"], []), key=lambda r: r["position"])
         if not rows or s["status"] in MISSING_RUN:
@@ -522,6 +599,7 @@ def render_gap(summaries: list[dict], gap: list[dict], model: str) -> list[str]:
                      f"{code(rows[0]['target_cand_value'])} | "
                      f"{'-' if total is None else f'{total:+.4g}'} | " + " | ".join(cells)
                      + f" | {_share(rem, total)} |")
+        notes += _gap_notes(s, rows, target, total, rem)
         known = [(abs(r["factor_log10"]), r["factor"]) for r in rows
                  if r["factor_log10"] is not None]
         if known and total:
@@ -530,7 +608,36 @@ def render_gap(summaries: list[dict], gap: list[dict], model: str) -> list[str]:
     if largest:
         lines += ["", "Largest single factor per pixel: " + "; ".join(
             f"{p}: `{f}` ({pct:.0f}% of the gap)" for p, f, pct in largest) + "."]
+    if notes:
+        lines += ["", *notes]
     return lines
+
+
+#: The share of a final value's log10 gap left unexplained above which the factor
+#: model is said to miss something.
+RESIDUAL_BUDGET = 0.05
+
+
+def _gap_notes(s: dict, rows: list[dict], target: str, total, rem) -> list[str]:
+    """What a pixel's row of the factor table cannot show: a residual above the
+    budget, or which factor is zero on which side when the final value is."""
+    title, out = pixel_title(s["pixel"]), []
+    if total and rem is not None and abs(rem) > RESIDUAL_BUDGET * abs(total):
+        out.append(f"- {title}: **the factors leave {100 * abs(rem) / abs(total):.0f}% of "
+                   f"the log10 gap unexplained** (budget {100 * RESIDUAL_BUDGET:.0f}%): a "
+                   "factor the model does not name differs.")
+    for side, key, label in (("ref", "target_ref_num", s["ref_side"]),
+                             ("cand", "target_cand_num", s["cand_side"])):
+        if rows[0][key] != 0:
+            continue
+        who = SIDE.get(label, side)
+        zero = [f"`{r['factor']}`" for r in rows
+                if r[f"factor_{side}_num"] == 0 and r["exponent"] > 0]
+        out.append(f"- {title}: `{target}` is 0 on the {who} side; " + (
+            f"{', '.join(zero)} {'is' if len(zero) == 1 else 'are'} 0 there."
+            if zero else "no factor of the model is 0 there: the zero comes from a step "
+                         "the model does not name."))
+    return out
 
 
 def render_diff(s: dict, rows: list[dict]) -> str:
