@@ -206,6 +206,39 @@ def _perturb(vals, kind: str, mode: str):
     return [v / FACTORS[mode] for v in vals]
 
 
+def write_large_files(out: Path, c_lines: int, phi_lines: int, seed: int = 1) -> dict:
+    """Two bundles of one large file each (the one-large-file benchmark):
+
+    - ``c/.../c_traces/pixels.log``: a C trace of ``c_lines`` lines that traces pixel
+      after pixel (a marker, then the ~72 taps of BASE_TAPS each time);
+    - ``phi/.../c_traces/pixel_5_5.log``: ``phi_lines`` per-phi records of one pixel
+      (a long phi sweep: every record has its own phi_tic, so its own pairing keys).
+
+    Returns {case: path of its bundle}.
+    """
+    rng = random.Random(seed)
+    cdir = out / "c" / "reports" / "bench" / "phase_0" / "20250101T100000Z" / "c_traces"
+    pdir = out / "phi" / "reports" / "bench" / "phase_0" / "20250101T100000Z" / "c_traces"
+    cdir.mkdir(parents=True, exist_ok=True)
+    pdir.mkdir(parents=True, exist_ok=True)
+    with open(cdir / "pixels.log", "w") as fh:
+        fh.write("nanoBragg nanocrystal diffraction simulator - synthetic\n")
+        n, i = 1, 0
+        while n < c_lines:
+            block = [f"TRACE_C_TAP5: pixel {i // 1000} {i % 1000}"]
+            for name, kind, vals, labels in pixel_taps(rng):
+                block.append(_tap_line("c", name, kind, vals, labels))
+            block = block[:c_lines - n]
+            fh.write("\n".join(block) + "\n")
+            n += len(block)
+            i += 1
+    with open(pdir / "pixel_5_5.log", "w") as fh:
+        for t in range(phi_lines):
+            fh.write(f"TRACE_C_PHI phi_tic={t} phi_deg={t * 0.01:.15g} "
+                     f"k_frac={rng.uniform(-1, 1):.15g} F_latt={rng.uniform(0, 2):.15g}\n")
+    return {"one_c_file": out / "c" / "reports", "one_phi_file": out / "phi" / "reports"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out", type=Path)

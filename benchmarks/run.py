@@ -14,7 +14,11 @@ divergences (benchmarks/generate.py) and measures, in the same run:
 - the first divergence of every pixel pair (`tracedb diverge`, checked against
   the planted truth) and its ratio to one full scan of the value rows by the
   engine's shell (`sqlite3` / `psql`);
-- `tracedb report` for 100 pixels; warehouse bytes per value; `tracedb --help`.
+- `tracedb report` for 100 pixels; warehouse bytes per value; `tracedb --help`;
+- one large file alone (``LARGE_FILES``: a C trace of many pixels, per-phi records
+  of one pixel; generate.write_large_files): ingest wall time and the peak RSS of
+  the ingest's own process and of its worker processes, separately
+  (getrusage RUSAGE_SELF and RUSAGE_CHILDREN inside the measured process).
 
 Only ratios measured in the same run mean anything on a shared machine. Each timed
 load starts with the disk settled (see ``settle``).
@@ -36,9 +40,11 @@ from pathlib import Path
 
 from tracedb.store.layout import VALUE_COLS
 
-from .generate import write_campaign
+from .generate import write_campaign, write_large_files
 
 SIZES = {"small": dict(pixels=200, stamps=1), "large": dict(pixels=28_800, stamps=1)}
+#: Lines of the one-large-file cases per size: (C trace, per-phi records)
+LARGE_FILES = {"small": (80_000, 50_000), "large": (1_000_000, 200_000)}
 PG_URL = os.environ.get("TRACEDB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TRACEDB = [sys.executable, "-m", "tracedb"]
 
@@ -57,6 +63,67 @@ def measure_rss(cmd: list[str], env=None, stdout=None) -> dict:
     proc.returncode = os.waitstatus_to_exitcode(status)
     return {"seconds": wall, "rc": proc.returncode, "rss_mb": ru.ru_maxrss / 1024,
             "out": b"".join(out_chunks).decode(), "err": err.decode()}
+
+
+#: Runs tracedb's CLI in this process and, at exit, writes to stderr the peak RSS (KB)
+#: of this process and of its (reaped) worker processes.
+_RSS_WRAPPER = (
+    "import atexit, json, resource, runpy, sys\n"
+    "def _rss():\n"
+    "    sys.stderr.write('\\nTRACEDB_RSS ' + json.dumps({\n"
+    "        'self_kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,\n"
+    "        'children_kb': resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}) + '\\n')\n"
+    "atexit.register(_rss)\n"
+    "sys.argv = ['tracedb'] + sys.argv[1:]\n"
+    "runpy.run_module('tracedb', run_name='__main__')\n")
+
+
+def measure_ingest_rss(args: list[str], env=None) -> dict:
+    """measure_rss of ``tracedb ARGS``, with the peak RSS (MB) of the ingest's process
+    (``parent_rss_mb``) and of its largest worker process (``workers_rss_mb``; 0 when
+    it started none)."""
+    r = measure_rss([sys.executable, "-c", _RSS_WRAPPER, *args], env=env)
+    line = [ln for ln in r["err"].splitlines() if ln.startswith("TRACEDB_RSS ")]
+    if line:
+        got = json.loads(line[-1].split(" ", 1)[1])
+        r["parent_rss_mb"] = got["self_kb"] / 1024
+        r["workers_rss_mb"] = got["children_kb"] / 1024
+    return r
+
+
+def run_large_files(backend: str, work: Path, size: str) -> list[dict]:
+    """One large file alone, per case: ingest seconds and peak RSS (see the module)."""
+    c_lines, phi_lines = LARGE_FILES[size]
+    cases = work / f"large_files_{size}"
+    if not (cases / "done").exists():
+        write_large_files(cases, c_lines, phi_lines)
+        (cases / "done").write_text("")
+    lines = {"one_c_file": c_lines, "one_phi_file": phi_lines}
+    env = {k: v for k, v in os.environ.items() if k != "TRACEDB_URL"}
+    schema = f"bench_{uuid.uuid4().hex[:8]}" if backend != "sqlite" else None
+    out = []
+    try:
+        for case in ("one_c_file", "one_phi_file"):
+            root = cases / case.split("_")[1] / "reports"
+            f = next(root.rglob("*.log"))
+            url = fresh_warehouse(backend, work, schema)
+            settle()
+            ing = measure_ingest_rss(["--db", url, "ingest", str(root), "--format", "json"],
+                                     env=env)
+            assert ing["rc"] == 0, ing["err"]
+            stats = json.loads(ing["out"])
+            out.append({"case": case, "lines": lines[case], "mb": f.stat().st_size / 1e6,
+                        "values": stats["values"], "seconds": ing["seconds"],
+                        "rss_mb": ing["rss_mb"], "parent_rss_mb": ing.get("parent_rss_mb"),
+                        "workers_rss_mb": ing.get("workers_rss_mb")})
+    finally:
+        if schema:
+            from sqlalchemy import create_engine, text
+
+            admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    return out
 
 
 def sqlite_shell(db: Path, *commands: str) -> dict:
@@ -293,6 +360,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1,
                     help="ingest and import this many times each (alternating); the "
                          "fastest of each is compared")
+    ap.add_argument("--large-files", choices=["yes", "no"], default="yes",
+                    help="also ingest one large file alone per case (LARGE_FILES lines)")
     a = ap.parse_args()
     work = a.workdir or Path(tempfile.mkdtemp(prefix="tracedb-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -304,8 +373,12 @@ def main() -> None:
     truth = json.loads((campaign / "truth.json").read_text())
     backends = ["sqlite", "postgresql"] if a.backend == "both" else [a.backend]
     USES_POSTGRESQL[0] = "postgresql" in backends
+    ap_large = a.large_files
     results = {"size": a.size, "help_s": help_time(),
                "backends": [run_backend(b, campaign, work, truth, a.repeat) for b in backends]}
+    if ap_large != "no":
+        for r in results["backends"]:
+            r["large_files"] = run_large_files(r["backend"], work, a.size)
     print(json.dumps(results, indent=2))
     print(render(results))
     if not a.workdir:
@@ -341,8 +414,13 @@ def render(res: dict) -> str:
             f"  report, 100 pixels  {r['report_100_s']:8.2f} s  peak RSS "
             f"{r['report_rss_mb']:.0f} MB",
             f"  bytes per value     {r['bytes_per_value']:8.1f}",
-            "",
         ]
+        for c in r.get("large_files", []):
+            lines.append(
+                f"  {c['case']:<18}  {c['seconds']:8.2f} s  {c['lines']:,} lines "
+                f"({c['mb']:.0f} MB, {c['values']:,} values); peak RSS: ingest process "
+                f"{c['parent_rss_mb']:.0f} MB, workers {c['workers_rss_mb']:.0f} MB")
+        lines.append("")
     return "\n".join(lines)
 
 

@@ -221,6 +221,30 @@ def test_c_and_python_stagers_write_the_same_rows(tmp_path):
     assert len(images["c"]["value"]) > 10000
 
 
+def test_a_chunk_scans_and_stages_as_in_its_whole_file():
+    # a large file is read in chunks (ingest.stream): lines numbered from the chunk's
+    # first, tap orders continuing the run's; C and Python alike
+    text = "TRACE_C: a 1 2\nTRACE_C_PHI phi_tic=1 k=2\n  l=3\nTracing pixel (1, 2)\n"
+    lines = text.splitlines(keepends=True)
+    whole = both_scans(text)
+    for impl_scan in (cstage.scan, stage.scan_lines):
+        head, tail = impl_scan("".join(lines[:1])), impl_scan("".join(lines[1:]), 1)
+        assert (head[0] + tail[0], head[1] + tail[1], head[2] + tail[2]) == whole
+    taps = [(7, "c", "a", "1 2", 2), (9, "c", "b", "3", 1)]
+    static = [("", "a", "", 1, None, "a", 1, 5), ("", "b", "", 1, None, "b", 1, 4)]
+    images = []
+    for stager in (cstage.Stager, stage.PyStager):
+        st = stager(layout.STAGE_DDL, *layout.STAGE_SQL)
+        st.run(3, 3 << layout.TAP_BITS, taps[:1], static[:1], [0])
+        st.run(3, 3 << layout.TAP_BITS, taps[1:], static[1:], [0], 1)
+        images.append(dump(st.image()))
+    one = stage.PyStager(layout.STAGE_DDL, *layout.STAGE_SQL)
+    one.run(3, 3 << layout.TAP_BITS, taps, static, [1, 0])
+    assert images[0] == images[1]
+    assert sorted(images[0]["tap"]) == sorted(dump(one.image())["tap"])
+    assert [r[2] for r in sorted(images[0]["tap"])] == [1, 2]  # seq
+
+
 def copy_rows(data: bytes) -> list[list[str]]:
     return [line.split("\t") for line in data.decode().splitlines()]
 

@@ -5,7 +5,8 @@
  * optional extension at install time; TRACEDB_PURE_PYTHON=1 ignores it).
  * tests/test_cstage.py checks that both give identical results.
  *
- *   scan(text) -> (fast, rest, trace_lines)
+ *   scan(text, first_line=0) -> (fast, rest, trace_lines), lines numbered from
+ *       first_line + 1 (a chunk of a large file)
  *       fast: [(line_no, side, name, raw, n)] for every line of the common shape
  *             "TRACE_C: name 1 2 3" (see parse._FAST); rest: [(line_no, line)]
  *             for the other TRACE lines, the indented lines that follow a TRACE
@@ -196,14 +197,17 @@ static int has_ixel(const char *s, Py_ssize_t len) {
     return 0;
 }
 
-static PyObject *scan(PyObject *self, PyObject *arg) {
+static PyObject *scan(PyObject *self, PyObject *args) {
     Py_ssize_t size;
+    PyObject *arg;
+    long first_line = 0; /* the number of the line before the text's first */
+    if (!PyArg_ParseTuple(args, "U|l", &arg, &first_line)) return NULL;
     const char *text = PyUnicode_AsUTF8AndSize(arg, &size);
     if (text == NULL) return NULL;
     int has_cr = memchr(text, '\r', size) != NULL;
     PyObject *fast = PyList_New(0), *rest = PyList_New(0);
     if (fast == NULL || rest == NULL) goto fail;
-    long trace_lines = 0, line_no = 0;
+    long trace_lines = 0, line_no = first_line;
     int in_record = 0; /* the line above was a TRACE line or a continuation candidate */
     const char *p = text, *end = text + size;
     while (p < end) {
@@ -645,14 +649,15 @@ static PyObject *Stager_values(Stager *st, PyObject *args) {
 }
 
 /* A run's taps and values, as rows.run_rows builds them (see there):
- * run(run_id, base, taps, static, order) -> component count of every tap.
+ * run(run_id, base, taps, static, order, first_seq=0) -> component count of every tap;
+ * tap orders (seq) from first_seq + 1, ids base + seq (a run continued from a chunk).
  * ``taps`` holds (line_no, side, name, raw, n) tuples and (line_no, Tap) pairs,
  * ``static`` a template tuple per tap, ``order`` the tap positions in key order. */
 static PyObject *Stager_run(Stager *st, PyObject *args) {
-    long long run_id, base;
+    long long run_id, base, first_seq = 0;
     PyObject *taps, *statics, *order;
-    if (!PyArg_ParseTuple(args, "LLO!O!O!", &run_id, &base, &PyList_Type, &taps, &PyList_Type,
-                          &statics, &PyList_Type, &order))
+    if (!PyArg_ParseTuple(args, "LLO!O!O!|L", &run_id, &base, &PyList_Type, &taps, &PyList_Type,
+                          &statics, &PyList_Type, &order, &first_seq))
         return NULL;
     if (stager_open(st) < 0) return NULL;
     Py_ssize_t n = PyList_GET_SIZE(taps);
@@ -694,7 +699,7 @@ static PyObject *Stager_run(Stager *st, PyObject *args) {
             goto fail;
         }
         PyTuple_SET_ITEM(counts, i, count); /* steals */
-        long long seq = i + 1;
+        long long seq = first_seq + i + 1;
         int err = put_int(st, T_TAP, 1, base + seq) || put_int(st, T_TAP, 2, run_id)
             || put_int(st, T_TAP, 3, seq) || put_object(st, T_TAP, 4, PyTuple_GET_ITEM(entry, 0));
         for (int k = 0; k < 5 && !err; k++) /* channel, name, loop_key, occurrence, unit */
@@ -773,7 +778,8 @@ static PyMethodDef Stager_methods[] = {
     {"values", (PyCFunction)Stager_values, METH_VARARGS,
      "Stage one run's values: values(run_id, [(key_id, raw text or components)])."},
     {"run", (PyCFunction)Stager_run, METH_VARARGS,
-     "Stage one run's taps and values: run(run_id, base, taps, static, order) -> counts."},
+     "Stage one run's taps and values: run(run_id, base, taps, static, order, first_seq=0)\n"
+     "-> counts (tap orders from first_seq + 1)."},
     {"new_keys", (PyCFunction)Stager_new_keys, METH_O, "Stage provisional pairing keys."},
     {"image", (PyCFunction)Stager_image, METH_NOARGS, "Commit; the database image as bytes."},
     {"copy_text", (PyCFunction)Stager_copy_text, METH_NOARGS,
@@ -807,7 +813,8 @@ static PyObject *py_precision(PyObject *self, PyObject *arg) {
 }
 
 static PyMethodDef methods[] = {
-    {"scan", scan, METH_O, "Split a trace text into common-shape lines and the rest."},
+    {"scan", scan, METH_VARARGS,
+     "Split a trace text into common-shape lines and the rest: scan(text, first_line=0)."},
     {"components", components, METH_O, "Components of a common-shape value text."},
     {"precision", py_precision, METH_O, "parse._precision, in C."},
     {NULL, NULL, 0, NULL},
@@ -839,7 +846,7 @@ PyMODINIT_FUNC PyInit__cstage(void) {
         || PyModule_AddIntConstant(m, "VALUE_PARAMS", VALUE_PARAMS) < 0
         || PyModule_AddIntConstant(m, "KEY_PARAMS", KEY_PARAMS) < 0
         /* and this one its CSTAGE_ABI (an old build lacks features) */
-        || PyModule_AddIntConstant(m, "ABI", 5) < 0) {
+        || PyModule_AddIntConstant(m, "ABI", 6) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -141,6 +141,7 @@ class Prepared:
     json_values: int = 0  # a JSON trace: values loaded, and items quarantined
     json_quarantined: list[tuple[str, str, str]] = field(default_factory=list)  # pointer,
     #                                                        reason, text
+    stream: bool = False  # a large file, left to the writer to load in chunks (ingest.stream)
 
 
 def decode(data: bytes, display: str, notes: list[Note]) -> tuple[str, str]:
@@ -193,10 +194,14 @@ def decompress_blob(compression: str, content: bytes) -> bytes:
 def prepare_file(job: tuple) -> Prepared:
     """Read, hash and parse one trace file; no database, so it runs in worker processes.
 
-    ``job`` is (trace file, known sha256s of that path).
+    ``job`` is (trace file, known sha256s of that path[, whether the file is loaded
+    in chunks by the writer instead: then nothing is read here]).
     """
-    tf, known_shas = job
+    tf, known_shas = job[:2]
     prep = Prepared(tf=tf)
+    if len(job) > 2 and job[2]:
+        prep.stream = True
+        return prep
     try:
         data = read_regular(tf.path)
     except OSError as exc:

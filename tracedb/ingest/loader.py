@@ -8,6 +8,7 @@ lines), through the dialect's bulk writer (``store``).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -17,9 +18,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from .. import workers
 from ..store.engine import backend, utcnow
-from ..store.layout import TAP_BITS, WRITE_ORDER, shape_signature
+from ..store.layout import MAX_LINES, TAP_BITS, WRITE_ORDER, shape_signature
 from ..store.writer import BulkWriter
-from . import parse, rows
+from . import parse, rows, stream
 from .discover import BundlePlan, Note, discover
 from .files import BLOB_COMPRESSION, Prepared, bundle_metadata, prepare_file
 from .images import load_evidence
@@ -128,6 +129,10 @@ class Loader:
         jobs = [(tf, tuple(bundle.known.get(str(tf.path), ()))) for tf in plan.trace_files]
         if staged:
             for group in mapper(stage_files, self._stage_jobs(jobs)):
+                if group.stream is not None:
+                    file_ids = self.stream_file(w, batch, bundle, group.stream, file_ids,
+                                                staged)
+                    continue
                 run_ids = self._open_stage(w, group)
                 ids = iter(run_ids)
                 for prep in group.preps:
@@ -139,7 +144,13 @@ class Loader:
                 elif run_ids:
                     w.copy_stage(run_ids[0], in_order=not group.new_keys)
             return
+        jobs = [(*job, stream.streams(job[0])) for job in jobs]
         for prep in mapper(prepare_file, jobs):
+            if prep.stream:
+                file_ids = self.stream_file(w, batch, bundle,
+                                            (prep.tf, _known(bundle, prep.tf)), file_ids,
+                                            staged)
+                continue
             if bundle.accept(prep):
                 self.store(w, batch, bundle, prep, next(file_ids))
             if len(batch.rows["value"]) >= FLUSH_VALUES:
@@ -151,6 +162,12 @@ class Loader:
         group: list[tuple] = []
         size = 0
         for job in jobs:
+            if stream.streams(job[0]):  # loaded in chunks by this process, in its turn
+                if group:
+                    yield group, self._context()
+                    group, size = [], 0
+                yield [job], self._context(stream=True)
+                continue
             group.append(job)
             try:
                 size += job[0].path.stat().st_size
@@ -162,10 +179,106 @@ class Loader:
         if group:
             yield group, self._context()
 
-    def _context(self) -> StageContext:
+    def _context(self, stream: bool = False) -> StageContext:
         self._turn += 1
+        if stream:  # a placeholder: its worker needs no key ids
+            return StageContext(self.units, self.aliases, {}, self.copy_url, self._turn - 1,
+                                stream=True)
         return StageContext(self.units, self.aliases, dict(self.key_ids), self.copy_url,
                             self._turn - 1)
+
+    def stream_file(self, w: BulkWriter, batch: Batch, bundle: _Bundle, job: tuple,
+                    file_ids, staged: bool):
+        """Load one large file in chunks (see ``ingest.stream``), in this process and
+        inside a savepoint, so that a file refused midway leaves nothing behind. Returns
+        ``file_ids`` (the iterator of source_file ids, the id put back if unused)."""
+        tf, known = job
+        prep = Prepared(tf=tf)
+        blob = None
+        try:
+            blob = stream.first_pass(tf, prep)
+        except OSError as exc:
+            prep.notes.append(Note(tf.display, f"cannot read: {exc.strerror or exc}",
+                                   level="error"))
+            prep.error = True
+        if not prep.error and prep.sha in known:
+            prep.unchanged = True
+        elif not prep.error and prep.line_count > MAX_LINES:
+            prep.notes.append(Note(tf.display, f"{prep.line_count:,} lines, more than the "
+                                   f"{MAX_LINES:,} a file may hold; file not loaded",
+                                   level="error"))
+            prep.error = True
+        if prep.error or prep.unchanged:
+            if blob is not None:
+                blob.close()
+            bundle.accept(prep)
+            return file_ids
+        with blob:
+            return self._stream(w, batch, bundle, prep, blob, file_ids, staged)
+
+    def _stream(self, w, batch, bundle, prep, blob, file_ids, staged: bool):
+        tf = prep.tf
+        self.flush(w, batch)
+        fs = stream.FileStream(self, w, bundle, tf, 0, staged, stream.CHUNK_BYTES)
+        context_notes: list[Note] = []
+        fs.context(prep, context_notes)
+        # what a rollback to the savepoint takes back (the stream keeps the pairing keys
+        # it registers to itself)
+        saved = (dict(self._new_pixels), bundle.id, bundle.stats.bundles)
+        w.cur.execute("SAVEPOINT tracedb_stream")
+        bundle.accept(prep)  # makes the bundle's row if it is new
+        fs.sf_id = sf_id = next(file_ids)
+        version = len(bundle.known.get(str(tf.path), ())) + 1
+        try:
+            notes = fs.load(prep, file_row(prep, sf_id, bundle.id, version, 0, 0,
+                                           self.command_id, bundle.now), blob)
+        except (stream.Refused, OSError) as exc:
+            w.cur.execute("ROLLBACK TO SAVEPOINT tracedb_stream")
+            w.cur.execute("RELEASE SAVEPOINT tracedb_stream")
+            self._new_pixels = saved[0]
+            bundle.id, bundle.stats.bundles = saved[1], saved[2]
+            message = str(exc) if isinstance(exc, stream.Refused) \
+                else f"cannot read: {exc.strerror or exc}"
+            bundle.notes.extend(context_notes)
+            bundle.notes.append(Note(tf.display, message, level="error"))
+            bundle.stats.errors += 1
+            return itertools.chain([sf_id], file_ids)
+        w.cur.execute("RELEASE SAVEPOINT tracedb_stream")
+        bundle.notes.extend(notes + context_notes + fs.marker_notes)
+        bundle.version_of(prep)
+        stats = bundle.stats
+        for run in fs.order:
+            stats.runs += 1
+            stats.taps += run.taps
+            stats.values += run.values
+            if run.pixel:
+                stats.pixel_set.add(run.pixel)
+        stats.new_trace_files += 1
+        stats.trace_lines += prep.trace_lines
+        stats.continuation_lines += prep.continuation_lines
+        stats.quarantined_lines += fs.quarantined
+        stats.parsed_lines += prep.trace_lines - fs.quarantined
+        return file_ids
+
+    def pixel_ids(self, pixels: set) -> dict[tuple[int, int], int]:
+        """The ids of ``pixels`` (those new to the warehouse inserted: one insert, one
+        look-up per 500 slow numbers)."""
+        assert self._writer is not None
+        w = self._writer
+        wanted = set(pixels) - self.pixels.keys() - self._new_pixels.keys()
+        if wanted:
+            w.insert_ignore("pixel", ("slow", "fast"), sorted(wanted))
+            slows = sorted({p[0] for p in wanted})
+            for i in range(0, len(slows), 500):
+                chunk = slows[i:i + 500]
+                marks = ", ".join("?" * len(chunk))
+                for pid, slow, fast in w.query(
+                        f"SELECT id, slow, fast FROM pixel WHERE slow IN ({marks})",
+                        tuple(chunk)):
+                    if (slow, fast) in wanted:
+                        self._new_pixels[(slow, fast)] = pid
+        ids = {**self.pixels, **self._new_pixels}
+        return {p: ids[p] for p in pixels}
 
     def _open_stage(self, w: BulkWriter, group: Staged) -> list[int]:
         """Attach the group's staged rows, register its new keys, give its runs ids."""
@@ -197,21 +310,8 @@ class Loader:
     def flush(self, w: BulkWriter, batch: Batch) -> None:
         """Resolve the batch's pixels to ids (one insert, one lookup), then write it."""
         runs = batch.rows["run"]
-        wanted = {r[5] for r in runs if r[5] is not None} - self.pixels.keys() \
-            - self._new_pixels.keys()
-        if wanted:
-            w.insert_ignore("pixel", ("slow", "fast"), sorted(wanted))
-            slows = sorted({p[0] for p in wanted})
-            for i in range(0, len(slows), 500):
-                chunk = slows[i:i + 500]
-                marks = ", ".join("?" * len(chunk))
-                for pid, slow, fast in w.query(
-                        f"SELECT id, slow, fast FROM pixel WHERE slow IN ({marks})",
-                        tuple(chunk)):
-                    if (slow, fast) in wanted:
-                        self._new_pixels[(slow, fast)] = pid
         if runs:
-            ids = {**self.pixels, **self._new_pixels}
+            ids = self.pixel_ids({r[5] for r in runs if r[5] is not None})
             batch.rows["run"] = [r[:5] + (ids[r[5]] if r[5] is not None else None,) + r[6:]
                                  for r in runs]
         batch.flush(w)
@@ -220,16 +320,12 @@ class Loader:
               staged_ids=None) -> None:
         """Rows of one file. With ``staged_ids`` (an iterator over the ids of the staged
         runs) its taps and values are already staged and only the run rows are built."""
-        tf, stats, now, bundle_id = prep.tf, bundle.stats, bundle.now, bundle.id
+        stats, now, bundle_id = bundle.stats, bundle.now, bundle.id
         version = bundle.version_of(prep)
         batch.rows["source_blob"].append((prep.sha, prep.size, BLOB_COMPRESSION, prep.blob))
-        batch.rows["source_file"].append((
-            sf_id, bundle_id, tf.display, str(tf.path), prep.sha, version, prep.size,
-            prep.line_count, prep.trace_lines, prep.trace_lines - len(prep.quarantined),
-            len(prep.quarantined), prep.parser or f"tracedb.parse v{parse.PARSER_VERSION}",
-            prep.encoding,
-            prep.meta_display, self.command_id, now, prep.continuation_lines, prep.json_values,
-            len(prep.json_quarantined)))
+        batch.rows["source_file"].append(file_row(
+            prep, sf_id, bundle_id, version, prep.trace_lines, len(prep.quarantined),
+            self.command_id, now))
         if prep.quarantined:
             qids = w.ids("quarantine", len(prep.quarantined))
             batch.rows["quarantine"].extend(
@@ -278,6 +374,21 @@ class Loader:
         stats.continuation_lines += prep.continuation_lines
         stats.quarantined_lines += len(prep.quarantined)
         stats.parsed_lines += prep.trace_lines - len(prep.quarantined)
+
+
+def file_row(prep: Prepared, sf_id: int, bundle_id: int, version: int, trace_lines: int,
+             quarantined: int, command_id: int | None, now: str) -> tuple:
+    """A source_file row (layout.FILE_COLS)."""
+    tf = prep.tf
+    return (sf_id, bundle_id, tf.display, str(tf.path), prep.sha, version, prep.size,
+            prep.line_count, trace_lines, trace_lines - quarantined, quarantined,
+            prep.parser or f"tracedb.parse v{parse.PARSER_VERSION}", prep.encoding,
+            prep.meta_display, command_id, now, prep.continuation_lines, prep.json_values,
+            len(prep.json_quarantined))
+
+
+def _known(bundle: _Bundle, tf) -> tuple:
+    return tuple(bundle.known.get(str(tf.path), ()))
 
 
 @dataclass

@@ -27,8 +27,10 @@ from ..store import layout
 from . import parse
 
 
-def scan_lines(text: str) -> tuple[list[tuple], list[tuple[int, str]], int]:
-    """The loader's first pass (``_cstage.scan`` does the same in C).
+def scan_lines(text: str, first_line: int = 0
+               ) -> tuple[list[tuple], list[tuple[int, str]], int]:
+    """The loader's first pass (``_cstage.scan`` does the same in C); lines are
+    numbered from ``first_line + 1`` (a chunk of a large file, see ``ingest.stream``).
 
     Returns ``fast``: ``(line_no, side, name, value text, n)`` for every line of the
     common shape (no components built: the stager reads them from the value text),
@@ -40,7 +42,7 @@ def scan_lines(text: str) -> tuple[list[tuple], list[tuple[int, str]], int]:
     rest: list[tuple[int, str]] = []
     trace_lines = 0
     in_record = False
-    for no, raw in enumerate(parse.split_lines(text), start=1):
+    for no, raw in enumerate(parse.split_lines(text), start=first_line + 1):
         shape = parse.fast_shape(raw) if len(raw) <= parse.MAX_LINE_CHARS else None
         if shape is not None:
             trace_lines += 1
@@ -68,7 +70,7 @@ def value_rows(run_id: int, entries, components=parse.fast_components) -> list[t
     return rows
 
 
-def run_rows(run_id: int, base: int, taps, static, order
+def run_rows(run_id: int, base: int, taps, static, order, first_seq: int = 0
              ) -> tuple[list[tuple], list[tuple], tuple[int, ...]]:
     """A run's tap rows, its value entries in key order and each tap's component count.
 
@@ -76,13 +78,14 @@ def run_rows(run_id: int, base: int, taps, static, order
     ``(line_no, Tap)`` pairs; ``static`` a template tuple per tap (channel, name,
     loop_key, occurrence, unit, key_name, key_occurrence, key_id, see
     ``ingest.runs.run_template``); ``order`` the tap positions in key id order. Tap ids are
-    ``base + seq``. ``Stager.run`` writes the same rows without building them.
+    ``base + seq``, seq counting from ``first_seq + 1`` (a run continued from an earlier
+    chunk of its file). ``Stager.run`` writes the same rows without building them.
     """
     rows: list[tuple] = []
     payloads: list = []
     counts: list[int] = []
     for seq, (entry, (channel, name, loop_key, occ, unit, key_name, key_occ, key_id)) in \
-            enumerate(zip(taps, static, strict=True), start=1):
+            enumerate(zip(taps, static, strict=True), start=first_seq + 1):
         if len(entry) == 5:  # common shape: numbers on the main channel
             line_no, raw, n = entry[0], entry[3], entry[4]
             shape = "scalar" if n == 1 else "vector"
@@ -169,8 +172,9 @@ class PyStager:
                     fields[4] = copy_num(c[2], c[1])
                 out.append("\t".join(fields) + "\n")
 
-    def run(self, run_id: int, base: int, taps, static, order) -> tuple[int, ...]:
-        rows, entries, counts = run_rows(run_id, base, taps, static, order)
+    def run(self, run_id: int, base: int, taps, static, order, first_seq: int = 0
+            ) -> tuple[int, ...]:
+        rows, entries, counts = run_rows(run_id, base, taps, static, order, first_seq)
         self.taps(rows)
         self.values(run_id, entries)
         return counts
@@ -202,7 +206,7 @@ class PyStager:
 # Python twin above.
 
 #: The _cstage.ABI this Python expects; a build from older sources is not used.
-CSTAGE_ABI = 5
+CSTAGE_ABI = 6
 #: The values the stager binds per tap, value and new_key row, by position.
 LAYOUT_PARAMS = (len(layout.TAP_COLS), len(layout.VALUE_COLS), 1 + len(layout.PAIRING_KEY_COLS))
 
@@ -267,12 +271,14 @@ class Scanned:
     warnings: list[str]
 
 
-def scan_text(text: str) -> Scanned:
+def scan_text(text: str, first_line: int = 0) -> Scanned:
     """A file's first pass as the loader makes it (like ``parse.parse_text``, but
     common-shape lines stay unparsed tuples): :data:`scan` (C or
     :func:`scan_lines`), then the general parser for the other TRACE lines, each
-    distinct line parsed once."""
-    fast, rest, trace_lines = scan(text)
+    distinct line parsed once. Lines are numbered from ``first_line + 1``: a chunk
+    of a large file that starts with a line that is not indented (so no record
+    continues across chunks) scans as it would in its whole file."""
+    fast, rest, trace_lines = scan(text, first_line) if first_line else scan(text)
     general: list[parse.Line] = []
     markers: list[tuple[int, tuple[int, int]]] = []
     warnings: list[str] = []

@@ -71,6 +71,7 @@ class StageContext:
     key_ids: dict[tuple[str, str, str, int], int]
     copy_url: str | None = field(default=None, repr=False)  # may hold a password
     turn: int = 0  # the job's place in the ingest (see Turns)
+    stream: bool = False  # the job's one file is loaded in chunks by the writer
 
 
 @dataclass(slots=True)
@@ -89,6 +90,7 @@ class Staged:
     run_ids: list[int] | None = None
     copy: tuple[bytes, bytes] | None = None  # COPY text of the tap and value rows
     key_ids: dict[tuple[str, str, str, int], int] = field(default_factory=dict)
+    stream: tuple | None = None  # (trace file, known sha256s): for the writer to load
 
 
 def stage_files(job: tuple[list[tuple], StageContext]) -> Staged:
@@ -104,6 +106,10 @@ def stage_files(job: tuple[list[tuple], StageContext]) -> Staged:
     stream.
     """
     files, ctx = job
+    if ctx.stream:  # a large file: the writer loads it in chunks, in this job's place
+        if ctx.copy_url is not None and _TURNS is not None:
+            _TURNS.done(ctx.turn)
+        return Staged([], 0, None, [], stream=files[0])
     if ctx.copy_url is not None:
         return _stage_copy(files, ctx)
     unit_of = unit_lookup(ctx.units)
