@@ -270,16 +270,22 @@ class _Bundle:
             self.pair(folder, case, sides, metric_ids)
             del sides
 
-    # -- metrics files ------------------------------------------------------------
-    def metric_file(self, path: Path, display: str) -> tuple[int | None, str | None]:
-        """Load one results file (unless already loaded); its id and its recorded args
-        as text (for sizing .bin images)."""
+    def read(self, path: Path, display: str) -> bytes | None:
+        """A file's bytes, or None with an error note naming it."""
         try:
-            data = read_regular(path)
+            return read_regular(path)
         except OSError as exc:
             self.notes.append(Note(display, f"cannot read: {exc.strerror or exc}",
                                    level="error"))
             self.stats.evidence_errors += 1
+            return None
+
+    # -- metrics files ------------------------------------------------------------
+    def metric_file(self, path: Path, display: str) -> tuple[int | None, str | None]:
+        """Load one results file (unless already loaded); its id and its recorded args
+        as text (for sizing .bin images)."""
+        data = self.read(path, display)
+        if data is None:
             return None, None
         sha = hashlib.sha256(data).hexdigest()
         text = data.decode("utf-8", errors="replace")
@@ -319,12 +325,8 @@ class _Bundle:
     def image_file(self, path: Path, display: str, side, case, args: list[str]):
         """Store one image file (its image once); (image_file id, sha256, the array) or
         None when it cannot be read as an image (a note names it)."""
-        try:
-            data = read_regular(path)
-        except OSError as exc:
-            self.notes.append(Note(display, f"cannot read: {exc.strerror or exc}",
-                                   level="error"))
-            self.stats.evidence_errors += 1
+        data = self.read(path, display)
+        if data is None:
             return None
         try:
             if path.suffix.lower() == ".npy":

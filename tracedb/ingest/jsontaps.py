@@ -245,19 +245,25 @@ class _Walker:
         self.pointers.append(pointer(parts))
         self.out.values += len(comps)
 
-    def members(self, obj: Obj, parts: list, prefix: str, channel: str, loop_key: str
-                ) -> None:
+    def named(self, obj: Obj, parts: list):
+        """An object's members that name a tap: (key, value, pointer parts); a key seen
+        before in the object, or an empty one, is quarantined with what it holds."""
         seen: set[str] = set()
         for k, v in obj:
             where = [*parts, k]
             if k in seen:
                 self.quarantine_all(v, where, f"duplicate key {k!r} in one object "
                                               "(the first one is loaded)")
-                continue
-            seen.add(k)
-            if k == "":
+            elif k == "":
+                seen.add(k)
                 self.quarantine_all(v, where, "empty key: no tap name")
-                continue
+            else:
+                seen.add(k)
+                yield k, v, where
+
+    def members(self, obj: Obj, parts: list, prefix: str, channel: str, loop_key: str
+                ) -> None:
+        for k, v, where in self.named(obj, parts):
             self.node(v, where, prefix + k, channel, loop_key)
 
     def node(self, v, parts: list, name: str, channel: str, loop_key: str) -> None:
@@ -320,18 +326,9 @@ class _Walker:
 
     def run(self, obj: Obj, parts: list) -> None:
         """The run object's members: containers unprefixed, the rest by key."""
-        seen: set[str] = set()
-        for k, v in obj:
-            where = [*parts, k]
-            if k in seen:
-                self.quarantine_all(v, where, f"duplicate key {k!r} in one object "
-                                              "(the first one is loaded)")
-                continue
-            seen.add(k)
+        for k, v, where in self.named(obj, parts):
             if k in _CONTAINERS and isinstance(v, Obj):
                 self.members(v, where, "", "", "")
-            elif k == "":
-                self.quarantine_all(v, where, "empty key: no tap name")
             else:
                 self.node(v, where, k, "", "")
 
