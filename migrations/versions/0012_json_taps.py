@@ -50,9 +50,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DELETE FROM tap_alias WHERE channel = '*' AND name = 'hkl_fractional'")
-    with op.batch_alter_table("source_file") as batch:
-        batch.drop_column("json_quarantined")
-        batch.drop_column("json_values")
-    with op.batch_alter_table("quarantine") as batch:
-        batch.drop_column("json_pointer")
+    # in place (SQLite 3.35+, PostgreSQL): a batch copy of source_file would drop a
+    # table the runs' foreign keys refer to
+    for table, column in (("source_file", "json_quarantined"), ("source_file", "json_values"),
+                          ("quarantine", "json_pointer")):
+        op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     op.drop_table("tap_pointer")
