@@ -202,6 +202,22 @@ def _open_regular(path: Path | str):
         raise
 
 
+#: What a file's encoding is recorded as when undecodable bytes were replaced.
+REPLACED = "utf-8 (invalid bytes replaced)"
+
+
+def decode_utf8(data: bytes, display: str, notes: list[Note]) -> tuple[str, bool]:
+    """``data`` as UTF-8 text, and whether undecodable bytes were replaced (a warning
+    note names the file and the line of the first)."""
+    try:
+        return data.decode("utf-8"), False
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        notes.append(Note(display, f"invalid UTF-8 at byte {exc.start}; undecodable "
+                                   "bytes replaced (raw file kept)", line, level="warning"))
+        return data.decode("utf-8", errors="replace"), True
+
+
 def read_regular(path: Path | str) -> bytes:
     """A regular file's bytes (see :func:`_open_regular`: never waits on a FIFO)."""
     with _open_regular(path) as fh:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..store.layout import MAX_LINES, MAX_TAPS
 from . import jsontaps, names, parse, rows
-from .discover import BundlePlan, Note, TraceFile, read_regular
+from .discover import REPLACED, BundlePlan, Note, TraceFile, decode_utf8, read_regular
 from .runs import RunDraft, build_runs
 
 QUARANTINE_TEXT_LIMIT = 4096
@@ -145,15 +145,8 @@ class Prepared:
 
 
 def decode(data: bytes, display: str, notes: list[Note]) -> tuple[str, str]:
-    encoding = "utf-8"
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        notes.append(Note(display, f"invalid UTF-8 at byte {exc.start}; undecodable "
-                                   "bytes replaced (raw file kept)", line, level="warning"))
-        text, encoding = data.decode("utf-8", errors="replace"), \
-            "utf-8 (invalid bytes replaced)"
+    text, replaced = decode_utf8(data, display, notes)
+    encoding = REPLACED if replaced else "utf-8"
     if "\0" in text:  # no SQL text type stores NUL; the raw file keeps it
         line = text[:text.index("\0")].count("\n") + 1
         notes.append(Note(display, "NUL character(s) replaced (raw file kept)", line,

@@ -45,7 +45,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import names, parse
-from .discover import Note, _open_regular
+from .discover import REPLACED, Note, _open_regular, decode_utf8
 from .runs import RunDraft
 
 #: What ``source_file.parser`` records for a JSON trace.
@@ -393,14 +393,9 @@ def read(data: bytes, display: str, file_name: str, notes: list[Note]) -> JsonTr
         out.error = (f"JSON of {len(data):,} bytes, more than the {MAX_JSON_BYTES:,} a trace "
                      "JSON may hold; file not loaded")
         return out
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        notes.append(Note(display, f"invalid UTF-8 at byte {exc.start}; undecodable bytes "
-                                   "replaced (raw file kept)", line, level="warning"))
-        text = data.decode("utf-8", errors="replace")
-        out.encoding = "utf-8 (invalid bytes replaced)"
+    text, replaced = decode_utf8(data, display, notes)
+    if replaced:
+        out.encoding = REPLACED
     try:
         doc = loads(text)
     except RecursionError:
