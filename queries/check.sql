@@ -60,14 +60,15 @@ FROM (SELECT run_id, key_id FROM tap GROUP BY run_id, key_id HAVING COUNT(*) > 1
 UNION ALL
 SELECT 'taps whose key id names another pairing key (run tracedb db rekey)', COUNT(*)
 FROM tap t LEFT JOIN tap_key k ON k.id = t.key_id
-WHERE k.id IS NULL OR k.channel <> t.channel OR k.key_name <> t.key_name
+LEFT JOIN tap_alias ca ON ca.kind = 'channel' AND ca.channel = t.channel
+WHERE k.id IS NULL OR k.channel <> COALESCE(ca.canonical, t.channel) OR k.key_name <> t.key_name
    OR k.loop_key <> t.loop_key OR k.key_occurrence <> t.key_occurrence
 UNION ALL
 SELECT 'taps whose pairing key is stale (run tracedb db rekey)', COUNT(*)
 FROM tap t
 WHERE t.key_name <> COALESCE(
         (SELECT a.canonical FROM tap_alias a
-         WHERE a.name = t.name AND a.channel = t.channel ORDER BY a.id LIMIT 1),
+         WHERE a.kind = 'name' AND a.name = t.name AND a.channel = t.channel ORDER BY a.id LIMIT 1),
         (SELECT a.canonical FROM tap_alias a
-         WHERE a.name = t.name AND a.channel = '*' ORDER BY a.id LIMIT 1),
+         WHERE a.kind = 'name' AND a.name = t.name AND a.channel = '*' ORDER BY a.id LIMIT 1),
         t.name)

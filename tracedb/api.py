@@ -304,6 +304,11 @@ class Warehouse:
         """Pair taps named ``name`` with taps named ``canonical``."""
         curate.add_alias(self.db, name, canonical, channel, note)
 
+    def add_channel_alias(self, channel: str, canonical: str,
+                          note: str | None = None) -> None:
+        """Pair every tap written on ``channel`` on channel ``canonical`` (and rekey)."""
+        curate.add_channel_alias(self.db, channel, canonical, note)
+
     def rekey(self) -> None:
         """Recompute every tap's pairing key from tap_alias (after editing it by SQL)."""
         with self.db.store.write_connection(self.engine) as conn, conn.begin():

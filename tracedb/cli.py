@@ -549,9 +549,17 @@ def alias(
     canonical: Annotated[str, typer.Argument(help="the name to pair it under")],
     channel: Annotated[str, typer.Option(help="channel; * = any")] = "*",
     note: Annotated[str | None, typer.Option(help="why")] = None,
+    channels: Annotated[bool, typer.Option(
+        "--channels", help="NAME and CANONICAL are channels: every tap written on "
+                           "channel NAME pairs on channel CANONICAL")] = False,
 ) -> None:
-    """Pair taps named NAME with taps named CANONICAL."""
+    """Pair taps named NAME with taps named CANONICAL (with --channels: the taps of
+    channel NAME with those of channel CANONICAL)."""
     with _open() as wh:
+        if channels:
+            wh.add_channel_alias(name, canonical, note=note)
+            typer.echo(f"alias: channel {name} -> channel {canonical}")
+            return
         wh.add_alias(name, canonical, channel=channel, note=note)
     typer.echo(f"alias: {name} -> {canonical} (channel {channel})")
 
