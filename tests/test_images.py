@@ -341,3 +341,43 @@ def test_image_timeline_across_stamps_of_a_case(url, tmp_path):
     assert list(wh.image_timeline("other")["status"]) == ["match"]
     # one image stored once, wherever it was found: three C copies, one content
     assert count(wh, "image_file") == 6 and count(wh, "image") == 3
+
+
+def test_outside_tolerance_is_counted_at_the_users_tolerance(url, tmp_path):
+    # three planted pixels, |a-b| = 2^-10, 2^-17, 2^-22 against 1.0 (relative
+    # 9.8e-4, 7.6e-6, 2.4e-7): each tolerance below lets a known number of them in
+    ref = np.ones((16, 24), dtype=np.float32)
+    cand = ref.copy()
+    cand[2, 3] += np.float32(2.0 ** -10)
+    cand[9, 20] += np.float32(2.0 ** -17)
+    cand[15, 0] += np.float32(2.0 ** -22)
+    case = tmp_path / "reports" / "tol" / "20250101T000000Z"
+    save_npy(case / "planted_c.npy", ref)
+    save_npy(case / "planted_py.npy", cand)
+    wh = tracedb.connect(url)
+    assert wh.ingest([tmp_path / "reports"]).ok
+
+    def at(**tol):
+        row = by_case(wh, **tol)["planted"]
+        return (row["outside_tolerance"], row["status"], row["rtol"], row["atol"],
+                [w["outside"] for w in row["worst"]])
+
+    assert at() == (3, "diverged", 1e-12, 0.0, [True, True, True])  # ingest's count
+    assert at(rtol=1e-6) == (2, "diverged", 1e-6, 0.0, [True, True, False])
+    assert at(rtol=1e-4) == (1, "diverged", 1e-4, 0.0, [True, False, False])
+    assert at(rtol=1e-2) == (0, "match", 1e-2, 0.0, [False, False, False])
+    assert at(atol=1e-5) == (1, "diverged", 1e-12, 1e-5, [True, False, False])
+    assert at(rtol=0.0, atol=2.0 ** -10) == (0, "match", 0.0, 2.0 ** -10,
+                                             [False, False, False])
+    assert list(wh.images(rtol=1e-6)["outside_tolerance"]) == [2]
+    # the stored count is unchanged: a recount writes nothing
+    assert at() == (3, "diverged", 1e-12, 0.0, [True, True, True])
+    proc = subprocess.run([sys.executable, "-m", "tracedb", "--db", url, "images",
+                           "--rtol", "1e-6"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "rtol=1e-06, atol=0" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "tracedb", "--db", url, "images",
+                           "--rtol", "1e-4", "--format", "json"], capture_output=True,
+                          text=True)
+    (row,) = json.loads(proc.stdout)
+    assert (row["outside_tolerance"], row["rtol"], row["atol"]) == (1, 1e-4, 0.0)

@@ -189,22 +189,27 @@ class Warehouse:
 
     # -- images and recorded metrics ---------------------------------------------
     def image_rows(self, *, case: str | None = None, stamp: str | None = None,
-                   path: str | None = None, worst: int | None = None) -> list[dict]:
+                   path: str | None = None, worst: int | None = None,
+                   rtol: float | None = None, atol: float | None = None) -> list[dict]:
         """Image comparisons as records (see ``compare.images.comparisons``): figures,
-        the recorded metrics and their check, the ``worst`` worst pixels (None: all)."""
+        the recorded metrics and their check, the ``worst`` worst pixels (None: all);
+        with ``rtol``/``atol`` the pixels outside that tolerance, counted again."""
         from .compare import images
 
         return images.comparisons(self.db.reads(), case=case, stamp=stamp, path=path,
-                                  worst=worst)
+                                  worst=worst, rtol=rtol, atol=atol)
 
     def images(self, *, case: str | None = None, stamp: str | None = None,
-               path: str | None = None, worst: int | None = None):
+               path: str | None = None, worst: int | None = None,
+               rtol: float | None = None, atol: float | None = None):
         """Image comparisons, one row per comparison (``recorded``, ``recorded_check``
-        and ``worst`` hold dicts and lists); ordered by case, then stamp."""
+        and ``worst`` hold dicts and lists); ordered by case, then stamp.
+        ``outside_tolerance`` is at the row's ``rtol``/``atol``: ingest's (diverge's
+        defaults) unless ``rtol`` or ``atol`` is given."""
         from .compare.images import JSON_COLUMNS
 
-        return _frame(self.image_rows(case=case, stamp=stamp, path=path, worst=worst),
-                      JSON_COLUMNS)
+        return _frame(self.image_rows(case=case, stamp=stamp, path=path, worst=worst,
+                                      rtol=rtol, atol=atol), JSON_COLUMNS)
 
     def image_timeline(self, case: str):
         """One case's image comparisons stamp after stamp: how its figures moved."""

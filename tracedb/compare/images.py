@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 
+from ..ingest.images import ATOL, RTOL
 from ..store import queries
 
 #: Recomputed figure -> the names a recorded metrics file gives it.
@@ -90,9 +91,16 @@ def _recorded_value(row: dict):
 
 
 def comparisons(bind, *, case: str | None = None, stamp: str | None = None,
-                path: str | None = None, worst: int | None = None) -> queries.Rows:
+                path: str | None = None, worst: int | None = None,
+                rtol: float | None = None, atol: float | None = None) -> queries.Rows:
     """One record per image comparison (JSON_COLUMNS), ``worst`` worst pixels each
-    (None: all that were kept)."""
+    (None: all that were kept).
+
+    ``outside_tolerance`` is the count stored at ingest, at the tolerance the record's
+    ``rtol``/``atol`` give; with ``rtol`` or ``atol`` (the other then diverge's
+    default) every comparison is counted again at that tolerance from its stored
+    images (exactly: numpy over the decompressed files, as at ingest), and its status
+    (match or diverged) and its worst pixels' ``outside`` follow."""
     rows = queries.records(*queries.fetch(bind, "images", case=case, stamp=stamp, path=path))
     ids = {r["id"] for r in rows}
     recorded: dict[int, dict] = {}
@@ -115,8 +123,26 @@ def comparisons(bind, *, case: str | None = None, stamp: str | None = None,
         rec["recorded"] = recorded.get(r["id"]) if r["recorded_file_id"] is not None else None
         rec["recorded_check"], rec["recorded_agreement"] = check_recorded(rec, rec["recorded"])
         rec["worst"] = worst_of.get(r["id"], [])
+        if rtol is not None or atol is not None:
+            _recount(bind, rec, RTOL if rtol is None else rtol, ATOL if atol is None else atol)
         out.append(rec)
     return queries.Rows(out, JSON_COLUMNS)
+
+
+def _recount(bind, rec: dict, rtol: float, atol: float) -> None:
+    """``rec``'s tolerance count, status and worst pixels' ``outside`` at rtol/atol."""
+    from ..ingest import imagemath
+
+    rec["rtol"], rec["atol"] = rtol, atol
+    if rec["status"] == "shape_mismatch":  # nothing compared, at any tolerance
+        return
+    ref, cand = image_array(bind, rec["ref_sha256"]), image_array(bind, rec["cand_sha256"])
+    rec["outside_tolerance"] = imagemath.outside_tolerance(ref, cand, rtol, atol)
+    if rec["status"] != "nonfinite":
+        rec["status"] = "match" if rec["outside_tolerance"] == 0 else "diverged"
+    for w in rec["worst"]:  # the pixels' values, not their shortest float32 text
+        w["outside"] = imagemath.pixel_outside(float(ref[w["slow"], w["fast"]]),
+                                               float(cand[w["slow"], w["fast"]]), rtol, atol)
 
 
 def next_pixels(bind, n: int, *, case: str | None = None, stamp: str | None = None
