@@ -381,3 +381,69 @@ def test_outside_tolerance_is_counted_at_the_users_tolerance(url, tmp_path):
                           text=True)
     (row,) = json.loads(proc.stdout)
     assert (row["outside_tolerance"], row["rtol"], row["atol"]) == (1, 1e-4, 0.0)
+
+
+def test_db_check_finds_broken_image_and_metric_rows(url, tmp_path):
+    # two planted cases; each corruption below is one a user would want named
+    for case, seed in (("alpha", 3), ("beta", 4)):
+        d = tmp_path / "reports" / case / "20250101T000000Z"
+        ref = rng_image((6, 8), seed=seed)
+        cand = ref.copy()
+        cand[1, 2] += 1
+        save_npy(d / f"{case}_c.npy", ref)
+        save_npy(d / f"{case}_py.npy", cand)
+        write(d / f"{case}_metrics.json", json.dumps({"correlation": 0.99}))
+    wh = tracedb.connect(url)
+    assert wh.ingest([tmp_path / "reports"]).ok
+    assert wh.check().problems.sum() == 0
+    rows = {r["case"]: r for r in wh.image_rows()}
+    a, b = rows["alpha"], rows["beta"]
+    other = "f" * 64
+    corrupt = [
+        ("UPDATE image SET compression = 'none', content = :blob WHERE sha256 = :sha",
+         {"blob": b"not the image", "sha": a["ref_sha256"]}),
+        ("UPDATE image SET shape = '[3, 16]' WHERE sha256 = :sha", {"sha": a["cand_sha256"]}),
+        ("UPDATE image_worst SET slow = 6 WHERE comparison_id = :id AND rank = 1",
+         {"id": a["id"]}),
+        ("UPDATE image_file SET image_sha256 = :other WHERE image_sha256 = :sha",
+         {"other": other, "sha": b["cand_sha256"]}),
+        ("UPDATE image_comparison SET metric_file_id = 999999 WHERE id = :id", {"id": b["id"]}),
+        ("INSERT INTO metric (file_id, seq, name, pointer, kind) "
+         "VALUES (999999, 0, 'x', '/x', 'null')", {}),
+    ]
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        con = sqlite3.connect(url.removeprefix("sqlite:///"))  # foreign keys off
+        with con:
+            for sql, params in corrupt:
+                con.execute(sql, params)
+        con.close()
+    else:
+        with wh.engine.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            for sql, params in corrupt:
+                conn.execute(text(sql), params)
+    checks = wh.check().set_index("check_name")
+    wh.close()
+    found = {name: int(n) for name, n in checks.problems.items() if n}
+    # SQLite's own foreign-key check sees the three rows that point at nothing, too
+    engine_check = found.pop("foreign keys (PRAGMA foreign_key_check)", 0)
+    assert engine_check == (3 if url.startswith("sqlite") else 0)
+    assert found == {
+        "images whose stored file does not match its hash, size or shape": 2,
+        "worst pixels outside their image comparison's bounds": 1,
+        "image files without their image": 1,
+        "images no image file refers to": 1,
+        "image comparisons whose image file or image is missing": 1,
+        "image comparisons whose recorded metrics file is missing": 1,
+        "metrics without their metrics file": 1,
+    }
+    detail = checks.detail["images whose stored file does not match its hash, size or shape"]
+    assert f"{a['ref_sha256'][:12]}: content does not match its SHA-256" in detail
+    assert f"{a['cand_sha256'][:12]}: shape [6, 8], recorded [3, 16]" in detail
+    proc = subprocess.run([sys.executable, "-m", "tracedb", "--db", url, "db", "check"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert f"error: {7 + bool(engine_check)} check(s) found problems" in proc.stderr
+    assert "worst pixels outside their image comparison's bounds" in proc.stdout
