@@ -567,6 +567,9 @@ def alias(
 ) -> None:
     """Pair taps named NAME with taps named CANONICAL (with --channels: the taps of
     channel NAME with those of channel CANONICAL)."""
+    if channels and channel != "*":
+        raise TracedbError("--channel names the channel of a name alias; with --channels, "
+                           "NAME is the channel whose taps pair on channel CANONICAL")
     with _open() as wh:
         if channels:
             wh.add_channel_alias(name, canonical, note=note)
