@@ -399,7 +399,15 @@ class Warehouse:
         """Consistency checks (orphans, counts, every TRACE line accounted for) and the
         engine's own: (check_name, problems, detail) records, and notes about
         interrupted commands."""
-        return health.check(self.db)
+        from .compare.images import stored_image_problems
+
+        rows, notes = health.check(self.db)
+        with self.engine.connect() as conn:
+            bad = stored_image_problems(conn)
+        rows.append({"check_name": "images whose stored file does not match its hash, "
+                                   "size or shape", "problems": len(bad),
+                     "detail": "; ".join(bad[:5])})
+        return rows, notes
 
     def check(self):
         """:meth:`check_rows` as a DataFrame of (check_name, problems, detail), the notes

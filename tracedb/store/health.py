@@ -5,7 +5,6 @@ command log every ingest and report writes."""
 from __future__ import annotations
 
 import json
-import math
 import os
 
 from sqlalchemy.engine import Connection
@@ -44,43 +43,6 @@ def stale_shapes(conn: Connection) -> list[dict]:
     return out
 
 
-def bad_images(conn: Connection) -> list[str]:
-    """Images whose stored file does not give back the image as recorded: its
-    SHA-256 (the image's key), size, or shape. Read one image at a time."""
-    import hashlib
-
-    from ..ingest.files import decompress_blob
-    from ..ingest.imagemath import ImageProblem, read_npy
-
-    out = []
-    rows = conn.exec_driver_sql("SELECT sha256, format, dtype, shape, size, compression, "
-                                "content FROM image ORDER BY sha256",
-                                execution_options={"stream_results": True})
-    for sha, fmt, dtype, shape, size, compression, content in rows:
-        try:
-            data = decompress_blob(compression, bytes(content))
-        except Exception as exc:  # noqa: BLE001 - any failure to decompress is the finding
-            out.append(f"{sha[:12]}: does not decompress ({type(exc).__name__})")
-            continue
-        if hashlib.sha256(data).hexdigest() != sha:
-            out.append(f"{sha[:12]}: content does not match its SHA-256")
-        elif len(data) != size:
-            out.append(f"{sha[:12]}: {len(data)} bytes, recorded {size}")
-        else:
-            try:
-                got = read_npy(data).shape if fmt == "npy" else None
-            except ImageProblem as exc:
-                out.append(f"{sha[:12]}: {exc}")
-                continue
-            want = json.loads(shape)
-            if got is None:  # a raw floatimage: its bytes must fill the shape
-                width = 4 if dtype == "float32" else 8
-                got = want if len(data) == width * math.prod(want) else [len(data)]
-            if got != want:
-                out.append(f"{sha[:12]}: shape {got}, recorded {want}")
-    return out
-
-
 def check(db) -> tuple[list[dict], list[str]]:
     """(check_name, problems, detail) records, and notes on interrupted commands."""
     rows = [{**r, "detail": ""} for r in records(*fetch(db.engine, "check"))]
@@ -89,9 +51,6 @@ def check(db) -> tuple[list[dict], list[str]]:
         stale = stale_shapes(conn)
         extra.append(("runs whose shape signature is stale (run tracedb db rekey)",
                       len(stale), "; ".join(f"run {r['id']}" for r in stale[:5])))
-        images = bad_images(conn)
-        extra.append(("images whose stored file does not match its hash, size or shape",
-                      len(images), "; ".join(images[:5])))
         running = conn.exec_driver_sql(
             "SELECT id, started_at, command FROM command_log WHERE status = 'running'"
         ).fetchall()
