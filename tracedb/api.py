@@ -189,22 +189,27 @@ class Warehouse:
 
     # -- images and recorded metrics ---------------------------------------------
     def image_rows(self, *, case: str | None = None, stamp: str | None = None,
-                   path: str | None = None, worst: int | None = None) -> list[dict]:
+                   path: str | None = None, worst: int | None = None,
+                   rtol: float | None = None, atol: float | None = None) -> list[dict]:
         """Image comparisons as records (see ``compare.images.comparisons``): figures,
-        the recorded metrics and their check, the ``worst`` worst pixels (None: all)."""
+        the recorded metrics and their check, the ``worst`` worst pixels (None: all);
+        with ``rtol``/``atol`` the pixels outside that tolerance, counted again."""
         from .compare import images
 
         return images.comparisons(self.db.reads(), case=case, stamp=stamp, path=path,
-                                  worst=worst)
+                                  worst=worst, rtol=rtol, atol=atol)
 
     def images(self, *, case: str | None = None, stamp: str | None = None,
-               path: str | None = None, worst: int | None = None):
+               path: str | None = None, worst: int | None = None,
+               rtol: float | None = None, atol: float | None = None):
         """Image comparisons, one row per comparison (``recorded``, ``recorded_check``
-        and ``worst`` hold dicts and lists); ordered by case, then stamp."""
+        and ``worst`` hold dicts and lists); ordered by case, then stamp.
+        ``outside_tolerance`` is at the row's ``rtol``/``atol``: ingest's (diverge's
+        defaults) unless ``rtol`` or ``atol`` is given."""
         from .compare.images import JSON_COLUMNS
 
-        return _frame(self.image_rows(case=case, stamp=stamp, path=path, worst=worst),
-                      JSON_COLUMNS)
+        return _frame(self.image_rows(case=case, stamp=stamp, path=path, worst=worst,
+                                      rtol=rtol, atol=atol), JSON_COLUMNS)
 
     def image_timeline(self, case: str):
         """One case's image comparisons stamp after stamp: how its figures moved."""
@@ -304,6 +309,11 @@ class Warehouse:
         """Pair taps named ``name`` with taps named ``canonical``."""
         curate.add_alias(self.db, name, canonical, channel, note)
 
+    def add_channel_alias(self, channel: str, canonical: str,
+                          note: str | None = None) -> None:
+        """Pair every tap written on ``channel`` on channel ``canonical`` (and rekey)."""
+        curate.add_channel_alias(self.db, channel, canonical, note)
+
     def rekey(self) -> None:
         """Recompute every tap's pairing key from tap_alias (after editing it by SQL)."""
         with self.db.store.write_connection(self.engine) as conn, conn.begin():
@@ -389,7 +399,15 @@ class Warehouse:
         """Consistency checks (orphans, counts, every TRACE line accounted for) and the
         engine's own: (check_name, problems, detail) records, and notes about
         interrupted commands."""
-        return health.check(self.db)
+        from .compare.images import stored_image_problems
+
+        rows, notes = health.check(self.db)
+        with self.engine.connect() as conn:
+            bad = stored_image_problems(conn)
+        rows.append({"check_name": "images whose stored file does not match its hash, "
+                                   "size or shape", "problems": len(bad),
+                     "detail": "; ".join(bad[:5])})
+        return rows, notes
 
     def check(self):
         """:meth:`check_rows` as a DataFrame of (check_name, problems, detail), the notes

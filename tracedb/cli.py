@@ -203,11 +203,19 @@ def images(
     next_pixels: Annotated[int | None, typer.Option(
         "--next-pixels", metavar="N", min=1,
         help="the N worst pixels of each comparison that no run traces yet")] = None,
+    rtol: Annotated[float | None, typer.Option(
+        "--rtol", help="count the pixels outside this relative tolerance (default: "
+                       "ingest's count, at 1e-12)")] = None,
+    atol: Annotated[float | None, typer.Option(
+        "--atol", help="count the pixels outside this absolute tolerance (default: "
+                       "ingest's count, at 0)")] = None,
     fmt: FormatOpt = Fmt.table,
 ) -> None:
     """List whole-image comparisons (C image = reference, PyTorch = candidate): figures
     computed in float64 at ingest, checked against the recorded metrics beside them."""
     from .compare import images as im
+    from .compare.results import TOLERANCE_RULE
+    from .present.tables import emit
 
     with _open() as wh:
         if next_pixels is not None:
@@ -215,14 +223,18 @@ def images(
                                   stamp=stamp)
             list_rows(rows, None, fmt)
             return
-        rows = wh.image_rows(case=case, stamp=stamp, path=path, worst=worst)
+        rows = wh.image_rows(case=case, stamp=stamp, path=path, worst=worst, rtol=rtol,
+                             atol=atol)
+    tols = sorted({(r["rtol"], r["atol"]) for r in rows})
+    title = f"outside_tolerance: {TOLERANCE_RULE}, " + "; ".join(
+        f"rtol={r:g}, atol={a:g}" for r, a in tols) if tols else None
     if timeline:
-        list_rows(rows, im.TIMELINE_COLUMNS, fmt)
+        emit(rows, im.TIMELINE_COLUMNS, fmt.value, title)
         return
     if fmt == Fmt.table:
         for r in rows:
             r["shape"] = "x".join(map(str, r["shape"]))
-        list_rows(rows, im.TABLE_COLUMNS, fmt)
+        emit(rows, im.TABLE_COLUMNS, fmt.value, title)
         return
     list_rows(rows, im.JSON_COLUMNS, fmt)
 
@@ -549,9 +561,20 @@ def alias(
     canonical: Annotated[str, typer.Argument(help="the name to pair it under")],
     channel: Annotated[str, typer.Option(help="channel; * = any")] = "*",
     note: Annotated[str | None, typer.Option(help="why")] = None,
+    channels: Annotated[bool, typer.Option(
+        "--channels", help="NAME and CANONICAL are channels: every tap written on "
+                           "channel NAME pairs on channel CANONICAL")] = False,
 ) -> None:
-    """Pair taps named NAME with taps named CANONICAL."""
+    """Pair taps named NAME with taps named CANONICAL (with --channels: the taps of
+    channel NAME with those of channel CANONICAL)."""
+    if channels and channel != "*":
+        raise TracedbError("--channel names the channel of a name alias; with --channels, "
+                           "NAME is the channel whose taps pair on channel CANONICAL")
     with _open() as wh:
+        if channels:
+            wh.add_channel_alias(name, canonical, note=note)
+            typer.echo(f"alias: channel {name} -> channel {canonical}")
+            return
         wh.add_alias(name, canonical, channel=channel, note=note)
     typer.echo(f"alias: {name} -> {canonical} (channel {channel})")
 

@@ -24,11 +24,25 @@ REKEY_STEPS = ("rekey_names", "rekey_occurrence", "rekey_register", "rekey_value
 def add_alias(db, name: str, canonical: str, channel: str = "*",
               note: str | None = None) -> None:
     """Pair taps named ``name`` with taps named ``canonical`` (and rekey them)."""
+    _alias(db, dict(name=name, canonical=canonical, channel=channel, kind="name", note=note),
+           name)
+
+
+def add_channel_alias(db, channel: str, canonical: str, note: str | None = None) -> None:
+    """Pair every tap written on ``channel`` on channel ``canonical`` instead (and
+    rekey): a PyTorch tap file's ``tap_id`` with the C program's ``TRACE_C_<channel>``."""
+    if channel == "*" or canonical == "*":
+        raise TracedbError("a channel alias names two channels; '*' is not one")
+    _alias(db, dict(name="*", canonical=canonical, channel=channel, kind="channel",
+                    note=note), None)
+
+
+def _alias(db, row: dict, name: str | None) -> None:
     t = db.tables["tap_alias"]
     with db.store.write_connection(db.engine) as conn, conn.begin():
-        conn.execute(t.delete().where((t.c.name == name) & (t.c.channel == channel)))
-        conn.execute(t.insert(), dict(name=name, canonical=canonical, channel=channel,
-                                      note=note))
+        conn.execute(t.delete().where((t.c.name == row["name"])
+                                      & (t.c.channel == row["channel"])))
+        conn.execute(t.insert(), row)
         rekey(conn, name)
 
 
