@@ -258,7 +258,7 @@ def served(tmp_path, corpus):
 
 def test_the_seed_case_first_divergence_in_a_real_browser(served):
     need("playwright")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     base, set_id = served
     exe = chromium()
@@ -271,8 +271,10 @@ def test_the_seed_case_first_divergence_in_a_real_browser(served):
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.goto(base + "/")
             page.get_by_role("link", name="seed", exact=True).first.click()
+            page.wait_for_url(f"{base}/seed")
             # the database page: what the warehouse holds, then tables and queries
-            assert page.get_by_text("A run is one side's trace of one pixel").count() >= 1
+            expect(page.get_by_text("A run is one side's trace of one pixel").first
+                   ).to_be_visible()
             page.get_by_role("link", name="divergence", exact=True).click()
             page.fill("input[name=set_id]", str(set_id))
             page.fill("input[name=strict]", "0")

@@ -384,7 +384,7 @@ class Warehouse:
             command.finish("ok", {"files": len(rep.files), "set_id": rep.set_id})
         return rep
 
-    # -- health ---------------------------------------------------------------------
+    # -- browsing -------------------------------------------------------------------
     def browse_metadata(self) -> dict:
         """The Datasette metadata ``tracedb browse`` serves this warehouse with."""
         from . import browse
@@ -399,6 +399,7 @@ class Warehouse:
 
         browse.serve(self.db, host=host, port=port, open_browser=open_browser)
 
+    # -- health ---------------------------------------------------------------------
     def check_rows(self) -> tuple[list[dict], list[str]]:
         """Consistency checks (orphans, counts, every TRACE line accounted for) and the
         engine's own: (check_name, problems, detail) records, and notes about

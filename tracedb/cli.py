@@ -564,14 +564,13 @@ def browse(
         "--open", help="open the page in the system's web browser")] = False,
 ) -> None:
     """Browse the warehouse (a SQLite file) in Datasette, read-only, until Ctrl-C:
-    described tables, facets, and every named query as a canned query. Needs the
-    browse extra: pip install 'tracedb[browse]'."""
+    described tables, facets, and every named query as a canned query. Needs
+    Datasette: the browse extra of tracedb."""
     from .browse import sqlite_file
     from .store.engine import resolve_url
 
-    path = sqlite_file(resolve_url(state.url))  # before opening: never create one
+    sqlite_file(resolve_url(state.url))  # before opening: never create one
     with _open() as wh:
-        _err(f"serving {path.name} read-only at http://{host}:{port}/ (Ctrl-C stops)")
         wh.browse(host=host, port=port, open_browser=open_browser)
 
 
