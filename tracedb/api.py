@@ -394,6 +394,21 @@ class Warehouse:
             command.finish("ok", {"files": len(rep.files), "set_id": rep.set_id})
         return rep
 
+    # -- browsing -------------------------------------------------------------------
+    def browse_metadata(self) -> dict:
+        """The Datasette metadata ``tracedb browse`` serves this warehouse with."""
+        from . import browse
+
+        return browse.metadata(browse.sqlite_file(self.url).stem)
+
+    def browse(self, host: str = "127.0.0.1", port: int = 8001,
+               open_browser: bool = False) -> None:
+        """Serve this warehouse (a SQLite file) in Datasette, read-only, until
+        interrupted (the ``browse`` extra)."""
+        from . import browse
+
+        browse.serve(self.db, host=host, port=port, open_browser=open_browser)
+
     # -- health ---------------------------------------------------------------------
     def check_rows(self) -> tuple[list[dict], list[str]]:
         """Consistency checks (orphans, counts, every TRACE line accounted for) and the

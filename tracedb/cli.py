@@ -579,6 +579,24 @@ def alias(
     typer.echo(f"alias: {name} -> {canonical} (channel {channel})")
 
 
+@app.command()
+def browse(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8001,
+    open_browser: Annotated[bool, typer.Option(
+        "--open", help="open the page in the system's web browser")] = False,
+) -> None:
+    """Browse the warehouse (a SQLite file) in Datasette, read-only, until Ctrl-C:
+    described tables, facets, and every named query as a canned query. Needs
+    Datasette: the browse extra of tracedb."""
+    from .browse import sqlite_file
+    from .store.engine import resolve_url
+
+    sqlite_file(resolve_url(state.url))  # before opening: never create one
+    with _open() as wh:
+        wh.browse(host=host, port=port, open_browser=open_browser)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Bring the warehouse schema to the current revision (creating it if new)."""
