@@ -50,11 +50,6 @@ def json_text(value) -> str:
     return _dumps(value)
 
 
-def json_lines(records: list[dict]) -> str:
-    """A JSON array with one object per line."""
-    return json_text(records)
-
-
 def _plain(v):
     """A value as JSON can carry it: a float NaN (PostgreSQL's float8 has one) is null."""
     return None if isinstance(v, float) and v != v else v
