@@ -256,7 +256,7 @@ DIFF_COLUMNS = ["channel", "tap", "loop_key", "occurrence", "unit", "ref_line", 
                 "ref_pointer", "cand_pointer",
                 "ref_value", "cand_value", "status", "abs_delta", "rel_delta", "ratio",
                 "unit_hint", "suspect_side", "accepted_reason"]
-DIFF_TABLE = ["tap", "loop_key", "ref_line", "cand_line", "ref_value", "cand_value", "status",
+DIFF_TABLE = ["tap", "loop_key", "status", "ref_line", "cand_line", "ref_value", "cand_value",
               "rel_delta", "ratio", "unit_hint"]
 
 
@@ -269,7 +269,8 @@ def emit_diff(rows: list[dict], fmt: str, title: str) -> None:
                  # a JSON tap's place is its pointer (its line is 0)
                  **{f"{s}_line": r[f"{s}_pointer"] for s in ("ref", "cand")
                     if r.get(f"{s}_pointer")}} for r in rows]
-        emit(rows, DIFF_TABLE, fmt, title=title, drop=["ratio", "loop_key", "rel_delta"])
+        emit(rows, DIFF_TABLE, fmt, title=title,
+             drop=["ratio", "rel_delta", "unit_hint", "loop_key"])
         return
     emit(rows, DIFF_COLUMNS, fmt, title=title)
 

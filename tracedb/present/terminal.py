@@ -15,7 +15,7 @@ import shutil
 import sys
 
 #: A column whose widest value is at most this wide is never truncated.
-WHOLE = 24
+WHOLE = 32
 #: The narrowest a truncated column is drawn.
 NARROWEST = 8
 
