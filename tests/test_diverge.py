@@ -384,8 +384,8 @@ def test_cli_taps_diff_query_sql_timeline(url, tmp_path):
     assert [(d["tap"], d["status"]) for d in diff] == [
         ("a", "diverged"), ("b", "diverged"), ("c", "match")]
     tl = json.loads(run_cli(url, "timeline", "--pixel", "2,3", "--format", "json").stdout)
-    assert [t["fixed"] for t in tl["timeline"]] == [[], ["a"], ["b"]]
-    assert [t["newly_diverged"] for t in tl["timeline"]] == [[], [], ["c"]]
+    assert [t["fixed"] for t in tl] == [[], ["a"], ["b"]]
+    assert [t["newly_diverged"] for t in tl] == [[], [], ["c"]]
     reg = json.loads(run_cli(url, "regress", "--base", "@020000Z", "--head", "@030000Z",
                              "--format", "json").stdout)
     assert reg[0]["regressions"] == ["c"] and reg[0]["fixes"] == ["b"]
@@ -419,8 +419,8 @@ def test_command_line_summary_equals_the_api_dataframe(url, tmp_path):
         df = wh.diverge(**kw)
         found = wh.divergences(**kw)
         assert list(df.columns) == found.rows.columns
-        from_df = [divergence_record({k: plain(v) for k, v in r.items()})
+        from_df = [divergence_record({k: plain(v) for k, v in r.items()}, found.strict)
                    for r in df.to_dict("records")]
-        assert from_df == [divergence_record(r) for r in found.rows]
+        assert from_df == [divergence_record(r, found.strict) for r in found.rows]
         assert df.attrs.keys() == found.attrs.keys()
     assert len(wh.divergences().rows) == 12

@@ -279,13 +279,13 @@ def test_cli_images_formats(sqlite_url, tmp_path):
             "max_abs_diff", "ref_sum", "cand_sum", "sum_ratio", "outside_tolerance",
             "recorded", "worst"} <= set(row)
     assert row["case"] == "k" and row["ref_path"].endswith("k_c.npy")
-    assert row["worst"][0]["slow"] == 0 and row["outside_tolerance"] == 1
+    assert row["worst"][0]["pixel"] == [0, 0] and row["outside_tolerance"] == 1
     csv = run("images", "--format", "csv").stdout.splitlines()
     assert csv[0].startswith("id,case,stamp") and len(csv) == 2
     table = run("images")
     assert table.returncode == 0 and "diverged" in table.stdout
     nxt = json.loads(run("images", "--next-pixels", "1", "--format", "json").stdout)
-    assert [(r["slow"], r["fast"]) for r in nxt] == [(0, 0)]
+    assert [r["pixel"] for r in nxt] == [[0, 0]]
     tl = run("query", "metric_timeline", "--param", "name=sum_ratio", "--format", "json")
     assert tl.returncode == 0 and json.loads(tl.stdout) == []
 

@@ -18,12 +18,11 @@ import typer
 
 from .cli_options import (
     CandOpt,
+    DivergeFmt,
     Fmt,
     FormatOpt,
-    IngestFmt,
     PixelOpt,
     RefOpt,
-    ReportFmt,
     SaveOpt,
     emit,
     list_rows,
@@ -117,7 +116,7 @@ def _do_ingest(paths: list[str], fmt: str, argv: list[str], workers: int | None 
 @app.command()
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Report trees or trace files to load.")],
-    fmt: Annotated[IngestFmt, typer.Option("--format", help="table or json")] = IngestFmt.table,
+    fmt: FormatOpt = Fmt.table,
     workers: Annotated[int | None, typer.Option(
         help="read, parse and stage in this many worker processes, for 300+ files "
              "[default: $TRACEDB_WORKERS, else one per CPU, at most 4]")
@@ -133,7 +132,7 @@ def ingest(
     new version. Exit code 2 when a path is missing or a file or bundle failed.
     """
     argv = ["tracedb"] + (["--db", state.url] if state.url else []) + ["ingest", *paths] \
-        + (["--format", fmt.value] if fmt != IngestFmt.table else []) \
+        + (["--format", fmt.value] if fmt != Fmt.table else []) \
         + ([] if follow_links else ["--no-follow-links"])
     raise typer.Exit(_do_ingest(paths, fmt.value, argv, workers, follow_links))
 
@@ -156,10 +155,10 @@ def runs(
     """List loaded runs (one side of one trace capture for one pixel)."""
     with _open() as wh:
         rows = wh.run_rows(side=side, stamp=stamp, pixel=parse_pixel(pixel), path=path)
-    if fmt == Fmt.table:  # JSON and CSV keep null: no side is named
+    if fmt in (Fmt.table, Fmt.md):  # JSON and CSV keep null: no side is named
         for r in rows:
             r["side"] = r["side"] or "unknown"
-    list_rows(rows, RUN_COLUMNS if fmt != Fmt.table else RUN_TABLE, fmt)
+    list_rows(rows, RUN_TABLE if fmt in (Fmt.table, Fmt.md) else RUN_COLUMNS, fmt)
 
 
 @app.command()
@@ -231,7 +230,7 @@ def images(
     if timeline:
         emit(rows, im.TIMELINE_COLUMNS, fmt.value, title)
         return
-    if fmt == Fmt.table:
+    if fmt in (Fmt.table, Fmt.md):
         for r in rows:
             r["shape"] = "x".join(map(str, r["shape"]))
         emit(rows, im.TABLE_COLUMNS, fmt.value, title)
@@ -304,7 +303,11 @@ def diverge(
     ref: RefOpt = None,
     cand: CandOpt = None,
     pixel: PixelOpt = None,
-    fmt: Annotated[ReportFmt, typer.Option("--format")] = ReportFmt.table,
+    fmt: Annotated[DivergeFmt, typer.Option(
+        "--format", help="table (fits the terminal), json (see `tracedb schema`), csv, md "
+                         "(Markdown), junit (JUnit XML: one testcase per pixel) or github "
+                         "(GitHub Actions annotations at the trace file and line)")
+    ] = DivergeFmt.table,
     fail_on_divergence: Annotated[bool, typer.Option(
         "--fail-on-divergence",
         help="exit 1 when any pixel diverges, compares nothing or lacks a run on one side")
@@ -347,7 +350,7 @@ def timeline(
     with _open() as wh:
         found, changes = requests.timeline(wh.db, pix, ref=ref, cand=cand, **tol)
     emit_timeline(found, timeline_records(found, changes), pix, fmt.value)
-    if found.unstamped and fmt == Fmt.table:
+    if found.unstamped:
         _err(f"note: {len(found.unstamped)} candidate run(s) without a stamp left "
              f"out: " + ", ".join(f"run:{i}" for i in found.unstamped))
 
@@ -539,6 +542,23 @@ def sql_cmd(
     with _open() as wh:
         rows = records(*wh.sql_rows(statement, timeout))
     list_rows(rows, None, fmt)
+
+
+@app.command()
+def schema(
+    name: Annotated[str | None, typer.Argument(
+        help="schema name (an output's, e.g. diverge, taps_diff, or common); omit to "
+             "list which output follows which")] = None,
+) -> None:
+    """Print the JSON Schema (draft 2020-12) that an output of --format json follows."""
+    from . import schemas
+
+    if name is None:
+        for output, file in schemas.OUTPUTS.items():
+            typer.echo(f"{file:<20} tracedb {output} --format json")
+        typer.echo(f"{'common':<20} shared definitions")
+        return
+    typer.echo(schemas.text(name), nl=False)
 
 
 @app.command()
