@@ -193,7 +193,8 @@ def test_phase_c_d_timeline_shows_the_fixes(phase_c):
     paths = list(summaries.cand_path)
     assert any("/phase_c/" in p for p in paths) and any("/phase_d/" in p for p in paths)
     fixed = {(s, t) for s, t, c in zip(
-        [summaries.set_index("ordinal").cand_stamp[o] for o in changes.ordinal],
+        [summaries.set_index("ordinal").cand_stamp[o].strftime("%Y%m%dT%H%M%SZ")
+         for o in changes.ordinal],
         changes.tap, changes.change, strict=True) if c == "fixed"}
     assert ("20251010T064547Z", "scattering_vec_A_inv") in fixed
     assert ("20251010T064644Z", "fluence_photons_per_m2") in fixed
