@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import text
 
@@ -213,7 +214,8 @@ def test_metrics_without_images_and_their_timeline(url, tmp_path):
     res = wh.ingest([root])
     assert res.stats["metric_files"] == 3 and res.stats["image_comparisons"] == 0
     tl = wh.metric_timeline("sum_ratio")
-    assert list(tl["stamp"]) == ["20250101T000000Z", "20250102T000000Z"]
+    assert list(tl["stamp"]) == [pd.Timestamp("2025-01-01", tz="UTC"),
+                                 pd.Timestamp("2025-01-02", tz="UTC")]
     assert list(tl["value"]) == [1.5, 1.25]
     rows = wh.rows("metric_timeline", name="runtime_c_ms")
     assert [(r["value"], r["unit"]) for r in rows] == [(516.0, "ms"), (516.0, "ms")]
@@ -335,7 +337,8 @@ def test_image_timeline_across_stamps_of_a_case(url, tmp_path):
     wh = tracedb.connect(url)
     assert wh.ingest([root]).ok
     tl = wh.image_timeline("k")
-    assert list(tl["stamp"]) == ["20250101T000000Z", "20250102T000000Z"]
+    assert list(tl["stamp"]) == [pd.Timestamp("2025-01-01", tz="UTC"),
+                                 pd.Timestamp("2025-01-02", tz="UTC")]
     assert list(tl["outside_tolerance"]) == [3, 1]
     assert list(tl["status"]) == ["diverged", "diverged"]
     assert list(wh.image_timeline("other")["status"]) == ["match"]

@@ -101,7 +101,7 @@ def test_a_tap_file_with_subpixels_pairs_through_loop_keys_and_aliases(url, tmp_
     wh = tracedb.connect(url)
     assert wh.ingest([tmp_path / "reports"]).ok
     summary = wh.diverge()
-    assert [list(p) for p in summary["pixel"]] == [[2048, 2048]]
+    assert list(zip(summary.pixel_slow, summary.pixel_fast, strict=True)) == [(2048, 2048)]
     diff = wh.diff(summary.attrs["set_id"])
     got = {(r.channel, r.tap, r.loop_key): (r.ref_value, r.cand_value, r.status)
            for r in diff.itertuples()}

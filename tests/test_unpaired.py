@@ -102,7 +102,7 @@ def test_api_frames_and_records_hold_unpaired_pixels(url, tmp_path):
     assert [(tuple(r["pixel"]), r["status"]) for r in found.rows] == [
         (A, "match"), (B, "missing_cand"), (D, "missing_ref")]
     df = wh.diverge()
-    df = df.set_index(df.pixel.map(tuple))
+    df = df.set_index([df.pixel_slow, df.pixel_fast])
     assert df.status[B] == "missing_cand" and df.compared[B] == 0
     assert df.cand_run.isna()[B] and not df.ref_run.isna()[B]
     assert df.ref_run.isna()[D] and df.missing_ref[D] == 1

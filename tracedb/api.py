@@ -18,19 +18,57 @@ from .compare import causes, requests, results
 from .errors import TracedbError
 from .ingest.loader import IngestResult, ProgressFn
 from .store import health, queries
-from .store.engine import Handle, current_revision, mask_argv, mask_secrets, upgrade, utcnow
+from .store.engine import (
+    Handle,
+    absolute_url,
+    current_revision,
+    mask_argv,
+    mask_secrets,
+    upgrade,
+    utcnow,
+)
 
 __all__ = ["Warehouse", "connect", "IngestResult", "example_tree", "query_names",
            "report_argv"]
 
 
+#: Columns that only tie rows together inside the warehouse (comparison sets, groups,
+#: bundles); a frame puts them last, after what a reader looks at.
+INTERNAL_IDS = ("comparison_id", "previous_comparison_id", "set_id", "grp", "ordinal",
+                "bundle_id", "tap_id", "command_id", "source_file_id", "pixel_id")
+#: How the warehouse writes a stamp (``ingest.names``): UTC, to the second.
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
 def _frame(rows: list[dict], columns: list[str] | None = None, attrs: dict | None = None):
-    """A DataFrame from records (built column by column: much faster than from rows)."""
+    """A DataFrame from records (built column by column: much faster than from rows),
+    in the API's conventions: a ``pixel`` ([slow, fast] or None) as the two nullable
+    ``Int64`` columns ``pixel_slow`` and ``pixel_fast``; stamps (``stamp``,
+    ``*_stamp``) as timezone-aware UTC datetimes; every missing value ``pd.NA`` (or
+    ``NaT``) in nullable dtypes; internal ids (:data:`INTERNAL_IDS`) last."""
     import pandas as pd
 
     if columns is None:
         columns = getattr(rows, "columns", None) or (list(rows[0]) if rows else [])
-    df = pd.DataFrame({c: [r[c] for r in rows] for c in columns}, columns=columns)
+    data: dict = {}
+    for c in columns:
+        values = [r[c] for r in rows]
+        if c == "pixel":
+            data["pixel_slow"] = pd.array([None if p is None else p[0] for p in values],
+                                          dtype="Int64")
+            data["pixel_fast"] = pd.array([None if p is None else p[1] for p in values],
+                                          dtype="Int64")
+        elif c == "stamp" or c.endswith("_stamp"):
+            data[c] = pd.to_datetime(pd.Series(values, dtype=object), format=STAMP_FORMAT,
+                                     utc=True)
+        else:
+            data[c] = values
+    df = pd.DataFrame(data, columns=list(data)).convert_dtypes()
+    for c in df.columns:
+        if df[c].dtype == object:  # dicts and lists (roots, worst, components)
+            df[c] = df[c].astype(object).where(df[c].notna(), pd.NA)
+    df = df[[c for c in df.columns if c not in INTERNAL_IDS]
+            + [c for c in df.columns if c in INTERNAL_IDS]]
     df.attrs.update(attrs or {})
     return df
 
@@ -167,7 +205,7 @@ class Warehouse:
     def runs(self, *, side: str | None = None, stamp: str | None = None,
              pixel: tuple[int, int] | None = None, path: str | None = None,
              run_id: int | None = None):
-        """Loaded runs, filtered; a pandas DataFrame (pixel as [slow, fast] or None)."""
+        """Loaded runs, filtered; a pandas DataFrame (``pixel_slow``, ``pixel_fast``)."""
         return _frame(self.run_rows(side=side, stamp=stamp, pixel=pixel, path=path,
                                     run_id=run_id))
 
@@ -444,7 +482,8 @@ class Warehouse:
         import pandas as pd
 
         cols, rows = self.sql_rows(statement, timeout)
-        return pd.DataFrame(rows, columns=cols)  # from tuples: a name may repeat
+        # from tuples: a name may repeat; missing values NA, as in every frame
+        return pd.DataFrame(rows, columns=cols).convert_dtypes()
 
 
 def _report_data(db, found: results.Divergences, model: str):
@@ -470,7 +509,7 @@ def _report_data(db, found: results.Divergences, model: str):
         gap=rows("factor_gap", model=model), provenance=rows("provenance"),
         loads=[_masked_load(r) for r in rows("load_commands")], model=model,
         database={"dialect": db.engine.dialect.name, "version": version,
-                  "url": db.display_url})
+                  "url": mask_secrets(absolute_url(db.url))})
 
 
 def _masked_load(row: dict) -> dict:
@@ -484,9 +523,9 @@ def _masked_load(row: dict) -> dict:
 def report_argv(url: str, outdir, *, ref=None, cand=None, pixels=None, rtol=1e-12, atol=0.0,
                 strict=False, unicode=False, force=False, model="nanoBragg", save=False
                 ) -> list[str]:
-    """The full `tracedb report` command line (every option explicit, secrets masked)
-    for commands.txt."""
-    argv = ["tracedb", "--db", url, "report", Path(outdir).as_posix()]
+    """The full `tracedb report` command line (every option explicit, the warehouse
+    URL absolute, secrets masked) for commands.txt."""
+    argv = ["tracedb", "--db", absolute_url(url), "report", Path(outdir).as_posix()]
     for opt, val in (("--ref", ref), ("--cand", cand)):
         if val is not None:
             argv += [opt, val]
