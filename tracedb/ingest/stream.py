@@ -10,8 +10,8 @@ chunk's first). Each chunk's taps go to their runs as ``runs.build_runs`` would 
 them, with what a run needs from earlier chunks kept per run (its next tap order,
 its tap name and pairing key counts: in memory while a run has at most
 ``RUN_COUNTS`` distinct names, else in a private SQLite database on disk, read and
-written back a chunk at a time, see ``_Spill``); taps before the file's first pixel marker
-belong to that marker's pixel, which a later chunk may name, so those runs get
+written back a chunk at a time, see ``_Spill``); taps before the file's first pixel
+marker belong to that marker's pixel, which a later chunk may name, so those runs get
 their pixel at the file's end. Each chunk's rows are staged (a SQLite stage image
 or PostgreSQL COPY text, as ``ingest.staging`` does for groups of files) and
 copied into the warehouse at once. The file's source_file row and its run rows are
@@ -596,9 +596,9 @@ def _static(taps: list, run: _Run, unit_of, key_of, targets: frozenset, known: d
     """The template tuples of a run's taps of one chunk (``runs._template``, with the
     run's occurrence counts carried from chunk to chunk: ``run.counts``, or when that is
     None the ``_Spill`` that ``spill()`` gives, where they go once the run counts more
-    than ``RUN_COUNTS`` names); a key id in neither ``known`` nor ``mine`` is None, its key added to
-    ``missing``. ``targets``: the pairing names aliases give (only those need counts
-    of their own)."""
+    than ``RUN_COUNTS`` names); a key id in neither ``known`` nor ``mine`` is None, its
+    key added to ``missing``. ``targets``: the pairing names aliases give (only those
+    need counts of their own)."""
     parts = []
     for e in taps:
         if len(e) == 5:
