@@ -2,6 +2,7 @@
 
     python -m benchmarks.run --size small                 # seconds; CI-friendly
     python -m benchmarks.run --size large --backend both  # about 10 million values
+    python -m benchmarks.run --large-files only --large-size huge --backend both
 
 For each backend it generates (once) a synthetic campaign with planted
 divergences (benchmarks/generate.py) and measures, in the same run:
@@ -43,8 +44,10 @@ from tracedb.store.layout import VALUE_COLS
 from .generate import write_campaign, write_large_files
 
 SIZES = {"small": dict(pixels=200, stamps=1), "large": dict(pixels=28_800, stamps=1)}
-#: Lines of the one-large-file cases per size: (C trace, per-phi records)
-LARGE_FILES = {"small": (80_000, 50_000), "large": (1_000_000, 200_000)}
+#: Lines of the one-large-file cases per size: (C trace, per-phi records); "huge" is
+#: measured only with ``--large-size huge`` (a file of any size stays under the bound)
+LARGE_FILES = {"small": (80_000, 50_000), "large": (1_000_000, 200_000),
+               "huge": (2_000_000, 1_000_000)}
 PG_URL = os.environ.get("TRACEDB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TRACEDB = [sys.executable, "-m", "tracedb"]
 
@@ -360,25 +363,37 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1,
                     help="ingest and import this many times each (alternating); the "
                          "fastest of each is compared")
-    ap.add_argument("--large-files", choices=["yes", "no"], default="yes",
-                    help="also ingest one large file alone per case (LARGE_FILES lines)")
+    ap.add_argument("--large-files", choices=["yes", "no", "only"], default="yes",
+                    help="also ingest one large file alone per case (LARGE_FILES lines); "
+                         "only: that and nothing else")
+    ap.add_argument("--large-size", choices=sorted(LARGE_FILES),
+                    help="the LARGE_FILES size of those files (default: --size)")
     a = ap.parse_args()
     work = a.workdir or Path(tempfile.mkdtemp(prefix="tracedb-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    backends = ["sqlite", "postgresql"] if a.backend == "both" else [a.backend]
+    USES_POSTGRESQL[0] = "postgresql" in backends
+    large_size = a.large_size or a.size
+    if a.large_files == "only":
+        results = {"size": a.size, "help_s": help_time(), "backends": [
+            {"backend": b, "large_files": run_large_files(b, work, large_size)}
+            for b in backends]}
+        print(json.dumps(results, indent=2))
+        print(render(results))
+        if not a.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     campaign = work / f"campaign_{a.size}_{a.seed}"
     if not (campaign / "truth.json").exists():
         t0 = time.perf_counter()
         info = write_campaign(campaign, seed=a.seed, **SIZES[a.size])
         print(f"generated {info} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     truth = json.loads((campaign / "truth.json").read_text())
-    backends = ["sqlite", "postgresql"] if a.backend == "both" else [a.backend]
-    USES_POSTGRESQL[0] = "postgresql" in backends
-    ap_large = a.large_files
     results = {"size": a.size, "help_s": help_time(),
                "backends": [run_backend(b, campaign, work, truth, a.repeat) for b in backends]}
-    if ap_large != "no":
+    if a.large_files != "no":
         for r in results["backends"]:
-            r["large_files"] = run_large_files(r["backend"], work, a.size)
+            r["large_files"] = run_large_files(r["backend"], work, large_size)
     print(json.dumps(results, indent=2))
     print(render(results))
     if not a.workdir:
@@ -388,6 +403,11 @@ def main() -> None:
 def render(res: dict) -> str:
     lines = [f"tracedb benchmark, size {res['size']}; tracedb --help {res['help_s']:.3f} s", ""]
     for r in res["backends"]:
+        if "values" not in r:  # --large-files only
+            lines.append(f"[{r['backend']}]")
+            lines += [_large_line(c) for c in r["large_files"]]
+            lines.append("")
+            continue
         lines += [
             f"[{r['backend']}] {r['values']:,} values",
             f"  ingest              {r['ingest_s']:8.2f} s  {r['ingest_values_per_s']:10,.0f} "
@@ -415,13 +435,15 @@ def render(res: dict) -> str:
             f"{r['report_rss_mb']:.0f} MB",
             f"  bytes per value     {r['bytes_per_value']:8.1f}",
         ]
-        for c in r.get("large_files", []):
-            lines.append(
-                f"  {c['case']:<18}  {c['seconds']:8.2f} s  {c['lines']:,} lines "
-                f"({c['mb']:.0f} MB, {c['values']:,} values); peak RSS: ingest process "
-                f"{c['parent_rss_mb']:.0f} MB, workers {c['workers_rss_mb']:.0f} MB")
+        lines += [_large_line(c) for c in r.get("large_files", [])]
         lines.append("")
     return "\n".join(lines)
+
+
+def _large_line(c: dict) -> str:
+    return (f"  {c['case']:<18}  {c['seconds']:8.2f} s  {c['lines']:,} lines "
+            f"({c['mb']:.0f} MB, {c['values']:,} values); peak RSS: ingest process "
+            f"{c['parent_rss_mb']:.0f} MB, workers {c['workers_rss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -145,6 +145,31 @@ def test_chunked_load_stores_what_a_whole_file_load_stores(url, tmp_path, bundle
     _same_rows(url, tmp_path, bundle, monkeypatch, workers, chunk)
 
 
+@pytest.mark.parametrize(("workers", "chunk"), [(0, 40), (2, 300)])
+def test_counts_and_key_ids_beyond_their_bounds_give_the_same_rows(
+        url, tmp_path, bundle, monkeypatch, workers, chunk):
+    """With bounds of a few entries, runs keep their occurrence counts in the spill
+    database (read and written back chunk by chunk), the memos are emptied again and
+    again, and the loader keeps the ids of 3 pairing keys, looking the others up:
+    the same rows as a whole-file load with the usual bounds."""
+    loads: list[int] = []
+    spill_load = stream._Spill.load
+
+    def spy(self, run_id, keys):
+        loads.append(len(keys))
+        return spill_load(self, run_id, keys)
+
+    def tiny() -> None:
+        monkeypatch.setattr(stream, "RUN_COUNTS", 2)
+        monkeypatch.setattr(stream, "MEMO_ENTRIES", 8)
+        monkeypatch.setattr(stream, "KEY_CACHE", 3)
+        monkeypatch.setattr("tracedb.ingest.loader.KEY_IDS", 3)
+        monkeypatch.setattr(stream._Spill, "load", spy)
+
+    _same_rows(url, tmp_path, bundle, monkeypatch, workers, chunk, tiny)
+    assert len(loads) > 50 and max(loads) > 1  # the spill path ran, chunk by chunk
+
+
 def test_chunked_rows_without_staging_are_the_same(sqlite_url, tmp_path, bundle,
                                                    monkeypatch):
     """SQLite without serialize: the chunks' rows go through executemany."""
@@ -152,7 +177,7 @@ def test_chunked_rows_without_staging_are_the_same(sqlite_url, tmp_path, bundle,
     _same_rows(sqlite_url, tmp_path, bundle, monkeypatch, 0, 40)
 
 
-def _same_rows(url, tmp_path, bundle, monkeypatch, workers, chunk):
+def _same_rows(url, tmp_path, bundle, monkeypatch, workers, chunk, bounds=None):
     monkeypatch.setattr("tracedb.ingest.loader.PARALLEL_MIN_FILES", 1)
     monkeypatch.setattr(stream, "STREAM_BYTES", 1 << 40)
     whole = f"sqlite:///{(tmp_path / 'whole.sqlite').as_posix()}"
@@ -166,6 +191,8 @@ def _same_rows(url, tmp_path, bundle, monkeypatch, workers, chunk):
     # every file of 200 bytes or more in chunks
     monkeypatch.setattr(stream, "STREAM_BYTES", 200)
     monkeypatch.setattr(stream, "CHUNK_BYTES", chunk)
+    if bounds is not None:
+        bounds()
     chunked: list[str] = []
     load = stream.FileStream.load
 

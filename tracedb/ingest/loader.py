@@ -33,6 +33,11 @@ ProgressFn = Callable[[str, int, int], None]  # (description, done, total)
 FLUSH_VALUES = 50_000
 #: Ingests of fewer files stay in one process (worker start-up would cost more).
 PARALLEL_MIN_FILES = 300
+#: Pairing key ids the loader keeps, and hands to stagers: at each bundle the newest
+#: this many of the warehouse (all of them, in most warehouses), then those it meets.
+#: A key not kept is looked up (or registered) when it is met, so a warehouse of
+#: millions of keys (per-phi records) costs no memory.
+KEY_IDS = 20_000
 
 
 @dataclass
@@ -96,7 +101,8 @@ class Loader:
         self.key_of = alias_lookup(self.aliases)
         self.pixels: dict[tuple[int, int], int] = {}  # committed pixel ids
         self._new_pixels: dict[tuple[int, int], int] = {}  # this transaction's
-        self.key_ids: dict[tuple[str, str, str, int], int] = {}  # pairing key -> tap_key.id
+        # pairing key -> tap_key.id, for at most KEY_IDS keys (see remember_keys)
+        self.key_ids: dict[tuple[str, str, str, int], int] = {}
         self.templates: dict = {}  # see run_template (registered key ids never change)
         self._writer: BulkWriter | None = None
 
@@ -123,7 +129,7 @@ class Loader:
         batch = Batch()
         # pairing keys as the database has them now (another writer may have added some)
         self._writer = w
-        self.key_ids = w.tap_keys()
+        self.key_ids = w.tap_keys(KEY_IDS)
         self.templates = {}  # their key ids may be from a rolled-back bundle
         file_ids = iter(w.ids("source_file", len(plan.trace_files)))
         jobs = [(tf, tuple(bundle.known.get(str(tf.path), ()))) for tf in plan.trace_files]
@@ -285,12 +291,12 @@ class Loader:
         if not group.runs:
             return []
         if group.copy is not None:  # PostgreSQL: keys and ids came with it
-            self.key_ids.update(group.key_ids)
+            self.remember_keys(group.key_ids)
             return list(group.run_ids or ())
         w.stage(group.image)
         if group.new_keys:
             gids = w.register_tap_keys([k for _lid, k in group.new_keys])
-            self.key_ids.update(gids)
+            self.remember_keys(gids)
             shapes = w.remap_stage_keys([(lid, gids[k]) for lid, k in group.new_keys])
             drafts = [d for p in group.preps if not (p.error or p.unchanged) for d in p.drafts]
             for local, draft in enumerate(drafts):
@@ -298,13 +304,21 @@ class Loader:
                     draft.shape_sig = shape_signature(shapes.get(local, []))
         return w.ids("run", group.runs)
 
+    def remember_keys(self, ids: dict[tuple[str, str, str, int], int]) -> None:
+        """Keep the ids of these pairing keys (those kept before forgotten when there
+        would be more than KEY_IDS)."""
+        if len(self.key_ids) + len(ids) > KEY_IDS:
+            self.key_ids = {}
+        self.key_ids.update(ids)
+
     def key_id_of(self, key: tuple[str, str, str, int]) -> int:
-        """The tap_key id of a pairing key, registering it when it is new."""
+        """The tap_key id of a pairing key (looked up, or registered when it is new)."""
         key_id = self.key_ids.get(key)
         if key_id is None:
             assert self._writer is not None
-            self.key_ids.update(self._writer.register_tap_keys([key]))
-            key_id = self.key_ids[key]
+            ids = self._writer.register_tap_keys([key])
+            self.remember_keys(ids)
+            key_id = ids[key]
         return key_id
 
     def flush(self, w: BulkWriter, batch: Batch) -> None:

@@ -8,8 +8,10 @@ indented (so a record and its continuation lines stay in one chunk, and each chu
 scans as it would in the whole file: ``rows.scan_text`` numbers its lines from the
 chunk's first). Each chunk's taps go to their runs as ``runs.build_runs`` would put
 them, with what a run needs from earlier chunks kept per run (its next tap order,
-its tap name and pairing key counts); taps before the file's first pixel marker
-belong to that marker's pixel, which a later chunk may name, so those runs get
+its tap name and pairing key counts: in memory while a run has at most
+``RUN_COUNTS`` distinct names, else in a private SQLite database on disk, read and
+written back a chunk at a time, see ``_Spill``); taps before the file's first pixel
+marker belong to that marker's pixel, which a later chunk may name, so those runs get
 their pixel at the file's end. Each chunk's rows are staged (a SQLite stage image
 or PostgreSQL COPY text, as ``ingest.staging`` does for groups of files) and
 copied into the warehouse at once. The file's source_file row and its run rows are
@@ -24,9 +26,11 @@ only the compressed raw file's bytes may differ (the same content).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +56,12 @@ CHUNK_BYTES = 1 << 20
 BLOB_PIECE = 8 << 20
 #: Pairing keys a file keeps the ids of, beyond those the loader knew.
 KEY_CACHE = 20_000
+#: Distinct (channel, name, loop key) a run counts in memory; a run with more (per-phi
+#: records: each record has its own loop key) keeps its counts in a ``_Spill``.
+RUN_COUNTS = 4096
+#: Entries the file's memos of run states and templates hold at most (each is cleared
+#: when full: they only save work).
+MEMO_ENTRIES = 1 << 17
 #: Bytes per read of the first pass.
 BLOCK_BYTES = 1 << 20
 
@@ -87,8 +97,9 @@ class _Run:
     last_line: int | None = None
     # occurrences so far of each (channel, name, loop_key) and (channel, key_name,
     # loop_key): between chunks as one tuple shared by the runs whose taps so far had
-    # the same names (a file that traces pixel after pixel keeps one, not one per run)
-    counts: tuple = ((), ())
+    # the same names (a file that traces pixel after pixel keeps one, not one per run);
+    # None once the run's counts are in the file's _Spill
+    counts: tuple | None = ((), ())
     chunk: list = field(default_factory=list)  # this chunk's taps
 
 
@@ -146,6 +157,45 @@ def _chunks(fh, chunk_bytes: int):
         pending = data[cut + 1:]
 
 
+class _Spill:
+    """The occurrence counts of a file's runs with many distinct names, in a private
+    SQLite database on disk (its page cache bounded; gone when closed): the counts of
+    a chunk's keys are read before the chunk is counted and written back after."""
+
+    def __init__(self) -> None:
+        self.con = sqlite3.connect("", isolation_level=None)  # "": a temporary file
+        self.con.execute("CREATE TABLE counts (run INTEGER, kind INTEGER, key TEXT, "
+                         "n INTEGER, PRIMARY KEY (run, kind, key)) WITHOUT ROWID")
+        self.con.execute("CREATE TABLE want (kind INTEGER, key TEXT)")
+
+    def load(self, run_id: int, keys) -> tuple[dict, dict]:
+        """The counts so far of ``keys`` ((kind, key): 0 a name's, 1 a pairing key's)
+        of run ``run_id``: (names, pairing keys), each key -> count (absent: none)."""
+        con = self.con
+        con.execute("BEGIN")
+        con.execute("DELETE FROM want")
+        con.executemany("INSERT INTO want VALUES (?, ?)", keys)
+        got: tuple[dict, dict] = ({}, {})
+        for kind, key, n in con.execute(
+                "SELECT w.kind, w.key, c.n FROM want w JOIN counts c ON c.run = ? "
+                "AND c.kind = w.kind AND c.key = w.key", (run_id,)):
+            got[kind][key] = n
+        con.execute("COMMIT")
+        return got
+
+    def save(self, run_id: int, seen: dict, seen_key: dict) -> None:
+        """Write back a run's counts (those of one chunk's keys, or all it had)."""
+        con = self.con
+        con.execute("BEGIN")
+        for kind, counts in ((0, seen), (1, seen_key)):
+            con.executemany("INSERT OR REPLACE INTO counts VALUES (?, ?, ?, ?)",
+                            [(run_id, kind, k, n) for k, n in counts.items()])
+        con.execute("COMMIT")
+
+    def close(self) -> None:
+        self.con.close()
+
+
 class FileStream:
     """One large file's load, inside its bundle's transaction (see the module)."""
 
@@ -189,6 +239,8 @@ class FileStream:
         self.order: list[_Run] = []
         self.new_runs: list[_Run] = []
         self.states: dict[tuple, tuple] = {}  # see _Run.counts
+        self.memo = 0  # entries of self.states and self.statics (see MEMO_ENTRIES)
+        self.spill: _Spill | None = None
         # pairing keys this file registered (at most KEY_CACHE; the loader's cache is
         # not given them: a file of a million keys would keep them all)
         self.keys: dict[tuple, int] = {}
@@ -206,7 +258,7 @@ class FileStream:
         trace_lines = continuation = quarantined = 0
         line_base = offset = 0
         last_text = ""
-        with _open_regular(tf.path) as fh:
+        with _open_regular(tf.path) as fh, self._spilled():
             for data in _chunks(fh, self.chunk_bytes):
                 try:
                     text = data.decode("utf-8")
@@ -270,6 +322,22 @@ class FileStream:
         self.quarantined = quarantined
         self._finish(prep, quarantined)
         return notes
+
+    def _spill(self) -> _Spill:
+        """The file's spill database (made when a run first needs it)."""
+        if self.spill is None:
+            self.spill = _Spill()
+        return self.spill
+
+    @contextlib.contextmanager
+    def _spilled(self):
+        """Around the second pass: the spill database (if one was made) closed at its end."""
+        try:
+            yield
+        finally:
+            if self.spill is not None:
+                self.spill.close()
+                self.spill = None
 
     def _write_blob(self, prep: files.Prepared, blob) -> None:
         """The source_blob row (unless the warehouse has it), its content written a
@@ -402,8 +470,11 @@ class FileStream:
             run.taps += len(counts)
             run.values += sum(counts)
             state = run.counts
-            if type(state[0]) is tuple:
-                run.counts = self.states.setdefault(state, state)
+            if state is not None:
+                run.counts = self.states.get(state)
+                if run.counts is None:
+                    self._memo(len(state[0]) + len(state[1]))
+                    run.counts = self.states[state] = state
             if run.first_line is None:
                 run.first_line = taps[0][0]
             run.last_line = taps[-1][0]
@@ -417,10 +488,18 @@ class FileStream:
             w.insert("tap", TAP_COLS, tap_rows)
             w.insert("value", VALUE_COLS, value_rows)
 
+    def _memo(self, entries: int) -> None:
+        """Make room for ``entries`` more in the memos (both emptied when full)."""
+        self.memo += entries
+        if self.memo > MEMO_ENTRIES:
+            self.states.clear()
+            self.statics.clear()
+            self.memo = entries
+
     def _static(self, run: _Run, unit_of, key_of, missing: dict) -> list[tuple]:
         """:func:`_static`, once per run state and tap names while every key id is known
         (a file that traces pixel after pixel repeats both: ``runs.run_template``)."""
-        shared = type(run.counts[0]) is tuple
+        shared = run.counts is not None
         if shared:
             ident = (run.counts, tuple([e[2] if len(e) == 5 else (
                 e[1].channel, e[1].name, e[1].loop_key, e[1].unit) for e in run.chunk]))
@@ -429,10 +508,9 @@ class FileStream:
                 run.counts = hit[1]
                 return list(hit[0])
         static = _static(run.chunk, run, unit_of, key_of, self.targets, self.loader.key_ids,
-                         self.keys, missing)
-        if shared and type(run.counts[0]) is tuple and None not in [t[7] for t in static]:
-            if len(self.statics) >= 1024:
-                self.statics.clear()
+                         self.keys, missing, self._spill)
+        if shared and run.counts is not None and None not in [t[7] for t in static]:
+            self._memo(2 * len(static))
             self.statics[ident] = (tuple(static), run.counts)
         return static
 
@@ -508,9 +586,6 @@ class FileStream:
         return out
 
 
-#: Runs share their occurrence counts (_Run.counts) when they hold at most this many
-#: tap names (a larger one is kept by its run alone, and never twice).
-_SHARED_STATE = 4096
 #: The shape signature of a run without taps.
 _EMPTY_SHAPE = hashlib.sha256(b"").hexdigest()
 #: The pixel of taps before the file's first marker while no chunk has named it yet.
@@ -518,15 +593,14 @@ _PENDING = ("pending",)
 
 
 def _static(taps: list, run: _Run, unit_of, key_of, targets: frozenset, known: dict,
-            mine: dict, missing: dict) -> list[tuple]:
+            mine: dict, missing: dict, spill) -> list[tuple]:
     """The template tuples of a run's taps of one chunk (``runs._template``, with the
-    run's occurrence counts carried from chunk to chunk); a key id in neither
-    ``known`` nor ``mine`` is None, its key added to ``missing``. ``targets``: the
-    pairing names and channels aliases give (only those need counts of their own)."""
-    seen, seen_key = run.counts
-    if type(seen) is tuple:  # shared: this run's own copy
-        seen, seen_key = dict(seen), dict(seen_key)
-    out = []
+    run's occurrence counts carried from chunk to chunk: ``run.counts``, or when that is
+    None the ``_Spill`` that ``spill()`` gives, where they go once the run counts more
+    than ``RUN_COUNTS`` names); a key id in neither ``known`` nor ``mine`` is None, its
+    key added to ``missing``. ``targets``: the pairing names and channels aliases give
+    (only those need counts of their own)."""
+    parts = []
     for e in taps:
         if len(e) == 5:
             channel, name, loop_key, written = "", e[2], "", None
@@ -535,13 +609,23 @@ def _static(taps: list, run: _Run, unit_of, key_of, targets: frozenset, known: d
             channel, name, loop_key, written = t.channel, t.name, t.loop_key, t.unit
         # one str per (channel, name, loop_key): names hold no NUL (decode replaces it)
         key = f"{channel}\0{name}\0{loop_key}" if channel or loop_key else name
-        occ = seen[key] = seen.get(key, 0) + 1
         key_channel, key_name = key_of(channel, name)
-        # other names (or channels) may count towards this pairing key
-        if key_name in targets or key_channel in targets:
-            pkey = f"{key_channel}\0{key_name}\0{loop_key}"
+        # other names (or channels) may count towards an alias's pairing key; any other
+        # pairing key is the name itself and no other: the same count
+        pkey = f"{key_channel}\0{key_name}\0{loop_key}" \
+            if key_name in targets or key_channel in targets else None
+        parts.append((channel, name, loop_key, written, key, key_channel, key_name, pkey))
+    if run.counts is None:  # spilled: the counts so far of this chunk's keys
+        seen, seen_key = spill().load(run.id, {(0, p[4]) for p in parts}
+                                      | {(1, p[7]) for p in parts if p[7] is not None})
+    else:
+        seen, seen_key = dict(run.counts[0]), dict(run.counts[1])
+    out = []
+    for channel, name, loop_key, written, key, key_channel, key_name, pkey in parts:
+        occ = seen[key] = seen.get(key, 0) + 1
+        if pkey is not None:
             key_occ = seen_key[pkey] = seen_key.get(pkey, 0) + 1
-        else:  # key_name is the name itself and no other: the same count
+        else:
             key_occ = occ
         pairing = (key_channel, key_name, loop_key, key_occ)
         key_id = known.get(pairing)
@@ -551,6 +635,9 @@ def _static(taps: list, run: _Run, unit_of, key_of, targets: frozenset, known: d
                 missing[pairing] = None
         out.append((channel, name, loop_key, occ, unit_of(name, written), key_name, key_occ,
                     key_id))
-    run.counts = (tuple(seen.items()), tuple(seen_key.items())) \
-        if len(seen) <= _SHARED_STATE else (seen, seen_key)
+    if run.counts is None or len(seen) > RUN_COUNTS:
+        spill().save(run.id, seen, seen_key)
+        run.counts = None
+    else:
+        run.counts = (tuple(seen.items()), tuple(seen_key.items()))
     return out

@@ -37,9 +37,11 @@ class BulkWriter:
         self.cur.execute(sql.replace("?", self.MARK), params)
         return self.cur.fetchall()
 
-    def tap_keys(self) -> dict[PairingKey, int]:
-        """Every registered pairing key: (channel, key_name, loop_key, occurrence) -> id."""
-        self.cur.execute(f"SELECT {', '.join(PAIRING_KEY_COLS)}, id FROM tap_key")
+    def tap_keys(self, limit: int) -> dict[PairingKey, int]:
+        """The newest ``limit`` registered pairing keys (all when there are no more):
+        (channel, key_name, loop_key, occurrence) -> id."""
+        self.cur.execute(f"SELECT {', '.join(PAIRING_KEY_COLS)}, id FROM tap_key "
+                         f"ORDER BY id DESC LIMIT {int(limit)}")
         return {tuple(r[:4]): r[4] for r in self.cur.fetchall()}  # type: ignore[misc]
 
     def lock_bundle(self, directory: str) -> None:
