@@ -418,6 +418,23 @@ def test_plots_are_pngs_linked_from_markdown(url, campaign, tmp_path):
     assert "(plots/status_map.png)" in read(tmp_path / "out" / "summary.md")
 
 
+def test_no_plots_writes_the_same_report_without_plots(url, campaign, tmp_path):
+    wh = tracedb.connect(url)
+    wh.ingest([campaign])
+    wh.close()
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "tracedb", "--db", url, "report", str(out),
+                           "--ref", "c@20250101T000000Z", "--cand", "py@20250101T010000Z",
+                           "--no-plots"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "plot(s)" not in proc.stdout and proc.stderr == ""
+    assert not (out / "plots").exists()
+    md = read(out / "first_divergence.md")
+    assert "## Pixel (10, 20): first divergence `beam_center_m`" in md
+    assert "![" not in md + read(out / "summary.md")
+    assert read(out / "commands.txt").splitlines()[-1].endswith("--no-plots")  # replays so
+
+
 def test_non_empty_outdir_is_refused(url, campaign, tmp_path):
     out = tmp_path / "out"
     write(out / "keep.txt", "mine")
@@ -451,38 +468,89 @@ def test_factor_model_editing(sqlite_url, campaign, tmp_path):
     assert "`I_pixel_final = fluence_photons_per_m2 * F_latt^2`" in md
 
 
-def test_plots_drawn_in_worker_processes_equal_those_drawn_in_one(sqlite_url, tmp_path,
-                                                                   monkeypatch):
-    # a report of many pixels draws its profile plots in worker processes
-    from benchmarks.generate import write_campaign
-    from tracedb.present import plots as report_module
+def _tap(tap, status, ratio=None, rel_delta=None):
+    return {"tap": tap, "loop_key": None, "occurrence": 1, "channel": None, "status": status,
+            "ratio": ratio, "rel_delta": rel_delta}
 
-    write_campaign(tmp_path / "c", pixels=12, stamps=1, seed=5)
+
+def test_a_profile_does_not_depend_on_the_profiles_drawn_before_it(tmp_path):
+    # profiles with the same taps are drawn over one shared drawing of their axis:
+    # nothing of one pixel (points, first-divergence marker, title) may stay in the next
+    from tracedb.present.plots import draw_profiles, profile_of
+
+    none = {"first_tap": None, "first_loop_key": None, "first_channel": None,
+            "first_occurrence": None}
+    pixels = {
+        "diverged": ({**none, "first_tap": "b", "first_occurrence": 1},
+                     [_tap("a", "match", 1.0, 0.0), _tap("b", "diverged", 1e-3, 1 - 1e-3),
+                      _tap("c", "diverged", 2.0, 0.5)]),
+        "matched": (none, [_tap("a", "match", 1.0, 0.0), _tap("b", "match", 1.0, 1e-16),
+                           _tap("c", "print_precision", None, 1e-7)]),
+        "sign": ({**none, "first_tap": "c", "first_occurrence": 1},
+                 [_tap("a", "match", 1.0, 0.0), _tap("b", "accepted", 1.5, 1 / 3),
+                  _tap("c", "diverged", None, 2.0)]),
+    }
+    drawn = {}
+    for order in ("forward", "backward"):
+        (tmp_path / order).mkdir()
+        names = list(pixels) if order == "forward" else list(pixels)[::-1]
+        profiles = [profile_of({**pixels[n][0], "pixel": [len(n), 1], "ref_run": 1,
+                                "cand_run": 2}, pixels[n][1], tmp_path / order / f"{n}.png",
+                               ascii_only=True) for n in names]
+        draw_profiles(profiles, rtol=1e-12)
+        drawn[order] = {n: (tmp_path / order / f"{n}.png").read_bytes() for n in names}
+    assert drawn["forward"] == drawn["backward"]
+    assert len(set(drawn["forward"].values())) == 3  # each pixel's own points
+
+
+def test_status_map_of_120_pixels_comes_in_pages_with_a_legend_for_every_colour(
+        sqlite_url, tmp_path, monkeypatch):
+    import re
+
+    from benchmarks.generate import write_campaign
+    from tracedb.present import plots
+
+    write_campaign(tmp_path / "c", pixels=120, stamps=1, seed=3)
     wh = tracedb.connect(sqlite_url)
     assert wh.ingest([tmp_path / "c"]).ok
-    import os
+    drawn = []  # what each status-map page shows a reader
+    real_save = plots._save
 
-    real = report_module.plot_profile
-    pids = tmp_path / "pids"
+    def spy(fig, path):
+        ax = fig.axes[0]
+        drawn.append({"path": path.name, "rows": [t.get_text() for t in ax.get_yticklabels()],
+                      "columns": len(ax.get_xticklabels()),
+                      "legend": [t.get_text() for t in ax.get_legend().get_texts()]})
+        real_save(fig, path)
 
-    def spy(*args):  # runs in whichever process draws the plot (fork keeps the patch)
-        with open(pids, "a") as fh:
-            fh.write(f"{os.getpid()}\n")
-        real(*args)
-
-    monkeypatch.setattr(report_module, "plot_profile", spy)
-    out, drawn_by = {}, {}
-    for name, workers in (("pool", "2"), ("one", "0")):
-        monkeypatch.setenv("TRACEDB_WORKERS", workers)
-        pids.write_text("")
-        wh.report(tmp_path / name)
-        out[name] = {p.name: p.read_bytes() for p in (tmp_path / name / "plots").iterdir()}
-        drawn_by[name] = pids.read_text().split()
+    monkeypatch.setattr(plots, "_save", spy)
+    wh.report(tmp_path / "out")
+    found = wh.divergences().rows
     wh.close()
-    assert len(drawn_by["pool"]) == len(drawn_by["one"]) == 12
-    assert set(drawn_by["one"]) == {str(os.getpid())}
-    assert str(os.getpid()) not in drawn_by["pool"]  # drawn by worker processes
-    assert len(out["pool"]) == 13 and out["pool"] == out["one"]
+    assert len(found) == 120
+    summary = read(tmp_path / "out" / "summary.md")
+    links = re.findall(r"!\[status of every tap, pixels (\d+)-(\d+) of 120\]"
+                       r"\(plots/(status_map_\d+\.png)\)", summary)
+    assert links == [("1", "50", "status_map_1.png"), ("51", "100", "status_map_2.png"),
+                     ("101", "120", "status_map_3.png")]
+    assert [d["path"] for d in drawn] == ["status_map_1.png", "status_map_2.png",
+                                          "status_map_3.png"]
+    assert not (tmp_path / "out" / "plots" / "status_map.png").exists()
+    columns = drawn[0]["columns"]
+    for page, start in zip(drawn, (0, 50, 100), strict=True):
+        assert (tmp_path / "out" / "plots" / page["path"]).read_bytes()[:4] == b"\x89PNG"
+        rows = found[start:start + 50]
+        assert page["rows"] == [f"({r['pixel'][0]}, {r['pixel'][1]})" for r in rows]
+        assert page["columns"] == columns  # every page has every tap of the report
+        # the warehouse's own counts of each status on the page's pixels
+        want = {k: sum(r[k] for r in rows) for k in (
+            "diverged", "print_precision", "accepted", "missing_ref", "missing_cand")}
+        want["match"] = sum(r["matched"] for r in rows)
+        legend = dict(re.fullmatch(r"(.+) \((\d+)\)", t).groups() for t in page["legend"])
+        assert {k: int(v) for k, v in legend.items() if k in want} == want
+        assert set(legend) == set(want) | {"not in this pair"}  # a label for every colour
+        assert sum(map(int, legend.values())) == len(rows) * columns
+    assert want["diverged"] > 0 and want["missing_ref"] > 0  # the campaign shows both
 
 
 @pytest.mark.parametrize("formula, factors", [

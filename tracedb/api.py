@@ -402,8 +402,9 @@ class Warehouse:
                pixels: list[tuple[int, int]] | None = None, rtol: float = 1e-12,
                atol: float = 0.0, strict: bool = False, unicode: bool = False,
                force: bool = False, model: str = "nanoBragg", save: bool = False,
-               argv: list[str] | None = None):
-        """Write the evidence set (Markdown, diffs, provenance, plots) to ``outdir``.
+               plots: bool = True, argv: list[str] | None = None):
+        """Write the evidence set (Markdown, diffs, provenance, plots) to ``outdir``
+        (``plots=False``: no plots, the rest the same).
 
         The warehouse is only read, unless ``save``: then the comparison is kept in it
         and the report recorded in its command_log."""
@@ -413,7 +414,7 @@ class Warehouse:
         if argv is None:
             argv = report_argv(self.url, outdir, ref=ref, cand=cand, pixels=pixels,
                                rtol=rtol, atol=atol, strict=strict, unicode=unicode,
-                               force=force, model=model, save=save)
+                               force=force, model=model, save=save, plots=plots)
         argv = mask_argv(argv)
         command = health.Command(self.db, "report", argv, __version__) if save else None
         if command:
@@ -423,7 +424,7 @@ class Warehouse:
                                      save=save)
             prepare_outdir(outdir, force)
             rep = write_report(outdir, _report_data(self.db, found, model), utcnow(),
-                               unicode=unicode, argv=argv)
+                               unicode=unicode, argv=argv, plots=plots)
         except Exception:
             if command:
                 command.finish("error", {})
@@ -521,8 +522,8 @@ def _masked_load(row: dict) -> dict:
 
 
 def report_argv(url: str, outdir, *, ref=None, cand=None, pixels=None, rtol=1e-12, atol=0.0,
-                strict=False, unicode=False, force=False, model="nanoBragg", save=False
-                ) -> list[str]:
+                strict=False, unicode=False, force=False, model="nanoBragg", save=False,
+                plots=True) -> list[str]:
     """The full `tracedb report` command line (every option explicit, the warehouse
     URL absolute, secrets masked) for commands.txt."""
     argv = ["tracedb", "--db", absolute_url(url), "report", Path(outdir).as_posix()]
@@ -533,7 +534,8 @@ def report_argv(url: str, outdir, *, ref=None, cand=None, pixels=None, rtol=1e-1
         argv += ["--pixel", f"{p[0]},{p[1]}"]
     argv += ["--rtol", repr(float(rtol)), "--atol", repr(float(atol)), "--model", model]
     argv += [flag for flag, on in (("--strict", strict), ("--unicode", unicode),
-                                   ("--force", force), ("--save", save)) if on]
+                                   ("--force", force), ("--save", save),
+                                   ("--no-plots", not plots)) if on]
     return mask_argv(argv)
 
 

@@ -390,6 +390,8 @@ def report(
                      ] = False,
     model: Annotated[str, typer.Option(help="factor model that explains the final gap")
                      ] = "nanoBragg",
+    no_plots: Annotated[bool, typer.Option("--no-plots", help="write no plots (no "
+                                           "matplotlib needed; the rest the same)")] = False,
 ) -> None:
     """Write first_divergence.md, summary.md, per-pixel diffs, commands.txt, provenance
     and plots, all rendered from warehouse queries."""
@@ -397,7 +399,7 @@ def report(
     from .store.engine import resolve_url
 
     options = dict(ref=ref, cand=cand, pixels=parse_pixels(pixel), unicode=unicode, force=force,
-                   model=model, **tol)
+                   model=model, plots=not no_plots, **tol)
     argv = report_argv(resolve_url(state.url), outdir, **options)
     with _open() as wh:
         rep = wh.report(outdir, argv=argv, **options)

@@ -1,6 +1,7 @@
 """Worker processes: how many, and a process pool that keeps a bounded number of jobs
-in flight. Used by ingest (read, parse and stage groups of files) and by reports
-(draw profile plots).
+in flight. Used by ingest (read, parse and stage groups of files). Reports draw their
+plots in one process: drawn over one shared drawing of each tap axis, a profile takes
+a few hundredths of a second, less than a worker would cost.
 
 The pool is :class:`concurrent.futures.ProcessPoolExecutor` with a fork context where
 the platform has one (workers start with the parent's modules and never touch its
@@ -97,24 +98,3 @@ class WindowedPool:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def run_all(fn, jobs: list, workers: int, min_jobs: int) -> None:
-    """``fn(job)`` for every job: in ``workers`` processes when there are at least
-    ``min_jobs`` jobs, two or more workers and the platform can fork (a spawned
-    worker would re-import the caller's script, which a notebook or a script without
-    a ``__main__`` guard does not survive), else in this process."""
-    import multiprocessing
-
-    workers = min(workers, len(jobs))
-    if len(jobs) < min_jobs or workers < 2 \
-            or "fork" not in multiprocessing.get_all_start_methods():
-        for job in jobs:
-            fn(job)
-        return
-    pool = WindowedPool(workers, window=2 * workers)
-    try:
-        for _ in pool(fn, jobs):
-            pass
-    finally:
-        pool.close()

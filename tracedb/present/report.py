@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from .. import __version__
 from ..compare.results import MISSING_RUN, TOLERANCE_RULE, Divergences, by_comparison
 from ..errors import TracedbError
+from .plots import PlotFiles, draw_plots, plot_image_map
 from .text import (
     SIDE,
     asciify,
@@ -206,7 +207,7 @@ def _side_off(r: dict) -> str:
     return _program(r["suspect"], r["ref_side"], r["cand_side"]) or "undecided"
 
 
-def render_first_divergence(data: ReportData, plots: dict, generated: str) -> str:
+def render_first_divergence(data: ReportData, plots: PlotFiles, generated: str) -> str:
     by_cmp = by_comparison(data.diff)
     roll = {(r["channel"], r["tap"], r["loop_key"], r["occurrence"]): r for r in data.rollup}
     total = len(paired(data.found.rows))
@@ -223,9 +224,9 @@ def render_first_divergence(data: ReportData, plots: dict, generated: str) -> st
         lines += _component_lines(s, comps.get(s["comparison_id"], []))
         lines += _image_cases_of(s["pixel"], data.images)
         key = pixel_name(s["pixel"], s["ref_run"], s["cand_run"])
-        if key in plots:
+        if key in plots.profiles:
             lines += [f"![divergence profile of pixel {pixel_title(s['pixel'])}]"
-                      f"({plots[key]})", ""]
+                      f"({plots.profiles[key]})", ""]
         lines += _later_sections(s, rows)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -442,7 +443,7 @@ def paired(rows: list[dict]) -> list[dict]:
     return [r for r in rows if r["status"] not in MISSING_RUN]
 
 
-def render_summary(data: ReportData, plots: dict) -> str:
+def render_summary(data: ReportData, plots: PlotFiles) -> str:
     rows = data.found.rows
     total = len(paired(rows))
     lines = _header("Summary", data.found, None)
@@ -477,8 +478,8 @@ def render_summary(data: ReportData, plots: dict) -> str:
         lines += ["No tap diverges in every pixel.", ""]
     lines += _causes_and_consequences(rows, pix_of, total)
     lines += ["", *render_gap(rows, data.gap, data.model)]
-    if "status_map" in plots:
-        lines += ["", f"![status of every tap for every pixel]({plots['status_map']})"]
+    for caption, rel in plots.status_map:
+        lines += ["", f"![{caption}]({rel})"]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -873,17 +874,13 @@ def write_report(outdir: Path, data: ReportData, generated: str, *, unicode: boo
         path.write_text(fix(text), encoding="utf-8", newline="\n")
         report.files.append(path)
 
-    plot_files: dict[str, str] = {}
-    if plots:
-        from .plots import draw_plots
-
-        drawn = draw_plots(outdir, data.found, data.diff, ascii_only=not unicode)
-        if drawn is None:
-            report.notes.append("matplotlib is not installed: no plots "
-                                "(pip install 'tracedb[plot]')")
-        else:
-            plot_files = drawn
-            report.files += [outdir / rel for rel in drawn.values()]
+    drawn = draw_plots(outdir, data.found, data.diff, ascii_only=not unicode) if plots \
+        else None
+    if plots and drawn is None:
+        report.notes.append("matplotlib is not installed: no plots "
+                            "(pip install 'tracedb[plot]')")
+    plot_files = drawn or PlotFiles()
+    report.files += [outdir / rel for rel in plot_files.paths()]
     put("first_divergence.md", render_first_divergence(data, plot_files, generated))
     put("summary.md", render_summary(data, plot_files))
     by_cmp = by_comparison(data.diff)
@@ -892,9 +889,7 @@ def write_report(outdir: Path, data: ReportData, generated: str, *, unicode: boo
             render_diff(s, by_cmp.get(s["comparison_id"], [])))
     if data.images:
         image_plots: dict[int, str] = {}
-        if plots and plot_files:
-            from .plots import plot_image_map
-
+        if drawn is not None:
             for rec in data.images:
                 grid, block = data.image_maps.get(rec["id"], (None, 1))
                 if grid is not None:
