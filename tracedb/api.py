@@ -66,8 +66,9 @@ def query_names() -> list[str]:
 class Warehouse:
     """An open warehouse (a :class:`tracedb.store.engine.Handle`) at the current schema."""
 
-    def __init__(self, url: str | None = None, *, check_schema: bool = True):
-        self.db = Handle(url, check_schema=check_schema)
+    def __init__(self, url: str | None = None, *, check_schema: bool = True,
+                 create: bool = True):
+        self.db = Handle(url, check_schema=check_schema, create=create)
         self.url, self.engine = self.db.url, self.db.engine
 
     @property

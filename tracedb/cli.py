@@ -36,9 +36,28 @@ from .cli_options import (
 from .compare.causes import DEFAULT_GRAPH
 from .errors import TracedbError
 
+
+def _flags_show_no_type() -> None:
+    """Help lists a flag (``--strict``) without a type: Typer's rich help shows
+    ``<bool>`` beside it, as if it took a value (its plain help does not)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_tracedb", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich._tracedb = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_type()
+
 app = typer.Typer(
     help="A SQL warehouse for numerical parity traces (nanoBragg C vs PyTorch).",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 db_app = typer.Typer(help="Warehouse upkeep: upgrade, check, rekey, revision.",
@@ -68,19 +87,20 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     db: Annotated[str | None, typer.Option(
-        "--db", envvar="TRACEDB_URL", metavar="URL",
-        help="SQLAlchemy URL of the warehouse [default: sqlite:///tracedb.sqlite "
-             "in the current directory].")] = None,
+        "--db", envvar="TRACEDB_URL", metavar="URL", help="SQLAlchemy URL of the warehouse.",
+        show_default="sqlite:///tracedb.sqlite in the current directory")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
 ) -> None:
     state.url = db
 
 
-def _open():
+def _open(*, writes: bool = False):
+    """The warehouse. Only a command that ``writes`` (loads or curates) creates one
+    that does not exist; the others say so in one line (exit 2) and leave no file."""
     from .api import Warehouse
 
-    return Warehouse(state.url)
+    return Warehouse(state.url, create=writes)
 
 
 def _err(message: str) -> None:
@@ -97,7 +117,7 @@ def _do_ingest(paths: list[str], fmt: str, argv: list[str], workers: int | None 
                follow_links: bool = True) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    wh = _open()
+    wh = _open(writes=True)
     show = fmt == "table" and sys.stderr.isatty()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   transient=True, disable=not show) as bar:
@@ -119,9 +139,9 @@ def ingest(
     paths: Annotated[list[str], typer.Argument(help="Report trees or trace files to load.")],
     fmt: Annotated[IngestFmt, typer.Option("--format", help="table or json")] = IngestFmt.table,
     workers: Annotated[int | None, typer.Option(
+        envvar="TRACEDB_WORKERS", min=0,
         help="read, parse and stage in this many worker processes, for 300+ files "
-             "[default: $TRACEDB_WORKERS, else one per CPU, at most 4]")
-    ] = None,
+             "(0: all in this process)", show_default="one per CPU, at most 4")] = None,
     follow_links: Annotated[bool, typer.Option(
         "--follow-links/--no-follow-links",
         help="follow symbolic links that lead out of the trees (either way each link "
@@ -319,10 +339,11 @@ def diverge(
 def timeline(
     tol: dict,
     pixel: Annotated[str, typer.Option("--pixel", metavar="S,F", help="the pixel")],
-    ref: Annotated[str | None, typer.Option(help="reference run selector [default: newest C "
-                                                 "run of the pixel]")] = None,
-    cand: Annotated[str | None, typer.Option(help="candidate runs [default: every run of "
-                                                  "the other side]")] = None,
+    ref: Annotated[str | None, typer.Option(help="reference run selector",
+                                            show_default="newest C run of the pixel")] = None,
+    cand: Annotated[str | None, typer.Option(help="candidate runs",
+                                             show_default="every run of the other side")
+                    ] = None,
     fmt: FormatOpt = Fmt.table,
 ) -> None:
     """How one pixel's first divergence moved across candidate stamps (after each fix)."""
@@ -346,8 +367,8 @@ def regress(
     tol: dict,
     base: Annotated[str, typer.Option(help="candidate runs before (selector)")],
     head: Annotated[str, typer.Option(help="candidate runs after (selector)")],
-    ref: Annotated[str | None, typer.Option(help="reference run selector [default: newest C "
-                                                 "run of each pixel]")] = None,
+    ref: Annotated[str | None, typer.Option(help="reference run selector",
+                                            show_default="newest C run of each pixel")] = None,
     pixel: PixelOpt = None,
     fmt: FormatOpt = Fmt.table,
 ) -> None:
@@ -403,7 +424,8 @@ app.add_typer(fm_app, name="factor-model")
 
 @fm_app.command("show")
 def fm_show(
-    model: Annotated[str | None, typer.Argument(help="model name [default: all]")] = None,
+    model: Annotated[str | None, typer.Argument(help="model name",
+                                                      show_default="all")] = None,
     fmt: FormatOpt = Fmt.table,
 ) -> None:
     """Show factor models (target = product of factor^exponent)."""
@@ -424,7 +446,7 @@ def fm_set(
                                                 "F_cell^2 / steps'")],
 ) -> None:
     """Define or replace a factor model."""
-    with _open() as wh:
+    with _open(writes=True) as wh:
         factors = wh.set_factor_model(model, formula)
     typer.echo(f"factor model {model}: {len(factors)} factors")
 
@@ -455,14 +477,15 @@ def graph_set(
     graph: GraphOpt = DEFAULT_GRAPH,
 ) -> None:
     """Make SOURCES the inputs of TARGET (replacing the ones it had)."""
-    with _open() as wh:
+    with _open(writes=True) as wh:
         wh.set_inputs(target, sources or [], basis=basis, graph=graph)
     typer.echo(f"graph {graph}: {target} <- {', '.join(sources or []) or '(no inputs)'}")
 
 
 @graph_app.command("export")
 def graph_export(
-    file: Annotated[Path | None, typer.Argument(help="where to write [default: stdout]")
+    file: Annotated[Path | None, typer.Argument(help="where to write",
+                                                              show_default="stdout")
                     ] = None,
     graph: GraphOpt = DEFAULT_GRAPH,
 ) -> None:
@@ -487,7 +510,7 @@ def graph_import(
         content = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise TracedbError(f"cannot read {file.as_posix()}: {exc}") from None
-    with _open() as wh:
+    with _open(writes=True) as wh:
         n = wh.import_graph(content, graph=graph, origin=file.as_posix())
     typer.echo(f"graph {graph}: {n} edge(s) from {file.as_posix()}")
 
@@ -517,7 +540,7 @@ def query(
 def sql_cmd(
     statement: Annotated[str, typer.Argument(help="one SELECT, WITH, VALUES or EXPLAIN")],
     timeout: Annotated[float | None, typer.Option(
-        help="seconds the statement may run [default: 60]", show_default=False)] = None,
+        help="seconds the statement may run", show_default="60")] = None,
     fmt: FormatOpt = Fmt.table,
 ) -> None:
     """Run one statement that only reads: anything else (writes, several statements,
@@ -538,7 +561,7 @@ def accept(
     run: Annotated[int | None, typer.Option(help="only comparisons involving this run")] = None,
 ) -> None:
     """Record a known, accepted divergence; reports show it apart from new ones."""
-    with _open() as wh:
+    with _open(writes=True) as wh:
         aid = wh.accept(tap, reason, channel=channel, loop_key=loop_key, run_id=run)
     typer.echo(f"accepted divergence {aid}: {tap} ({reason})")
 
@@ -551,7 +574,7 @@ def alias(
     note: Annotated[str | None, typer.Option(help="why")] = None,
 ) -> None:
     """Pair taps named NAME with taps named CANONICAL."""
-    with _open() as wh:
+    with _open(writes=True) as wh:
         wh.add_alias(name, canonical, channel=channel, note=note)
     typer.echo(f"alias: {name} -> {canonical} (channel {channel})")
 
@@ -616,19 +639,64 @@ def db_revision() -> None:
     from .api import Warehouse
     from .store.engine import head_revision
 
-    wh = Warehouse(state.url, check_schema=False)
+    wh = Warehouse(state.url, check_schema=False, create=False)
     typer.echo(f"warehouse {wh.revision() or '(none)'}; tracedb head {head_revision()}")
+
+
+# --------------------------------------------------------------------------- environment
+
+#: The environment variables tracedb reads, and what for; each command's help names
+#: those it reads (every command opens a warehouse).
+ENVIRONMENT = {
+    "TRACEDB_URL": "the warehouse's URL when --db is not given",
+    "PGPASSWORD": "the password of a PostgreSQL warehouse (read by libpq, with its "
+                  "other PG* variables; never written anywhere)",
+    "TRACEDB_WORKERS": "how many worker processes read trace files and draw plots "
+                       "(default one per CPU, at most 4; 0 keeps it all in one process)",
+    "TRACEDB_STREAM_BYTES": "the size of the chunks a large trace file is read in "
+                            "(default 4 MiB)",
+    "TRACEDB_PURE_PYTHON": "1 loads with the pure-Python loader instead of the C "
+                           "accelerator",
+    "COLUMNS": "the width tables are fitted to (else the terminal's)",
+}
+_INGEST_ENV = ("TRACEDB_WORKERS", "TRACEDB_STREAM_BYTES", "TRACEDB_PURE_PYTHON")
+#: Beyond the warehouse's: the variables a command reads.
+COMMAND_ENVIRONMENT = {"ingest": _INGEST_ENV, "demo": (*_INGEST_ENV, "COLUMNS"),
+                       "report": ("TRACEDB_WORKERS",)}
+_OPEN_ENV = ("TRACEDB_URL", "PGPASSWORD")
+_LISTING_ENV = ("COLUMNS",)
+
+
+def _environment_in_help() -> None:
+    """Give every command an 'Environment:' paragraph naming what it reads."""
+    apps = [(app, "")] + [(g.typer_instance, f"{g.name} ") for g in app.registered_groups]
+    for typer_app, prefix in apps:
+        for info in typer_app.registered_commands:
+            name = info.name or info.callback.__name__.replace("_", "-")
+            names = [*_OPEN_ENV, *COMMAND_ENVIRONMENT.get(prefix + name, _LISTING_ENV)]
+            info.epilog = "Environment: " + "; ".join(
+                f"{n}: {ENVIRONMENT[n]}" for n in dict.fromkeys(names)) + "."
+    app.info.epilog = "Environment: " + "; ".join(f"{n}: {w}" for n, w in ENVIRONMENT.items()) \
+        + "."
+
+
+_environment_in_help()
 
 
 def main() -> None:
     try:
-        app()
+        try:
+            app(prog_name="tracedb")  # also under `python -m tracedb`
+        finally:  # output a full device refuses fails here, not in Python's exit
+            sys.stdout.flush()
     except TracedbError as exc:
         _err(f"error: {exc}")
         sys.exit(2)
     except KeyboardInterrupt:
         _err("interrupted")
         sys.exit(130)
+    except OSError as exc:
+        _os_error(exc)
     except Exception as exc:  # a database refusing us is still one line, not a traceback
         from sqlalchemy.exc import SQLAlchemyError
 
@@ -638,3 +706,29 @@ def main() -> None:
             _err(f"error: database: {first[0] if first else type(exc).__name__}")
             sys.exit(2)
         raise
+
+
+def _os_error(exc: OSError) -> None:
+    """A reader that went away (``| head -1``) ends the command quietly, exit 1 as
+    Typer's own handling does; any other failure to read or write (a full device,
+    a path that is a file) is one line, exit 2."""
+    import errno
+    import os
+
+    if exc.errno == errno.EPIPE:
+        # nothing more can reach the reader; Python's own flush at exit must not fail
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+    where = f" ({exc.filename})" if exc.filename else " (writing the output)" \
+        if exc.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT) else ""
+    try:
+        _err(f"error: {exc.strerror or exc}{where}")
+    except OSError:
+        pass
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # what stdout still holds is lost
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+    sys.exit(2)

@@ -286,6 +286,8 @@ def _failure(sqlstate: str | None, message: str, label: str, timeout: float | No
     first = re.sub(r"^(?:ERROR|FATAL):\s+", "", first)
     if sqlstate == "42601" and "multiple commands" in first:
         return f"{label} runs one statement at a time"
+    if sqlstate == "42601":  # syntax_error: 'syntax error at or near "SELEC"'
+        return f"{label}: {first}"
     if sqlstate in ("57014", "55P03", "25P03") and timeout is not None:
         return (f"{label} took longer than {timeout:g} s ({first}); "
                 "give it more with --timeout")
