@@ -148,6 +148,19 @@ class Warehouse:
                        else "error", {k: v for k, v in result.stats.items() if k != "notes"})
         return result
 
+    def watch(self, paths: list[str | Path], load=None, *, debounce: float = 2.0,
+              stop=None, **options) -> int:
+        """Ingest ``paths`` (directories) now and again whenever files under them
+        change, once nothing changed for ``debounce`` seconds, until ``stop`` (a
+        ``threading.Event``) is set or KeyboardInterrupt. ``load(roots)`` does each
+        load (default: :meth:`ingest` with ``options``). Returns how many loads ran
+        (see ``ingest.watch``)."""
+        from .ingest.watch import watch
+
+        return watch([str(p) for p in paths],
+                     load or (lambda roots: self.ingest(roots, **options)),
+                     debounce=debounce, ignore=self.db.local_files(), stop=stop)
+
     # -- listing -------------------------------------------------------------------
     def run_rows(self, *, side: str | None = None, stamp: str | None = None,
                  pixel: tuple[int, int] | None = None, path: str | None = None,
@@ -316,6 +329,41 @@ class Warehouse:
         if run_id is not None and reason.strip():
             self.run(run_id)
         return curate.accept(self.db, name, reason, utcnow(), channel, loop_key, run_id)
+
+    def alias_rows(self) -> list[dict]:
+        """The aliases (name, canonical, channel, note) as records."""
+        return curate.alias_rows(self.db)
+
+    def aliases(self):
+        """The aliases (name, canonical, channel, note); a pandas DataFrame."""
+        return _frame(self.alias_rows())
+
+    def remove_alias(self, name: str, channel: str = "*") -> None:
+        """Remove the alias of ``name`` on ``channel``; its taps pair by name again."""
+        curate.remove_alias(self.db, name, channel)
+
+    def accepted_rows(self) -> list[dict]:
+        """The accepted divergences (id, tap, channel, loop_key, run_id, reason,
+        created_at) as records."""
+        return curate.accepted_rows(self.db)
+
+    def accepted(self):
+        """The accepted divergences; a pandas DataFrame."""
+        return _frame(self.accepted_rows())
+
+    def remove_accepted(self, accepted_id: int) -> None:
+        """Remove an accepted divergence (by id): that divergence counts again."""
+        curate.remove_accepted(self.db, accepted_id)
+
+    def export_curation(self) -> str:
+        """Aliases, accepted divergences, factor models and dependency graphs as one
+        TOML document (see ``curate.export_curation``)."""
+        return curate.export_curation(self.db)
+
+    def import_curation(self, text: str, origin: str = "curation") -> dict[str, int]:
+        """Replace each kind of curation ``text`` (TOML, as :meth:`export_curation`
+        writes it) has a section for; returns how many of each were loaded."""
+        return curate.import_curation(self.db, text, origin, utcnow())
 
     def factor_model(self, model: str | None = None):
         """The factor model rows (all models when ``model`` is None)."""

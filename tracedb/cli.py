@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from .cli_options import (
     CandOpt,
@@ -113,11 +114,10 @@ def _err(message: str) -> None:
 # --------------------------------------------------------------------------- commands
 
 
-def _do_ingest(paths: list[str], fmt: str, argv: list[str], workers: int | None = None,
-               follow_links: bool = True) -> int:
+def _do_ingest(wh, paths: list[str], fmt: str, argv: list[str], workers: int | None = None,
+               follow_links: bool = True):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    wh = _open(writes=True)
     show = fmt == "table" and sys.stderr.isatty()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   transient=True, disable=not show) as bar:
@@ -131,7 +131,21 @@ def _do_ingest(paths: list[str], fmt: str, argv: list[str], workers: int | None 
     from .present.tables import emit_ingest
 
     emit_ingest(result, fmt, _err)
-    return 0 if result.ok else 2
+    return result
+
+
+def _ingest_code(result, fail_on_quarantine: bool) -> int:
+    """2 when a path is missing or a file or bundle failed; 1 with
+    --fail-on-quarantine when a line or JSON item was quarantined; else 0."""
+    if not result.ok:
+        return 2
+    quarantined = result.stats.get("quarantined_lines", 0) \
+        + result.stats.get("json_quarantined", 0)
+    if fail_on_quarantine and quarantined:
+        _err(f"error: {quarantined} line(s) or item(s) quarantined "
+             "(`tracedb quarantine` lists them with file, line and reason)")
+        return 1
+    return 0
 
 
 @app.command()
@@ -146,6 +160,17 @@ def ingest(
         "--follow-links/--no-follow-links",
         help="follow symbolic links that lead out of the trees (either way each link "
              "not followed is named)")] = True,
+    fail_on_quarantine: Annotated[bool, typer.Option(
+        "--fail-on-quarantine",
+        help="exit 1 when this ingest quarantined any line or JSON item (what it loaded "
+             "stays loaded)")] = False,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="keep watching the PATHS (directories) and load what is written "
+                        "there, until interrupted (Ctrl-C)")] = False,
+    debounce: Annotated[float, typer.Option(
+        metavar="SECONDS", help="with --watch: load once nothing under PATHS changed for "
+                                "this long, so a bundle being written is not loaded half")
+    ] = 2.0,
 ) -> None:
     """Find every trace file under PATHS and load it with its bundle metadata.
 
@@ -154,8 +179,24 @@ def ingest(
     """
     argv = ["tracedb"] + (["--db", state.url] if state.url else []) + ["ingest", *paths] \
         + (["--format", fmt.value] if fmt != IngestFmt.table else []) \
-        + ([] if follow_links else ["--no-follow-links"])
-    raise typer.Exit(_do_ingest(paths, fmt.value, argv, workers, follow_links))
+        + ([] if follow_links else ["--no-follow-links"]) \
+        + (["--fail-on-quarantine"] if fail_on_quarantine else []) \
+        + (["--watch", "--debounce", f"{debounce:g}"] if watch else [])
+    with _open(writes=True) as wh:
+        if not watch:
+            raise typer.Exit(_ingest_code(_do_ingest(wh, paths, fmt.value, argv, workers,
+                                                     follow_links), fail_on_quarantine))
+        codes: list[int] = []
+
+        def load(roots: list[str]) -> None:
+            codes.append(_ingest_code(_do_ingest(wh, roots, fmt.value, argv, workers,
+                                                 follow_links), fail_on_quarantine))
+
+        try:
+            wh.watch(paths, load, debounce=debounce)
+        except KeyboardInterrupt:
+            _err(f"stopped watching after {len(codes)} load(s)")
+    raise typer.Exit(max(codes, default=0))
 
 
 RUN_COLUMNS = ["id", "side", "stamp", "pixel", "path", "taps", "segment", "first_line",
@@ -276,7 +317,8 @@ def demo(
         typer.echo(f"wrote example reports tree to {target.as_posix()}")
     argv = ["tracedb"] + (["--db", state.url] if state.url else []) + [
         "ingest", target.as_posix()]
-    code = _do_ingest([target.as_posix()], "table", argv)
+    with _open(writes=True) as wh:
+        code = 0 if _do_ingest(wh, [target.as_posix()], "table", argv).ok else 2
     from .present.tables import emit_divergences
 
     with _open() as wh:
@@ -552,7 +594,27 @@ def sql_cmd(
     list_rows(rows, None, fmt)
 
 
-@app.command()
+class _AddByDefault(TyperGroup):
+    """A group whose first word, when it is no subcommand, belongs to ``add``:
+    ``tracedb alias omega omega_pixel`` is ``tracedb alias add omega omega_pixel``,
+    beside ``tracedb alias list`` and ``tracedb alias remove``."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["add", *args]
+        return super().resolve_command(ctx, args)
+
+
+accept_app = typer.Typer(cls=_AddByDefault, no_args_is_help=True,
+                         help="Accepted divergences: add (the default), list, remove.")
+app.add_typer(accept_app, name="accept")
+alias_app = typer.Typer(cls=_AddByDefault, no_args_is_help=True,
+                        help="Tap aliases (pair differently named taps): add (the "
+                             "default), list, remove.")
+app.add_typer(alias_app, name="alias")
+
+
+@accept_app.command("add")
 def accept(
     tap: Annotated[str, typer.Argument(help="tap name")],
     reason: Annotated[str, typer.Option(help="why this divergence is accepted")],
@@ -566,7 +628,26 @@ def accept(
     typer.echo(f"accepted divergence {aid}: {tap} ({reason})")
 
 
-@app.command()
+@accept_app.command("list")
+def accept_list(fmt: FormatOpt = Fmt.table) -> None:
+    """List the accepted divergences with their ids."""
+    with _open() as wh:
+        rows = wh.accepted_rows()
+    list_rows(rows, None, fmt)
+
+
+@accept_app.command("remove")
+def accept_remove(
+    accepted_id: Annotated[int, typer.Argument(metavar="ID",
+                                               help="its id (see `tracedb accept list`)")],
+) -> None:
+    """Remove an accepted divergence: it counts as a divergence again."""
+    with _open() as wh:
+        wh.remove_accepted(accepted_id)
+    typer.echo(f"removed accepted divergence {accepted_id}")
+
+
+@alias_app.command("add")
 def alias(
     name: Annotated[str, typer.Argument(help="tap name as one side writes it")],
     canonical: Annotated[str, typer.Argument(help="the name to pair it under")],
@@ -577,6 +658,66 @@ def alias(
     with _open(writes=True) as wh:
         wh.add_alias(name, canonical, channel=channel, note=note)
     typer.echo(f"alias: {name} -> {canonical} (channel {channel})")
+
+
+@alias_app.command("list")
+def alias_list(fmt: FormatOpt = Fmt.table) -> None:
+    """List the aliases: NAME pairs as CANONICAL on CHANNEL."""
+    with _open() as wh:
+        rows = wh.alias_rows()
+    list_rows(rows, None, fmt)
+
+
+@alias_app.command("remove")
+def alias_remove(
+    name: Annotated[str, typer.Argument(help="the aliased tap name")],
+    channel: Annotated[str, typer.Option(help="channel; * = any")] = "*",
+) -> None:
+    """Remove an alias: taps named NAME pair under their own name again."""
+    with _open() as wh:
+        wh.remove_alias(name, channel)
+    typer.echo(f"removed alias {name} (channel {channel})")
+
+
+curation_app = typer.Typer(no_args_is_help=True, help=(
+    "Everything curated (aliases, accepted divergences, factor models, dependency "
+    "graphs) in one TOML file a team keeps beside its reports."))
+app.add_typer(curation_app, name="curation")
+
+
+@curation_app.command("export")
+def curation_export(
+    file: Annotated[Path | None, typer.Argument(help="where to write", show_default="stdout")
+                    ] = None,
+) -> None:
+    """Write the warehouse's curation as TOML."""
+    with _open() as wh:
+        out = wh.export_curation()
+    if file is None:
+        typer.echo(out, nl=False)
+        return
+    try:
+        file.write_text(out, encoding="utf-8")
+    except OSError as exc:
+        raise TracedbError(f"cannot write {file.as_posix()}: {exc.strerror}") from None
+    typer.echo(f"curation written to {file.as_posix()}")
+
+
+@curation_app.command("import")
+def curation_import(
+    file: Annotated[Path, typer.Argument(help="a curation file as `curation export` "
+                                              "writes it")],
+) -> None:
+    """Replace each kind of curation FILE has a section for (aliases, accepted,
+    factor_models, graphs) with FILE's, in one transaction; the others stay."""
+    try:
+        content = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TracedbError(f"cannot read {file.as_posix()}: {exc}") from None
+    with _open(writes=True) as wh:
+        counts = wh.import_curation(content, origin=file.as_posix())
+    typer.echo(f"curation from {file.as_posix()}: " + (", ".join(
+        f"{n} {k.replace('_', ' ')}" for k, n in counts.items()) or "no sections"))
 
 
 @db_app.command("upgrade")

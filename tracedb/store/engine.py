@@ -320,6 +320,10 @@ class Handle:
     def display_url(self) -> str:
         return mask_secrets(self.url)
 
+    def local_files(self) -> list[Path]:
+        """The files this warehouse keeps on this machine (none for a server's)."""
+        return self.store.local_files(self.engine)
+
     @property
     def store(self):
         """This warehouse's dialect module (see :func:`backend`)."""

@@ -304,6 +304,11 @@ def bulk_context(engine: Engine) -> tuple[bool, str | None]:
     return True, engine.url.render_as_string(hide_password=False)
 
 
+def local_files(engine: Engine) -> list:
+    """The server keeps the warehouse: no file of it on this machine."""
+    return []
+
+
 def wal_flusher(engine: Engine):
     """The server manages its own write-ahead log."""
     return None

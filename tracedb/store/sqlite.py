@@ -48,6 +48,14 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def _file_of(database: str) -> Path:
+    """The file a SQLite URL's database names (a path, or a ``file:`` URI)."""
+    from urllib.parse import unquote, urlsplit
+
+    return Path(unquote(urlsplit(database).path) if database.startswith("file:")
+                else database)
+
+
 def engine_kwargs(parsed, *, create: bool = True) -> dict:
     """create_engine arguments for a SQLite URL; refuses a too old SQLite, a file in
     a directory that does not exist, and (``create`` False) a file that does not
@@ -61,12 +69,9 @@ def engine_kwargs(parsed, *, create: bool = True) -> dict:
             "module is linked with; python.org and conda builds bring a recent one)")
     database = parsed.database or ""
     if not create and database not in ("", ":memory:"):
-        from urllib.parse import unquote, urlsplit
-
         from .engine import missing_warehouse
 
-        path = Path(unquote(urlsplit(database).path) if database.startswith("file:")
-                    else database)
+        path = _file_of(database)
         if not path.is_file():
             raise TracedbError(missing_warehouse(f"no warehouse at {path.as_posix()}:",
                                                  "the file does not exist"))
@@ -96,6 +101,15 @@ def read_only_media(parsed):
     if not database.startswith("file:"):
         parsed = parsed.set(database=f"file:{quote(str(path))}")
     return parsed.update_query_dict({"uri": "true", "immutable": "1"})
+
+
+def local_files(engine: Engine) -> list[Path]:
+    """The warehouse file and the files SQLite keeps beside it (none in memory)."""
+    database = engine.url.database or ""
+    if database in ("", ":memory:"):
+        return []
+    path = _file_of(database)
+    return [path] + [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm", "-journal")]
 
 
 def configure(engine: Engine) -> None:
