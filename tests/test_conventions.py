@@ -184,3 +184,49 @@ def test_shell_completion_can_be_installed():
     assert tracedb(env=env).stdout.split() == ["json"]
     env.update(COMP_WORDS="tracedb ru", COMP_CWORD="1")
     assert tracedb(env=env).stdout.split() == ["runs"]
+
+
+# --------------------------------------------------------------------------- progress
+
+
+def _with_tty_stderr(argv: list[str]) -> tuple[int, str, str]:
+    """Run ``argv`` with stderr on a pseudo-terminal (a user's terminal), stdout piped."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100"}
+    env.pop("TRACEDB_URL", None)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal's other side closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out = proc.stdout.read().decode()
+    code = proc.wait(timeout=300)
+    os.close(master)
+    return code, out, seen.decode(errors="replace")
+
+
+def test_diverge_and_report_show_progress_on_a_terminal_only(sqlite_url, tree, tmp_path):
+    assert tracedb("ingest", str(tree), db=sqlite_url).returncode == 0
+    base = [sys.executable, "-m", "tracedb", "--db", sqlite_url]
+    code, out, tty = _with_tty_stderr(base + ["diverge"])
+    assert code == 0 and "beam_center_m" in out
+    # the bar is drawn a few times a second, and once more at the end: its last stage
+    assert "reading the results of 2 pair(s)" in tty
+    plain = tracedb("diverge", db=sqlite_url)
+    assert plain.stdout == out and "comparing" not in plain.stderr  # stderr not a terminal
+
+    code, out, tty = _with_tty_stderr(base + ["report", str(tmp_path / "rep")])
+    assert code == 0, tty
+    assert "writing diff files" in tty
+    assert "report written to" in out
+    piped = tracedb("report", str(tmp_path / "rep2"), db=sqlite_url)
+    assert piped.returncode == 0 and "comparing" not in piped.stderr

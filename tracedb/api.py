@@ -258,9 +258,11 @@ class Warehouse:
     def divergences(self, ref: str | None = None, cand: str | None = None,
                     pixels: list[tuple[int, int]] | None = None, rtol: float = 1e-12,
                     atol: float = 0.0, strict: bool = False, detail: str = "mismatch",
-                    save: bool = False) -> results.Divergences:
-        """What :meth:`diverge` returns, as records with their tolerance."""
-        return requests.diverge(self.db, ref, cand, pixels, rtol, atol, strict, detail, save)
+                    save: bool = False, progress=None) -> results.Divergences:
+        """What :meth:`diverge` returns, as records with their tolerance;
+        ``progress(description, done, total)`` hears of each stage."""
+        return requests.diverge(self.db, ref, cand, pixels, rtol, atol, strict, detail, save,
+                                progress)
 
     def diverge(self, ref: str | None = None, cand: str | None = None,
                 pixels: list[tuple[int, int]] | None = None, rtol: float = 1e-12,
@@ -403,11 +405,12 @@ class Warehouse:
                pixels: list[tuple[int, int]] | None = None, rtol: float = 1e-12,
                atol: float = 0.0, strict: bool = False, unicode: bool = False,
                force: bool = False, model: str = "nanoBragg", save: bool = False,
-               argv: list[str] | None = None):
+               argv: list[str] | None = None, progress=None):
         """Write the evidence set (Markdown, diffs, provenance, plots) to ``outdir``.
 
         The warehouse is only read, unless ``save``: then the comparison is kept in it
-        and the report recorded in its command_log."""
+        and the report recorded in its command_log. ``progress(description, done,
+        total)`` hears of each stage."""
         from .present.report import prepare_outdir, write_report
 
         outdir = Path(outdir)
@@ -421,10 +424,12 @@ class Warehouse:
             command.start()
         try:
             found = self.divergences(ref, cand, pixels, rtol, atol, strict, detail="all",
-                                     save=save)
+                                     save=save, progress=progress)
             prepare_outdir(outdir, force)
+            if progress:
+                progress("reading what the report shows", 0, None)
             rep = write_report(outdir, _report_data(self.db, found, model), utcnow(),
-                               unicode=unicode, argv=argv)
+                               unicode=unicode, argv=argv, progress=progress)
         except Exception:
             if command:
                 command.finish("error", {})

@@ -11,6 +11,7 @@ imports happen inside commands so that ``tracedb --help`` stays fast.
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -114,18 +115,26 @@ def _err(message: str) -> None:
 # --------------------------------------------------------------------------- commands
 
 
-def _do_ingest(wh, paths: list[str], fmt: str, argv: list[str], workers: int | None = None,
-               follow_links: bool = True):
+@contextmanager
+def _progress(show: bool):
+    """A progress bar on stderr while the block runs (only where ``show``, a terminal;
+    it is gone afterwards): yields ``progress(description, done, total)``."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    show = fmt == "table" and sys.stderr.isatty()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  transient=True, disable=not show) as bar:
-        task = bar.add_task("ingest", total=None)
+                  transient=True, disable=not show, console=Console(stderr=True)) as bar:
+        task = bar.add_task("", total=None)
 
-        def progress(desc: str, done: int, total: int) -> None:
+        def progress(desc: str, done: int, total: int | None) -> None:
             bar.update(task, description=desc[-50:], completed=done, total=total)
 
+        yield progress
+
+
+def _do_ingest(wh, paths: list[str], fmt: str, argv: list[str], workers: int | None = None,
+               follow_links: bool = True):
+    with _progress(fmt == "table" and sys.stderr.isatty()) as progress:
         result = wh.ingest(paths, progress=progress, argv=argv, workers=workers,
                            follow_links=follow_links)
     from .present.tables import emit_ingest
@@ -369,8 +378,9 @@ def diverge(
     """
     from .present.tables import emit_divergences
 
-    with _open() as wh:
-        found = wh.divergences(ref=ref, cand=cand, pixels=parse_pixels(pixel), **tol)
+    with _open() as wh, _progress(sys.stderr.isatty()) as progress:
+        found = wh.divergences(ref=ref, cand=cand, pixels=parse_pixels(pixel),
+                               progress=progress, **tol)
     emit_divergences(found, fmt.value)
     if fail_on_divergence and not found:
         raise typer.Exit(1)
@@ -447,8 +457,8 @@ def report(
     options = dict(ref=ref, cand=cand, pixels=parse_pixels(pixel), unicode=unicode, force=force,
                    model=model, **tol)
     argv = report_argv(resolve_url(state.url), outdir, **options)
-    with _open() as wh:
-        rep = wh.report(outdir, argv=argv, **options)
+    with _open() as wh, _progress(sys.stderr.isatty()) as progress:
+        rep = wh.report(outdir, argv=argv, progress=progress, **options)
     for n in rep.notes:
         _err(f"note: {n}")
     names = [p.relative_to(outdir).as_posix() for p in rep.files]
