@@ -12,16 +12,28 @@ CLI renders directly.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__, curate
 from .compare import causes, requests, results
 from .errors import TracedbError
-from .ingest.loader import IngestResult, ProgressFn
 from .store import health, queries
 from .store.engine import Handle, current_revision, mask_argv, mask_secrets, upgrade, utcnow
 
+if TYPE_CHECKING:  # the loader (and numpy) is imported by the first ingest, not by analysis
+    from .ingest.loader import IngestResult, ProgressFn
+
 __all__ = ["Warehouse", "connect", "IngestResult", "example_tree", "query_names",
            "report_argv"]
+
+
+def __getattr__(name: str):
+    """``tracedb.api.IngestResult``, imported when first asked for."""
+    if name == "IngestResult":
+        from .ingest.loader import IngestResult
+
+        return IngestResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _frame(rows: list[dict], columns: list[str] | None = None, attrs: dict | None = None):

@@ -118,16 +118,22 @@ def _err(message: str) -> None:
 @contextmanager
 def _progress(show: bool):
     """A progress bar on stderr while the block runs (only where ``show``, a terminal;
-    it is gone afterwards): yields ``progress(description, done, total)``."""
+    it is gone afterwards): yields ``progress(description, done, total)``. It is
+    drawn at each call, with no thread of its own to start and stop (a quick command
+    stays quick)."""
+    if not show:
+        yield lambda desc, done, total: None
+        return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  transient=True, disable=not show, console=Console(stderr=True)) as bar:
+                  transient=True, auto_refresh=False, console=Console(stderr=True)) as bar:
         task = bar.add_task("", total=None)
 
         def progress(desc: str, done: int, total: int | None) -> None:
-            bar.update(task, description=desc[-50:], completed=done, total=total)
+            bar.update(task, description=desc[-50:], completed=done, total=total,
+                       refresh=True)
 
         yield progress
 
