@@ -174,19 +174,22 @@ def test_every_environment_variable_is_in_help():
     assert "TRACEDB_WORKERS" in _help("report")
 
 
-def test_shell_completion_can_be_installed():
+def test_shell_completion_can_be_installed(tmp_path):
     main = _help()
     assert "--install-completion" in main and "--show-completion" in main
-    import shutil
-
-    bash = shutil.which("bash")
-    if bash is None:
-        pytest.skip("no bash on this system")
-    # run from bash, as a user would: Typer finds the shell it was started from
-    script = subprocess.run([bash, "-c", f"'{sys.executable}' -m tracedb --show-completion"],
-                            capture_output=True, text=True, timeout=120)
+    # Typer finds the user's shell from its parent processes; here the shell is named
+    # (Typer's own switch for that), and HOME is a scratch directory
+    env = {"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1", "HOME": str(tmp_path),
+           "SHELL": "/bin/bash"}
+    script = tracedb("--show-completion", "bash", env=env)
     assert script.returncode == 0, script.stderr
     assert "_TRACEDB_COMPLETE=complete_bash" in script.stdout
+    installed = tracedb("--install-completion", "bash", env=env)
+    assert installed.returncode == 0, installed.stderr
+    assert "bash completion installed in" in installed.stdout
+    assert "_TRACEDB_COMPLETE=complete_bash" in "".join(
+        p.read_text() for p in tmp_path.rglob("*") if p.is_file())
+    assert ".bash_completions/tracedb.sh" in (tmp_path / ".bashrc").read_text()
     env = {"_TRACEDB_COMPLETE": "complete_bash", "COMP_WORDS": "tracedb diverge --format j",
            "COMP_CWORD": "3"}
     assert tracedb(env=env).stdout.split() == ["json"]
