@@ -60,14 +60,50 @@ FROM (SELECT run_id, key_id FROM tap GROUP BY run_id, key_id HAVING COUNT(*) > 1
 UNION ALL
 SELECT 'taps whose key id names another pairing key (run tracedb db rekey)', COUNT(*)
 FROM tap t LEFT JOIN tap_key k ON k.id = t.key_id
-WHERE k.id IS NULL OR k.channel <> t.channel OR k.key_name <> t.key_name
+LEFT JOIN tap_alias ca ON ca.kind = 'channel' AND ca.channel = t.channel
+WHERE k.id IS NULL OR k.channel <> COALESCE(ca.canonical, t.channel) OR k.key_name <> t.key_name
    OR k.loop_key <> t.loop_key OR k.key_occurrence <> t.key_occurrence
 UNION ALL
 SELECT 'taps whose pairing key is stale (run tracedb db rekey)', COUNT(*)
 FROM tap t
 WHERE t.key_name <> COALESCE(
         (SELECT a.canonical FROM tap_alias a
-         WHERE a.name = t.name AND a.channel = t.channel ORDER BY a.id LIMIT 1),
+         WHERE a.kind = 'name' AND a.name = t.name AND a.channel = t.channel ORDER BY a.id LIMIT 1),
         (SELECT a.canonical FROM tap_alias a
-         WHERE a.name = t.name AND a.channel = '*' ORDER BY a.id LIMIT 1),
+         WHERE a.kind = 'name' AND a.name = t.name AND a.channel = '*' ORDER BY a.id LIMIT 1),
         t.name)
+UNION ALL
+SELECT 'image files without their image', COUNT(*)
+FROM image_file f LEFT JOIN image i ON i.sha256 = f.image_sha256 WHERE i.sha256 IS NULL
+UNION ALL
+SELECT 'images no image file refers to', COUNT(*)
+FROM image i WHERE NOT EXISTS (SELECT 1 FROM image_file f WHERE f.image_sha256 = i.sha256)
+UNION ALL
+SELECT 'image and metric files without their bundle', COUNT(*)
+FROM (SELECT bundle_id FROM image_file UNION ALL SELECT bundle_id FROM metric_file
+      UNION ALL SELECT bundle_id FROM image_comparison) x
+LEFT JOIN bundle b ON b.id = x.bundle_id WHERE b.id IS NULL
+UNION ALL
+SELECT 'image comparisons whose image file or image is missing', COUNT(*)
+FROM image_comparison ic
+LEFT JOIN image_file rf ON rf.id = ic.ref_file_id
+LEFT JOIN image_file cf ON cf.id = ic.cand_file_id
+LEFT JOIN image ri ON ri.sha256 = rf.image_sha256
+LEFT JOIN image ci ON ci.sha256 = cf.image_sha256
+WHERE ri.sha256 IS NULL OR ci.sha256 IS NULL
+UNION ALL
+SELECT 'image comparisons whose recorded metrics file is missing', COUNT(*)
+FROM image_comparison ic LEFT JOIN metric_file mf ON mf.id = ic.metric_file_id
+WHERE ic.metric_file_id IS NOT NULL AND mf.id IS NULL
+UNION ALL
+SELECT 'worst pixels without their image comparison', COUNT(*)
+FROM image_worst w LEFT JOIN image_comparison ic ON ic.id = w.comparison_id
+WHERE ic.id IS NULL
+UNION ALL
+SELECT 'worst pixels outside their image comparison''s bounds', COUNT(*)
+FROM image_worst w JOIN image_comparison ic ON ic.id = w.comparison_id
+WHERE w.slow < 0 OR w.fast < 0 OR ic.slow IS NULL OR ic.fast IS NULL
+   OR w.slow >= ic.slow OR w.fast >= ic.fast OR w.rank < 1 OR w.rank > ic.worst_k
+UNION ALL
+SELECT 'metrics without their metrics file', COUNT(*)
+FROM metric m LEFT JOIN metric_file mf ON mf.id = m.file_id WHERE mf.id IS NULL

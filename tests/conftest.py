@@ -68,6 +68,17 @@ def pg_schema_url():
     return manager()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_inherited_terminal_width():
+    """GNU readline, which pytest loads, writes COLUMNS=80 and LINES into the process's C
+    environment (not ``os.environ``), so every CLI the tests start would draw its tables
+    for an 80-column terminal. The CLI's output is tested as a pipe shows it; a test
+    that wants a terminal width gives COLUMNS itself."""
+    for var in ("COLUMNS", "LINES"):
+        os.environ.pop(var, None)
+        os.unsetenv(var)
+
+
 @pytest.fixture
 def pg_url():
     """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""

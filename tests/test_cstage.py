@@ -205,7 +205,7 @@ def dump(image: bytes) -> dict:
 def test_c_and_python_stagers_write_the_same_rows(tmp_path):
     write_campaign(tmp_path / "c", pixels=40, stamps=1, seed=3)
     files = sorted(p for p in (tmp_path / "c").rglob("*.log"))
-    ctx = staging.StageContext(UNITS, (("*", "F_latt", "Flatt"),), {})
+    ctx = staging.StageContext(UNITS, (("*", "F_latt", "Flatt", "name"),), {})
     jobs = [(TraceFile(p, p.name, None), ()) for p in files]
     images = {}
     for impl in ("c", "python"):
@@ -255,7 +255,7 @@ def test_c_and_python_write_the_same_copy_text(tmp_path):
     write_campaign(tmp_path / "c", pixels=40, stamps=1, seed=3)
     files = sorted(p for p in (tmp_path / "c").rglob("*.log"))
     jobs = [(TraceFile(p, p.name, None), ()) for p in files]
-    sqlite_ctx = staging.StageContext(UNITS, (("*", "F_latt", "Flatt"),), {})
+    sqlite_ctx = staging.StageContext(UNITS, (("*", "F_latt", "Flatt", "name"),), {})
     staged = staging.stage_files((jobs, sqlite_ctx))
     keys = {k: 1000 + i for i, (_lid, k) in enumerate(staged.new_keys)}
     expected = dump(staging.stage_files(

@@ -151,7 +151,8 @@ def test_first_divergence_of_every_pixel_matches_the_planted_truth(campaign, tmp
                     got += f"[{r.first_loop_key}]"
                 if int(r.first_occurrence) > 1:
                     got += f"#{int(r.first_occurrence)}"
-            assert got == expected[f"{r.pixel[0]},{r.pixel[1]}"], (py_stamp, r.pixel)
+            pixel = f"{r.pixel_slow},{r.pixel_fast}"
+            assert got == expected[pixel], (py_stamp, pixel)
             assert r.status == ("match" if got is None else "diverged")
             checked += 1
     assert checked == 360

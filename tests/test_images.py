@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import text
 
@@ -213,7 +214,8 @@ def test_metrics_without_images_and_their_timeline(url, tmp_path):
     res = wh.ingest([root])
     assert res.stats["metric_files"] == 3 and res.stats["image_comparisons"] == 0
     tl = wh.metric_timeline("sum_ratio")
-    assert list(tl["stamp"]) == ["20250101T000000Z", "20250102T000000Z"]
+    assert list(tl["stamp"]) == [pd.Timestamp("2025-01-01", tz="UTC"),
+                                 pd.Timestamp("2025-01-02", tz="UTC")]
     assert list(tl["value"]) == [1.5, 1.25]
     rows = wh.rows("metric_timeline", name="runtime_c_ms")
     assert [(r["value"], r["unit"]) for r in rows] == [(516.0, "ms"), (516.0, "ms")]
@@ -279,13 +281,13 @@ def test_cli_images_formats(sqlite_url, tmp_path):
             "max_abs_diff", "ref_sum", "cand_sum", "sum_ratio", "outside_tolerance",
             "recorded", "worst"} <= set(row)
     assert row["case"] == "k" and row["ref_path"].endswith("k_c.npy")
-    assert row["worst"][0]["slow"] == 0 and row["outside_tolerance"] == 1
+    assert row["worst"][0]["pixel"] == [0, 0] and row["outside_tolerance"] == 1
     csv = run("images", "--format", "csv").stdout.splitlines()
     assert csv[0].startswith("id,case,stamp") and len(csv) == 2
     table = run("images")
     assert table.returncode == 0 and "diverged" in table.stdout
     nxt = json.loads(run("images", "--next-pixels", "1", "--format", "json").stdout)
-    assert [(r["slow"], r["fast"]) for r in nxt] == [(0, 0)]
+    assert [r["pixel"] for r in nxt] == [[0, 0]]
     tl = run("query", "metric_timeline", "--param", "name=sum_ratio", "--format", "json")
     assert tl.returncode == 0 and json.loads(tl.stdout) == []
 
@@ -335,9 +337,116 @@ def test_image_timeline_across_stamps_of_a_case(url, tmp_path):
     wh = tracedb.connect(url)
     assert wh.ingest([root]).ok
     tl = wh.image_timeline("k")
-    assert list(tl["stamp"]) == ["20250101T000000Z", "20250102T000000Z"]
+    assert list(tl["stamp"]) == [pd.Timestamp("2025-01-01", tz="UTC"),
+                                 pd.Timestamp("2025-01-02", tz="UTC")]
     assert list(tl["outside_tolerance"]) == [3, 1]
     assert list(tl["status"]) == ["diverged", "diverged"]
     assert list(wh.image_timeline("other")["status"]) == ["match"]
     # one image stored once, wherever it was found: three C copies, one content
     assert count(wh, "image_file") == 6 and count(wh, "image") == 3
+
+
+def test_outside_tolerance_is_counted_at_the_users_tolerance(url, tmp_path):
+    # three planted pixels, |a-b| = 2^-10, 2^-17, 2^-22 against 1.0 (relative
+    # 9.8e-4, 7.6e-6, 2.4e-7): each tolerance below lets a known number of them in
+    ref = np.ones((16, 24), dtype=np.float32)
+    cand = ref.copy()
+    cand[2, 3] += np.float32(2.0 ** -10)
+    cand[9, 20] += np.float32(2.0 ** -17)
+    cand[15, 0] += np.float32(2.0 ** -22)
+    case = tmp_path / "reports" / "tol" / "20250101T000000Z"
+    save_npy(case / "planted_c.npy", ref)
+    save_npy(case / "planted_py.npy", cand)
+    wh = tracedb.connect(url)
+    assert wh.ingest([tmp_path / "reports"]).ok
+
+    def at(**tol):
+        row = by_case(wh, **tol)["planted"]
+        return (row["outside_tolerance"], row["status"], row["rtol"], row["atol"],
+                [w["outside"] for w in row["worst"]])
+
+    assert at() == (3, "diverged", 1e-12, 0.0, [True, True, True])  # ingest's count
+    assert at(rtol=1e-6) == (2, "diverged", 1e-6, 0.0, [True, True, False])
+    assert at(rtol=1e-4) == (1, "diverged", 1e-4, 0.0, [True, False, False])
+    assert at(rtol=1e-2) == (0, "match", 1e-2, 0.0, [False, False, False])
+    assert at(atol=1e-5) == (1, "diverged", 1e-12, 1e-5, [True, False, False])
+    assert at(rtol=0.0, atol=2.0 ** -10) == (0, "match", 0.0, 2.0 ** -10,
+                                             [False, False, False])
+    assert list(wh.images(rtol=1e-6)["outside_tolerance"]) == [2]
+    # the stored count is unchanged: a recount writes nothing
+    assert at() == (3, "diverged", 1e-12, 0.0, [True, True, True])
+    proc = subprocess.run([sys.executable, "-m", "tracedb", "--db", url, "images",
+                           "--rtol", "1e-6"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "rtol=1e-06, atol=0" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "tracedb", "--db", url, "images",
+                           "--rtol", "1e-4", "--format", "json"], capture_output=True,
+                          text=True)
+    (row,) = json.loads(proc.stdout)
+    assert (row["outside_tolerance"], row["rtol"], row["atol"]) == (1, 1e-4, 0.0)
+
+
+def test_db_check_finds_broken_image_and_metric_rows(url, tmp_path):
+    # two planted cases; each corruption below is one a user would want named
+    for case, seed in (("alpha", 3), ("beta", 4)):
+        d = tmp_path / "reports" / case / "20250101T000000Z"
+        ref = rng_image((6, 8), seed=seed)
+        cand = ref.copy()
+        cand[1, 2] += 1
+        save_npy(d / f"{case}_c.npy", ref)
+        save_npy(d / f"{case}_py.npy", cand)
+        write(d / f"{case}_metrics.json", json.dumps({"correlation": 0.99}))
+    wh = tracedb.connect(url)
+    assert wh.ingest([tmp_path / "reports"]).ok
+    assert wh.check().problems.sum() == 0
+    rows = {r["case"]: r for r in wh.image_rows()}
+    a, b = rows["alpha"], rows["beta"]
+    other = "f" * 64
+    corrupt = [
+        ("UPDATE image SET compression = 'none', content = :blob WHERE sha256 = :sha",
+         {"blob": b"not the image", "sha": a["ref_sha256"]}),
+        ("UPDATE image SET shape = '[3, 16]' WHERE sha256 = :sha", {"sha": a["cand_sha256"]}),
+        ("UPDATE image_worst SET slow = 6 WHERE comparison_id = :id AND rank = 1",
+         {"id": a["id"]}),
+        ("UPDATE image_file SET image_sha256 = :other WHERE image_sha256 = :sha",
+         {"other": other, "sha": b["cand_sha256"]}),
+        ("UPDATE image_comparison SET metric_file_id = 999999 WHERE id = :id", {"id": b["id"]}),
+        ("INSERT INTO metric (file_id, seq, name, pointer, kind) "
+         "VALUES (999999, 0, 'x', '/x', 'null')", {}),
+    ]
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        con = sqlite3.connect(url.removeprefix("sqlite:///"))  # foreign keys off
+        with con:
+            for sql, params in corrupt:
+                con.execute(sql, params)
+        con.close()
+    else:
+        with wh.engine.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            for sql, params in corrupt:
+                conn.execute(text(sql), params)
+    checks = wh.check().set_index("check_name")
+    wh.close()
+    found = {name: int(n) for name, n in checks.problems.items() if n}
+    # SQLite's own foreign-key check sees the three rows that point at nothing, too
+    engine_check = found.pop("foreign keys (PRAGMA foreign_key_check)", 0)
+    assert engine_check == (3 if url.startswith("sqlite") else 0)
+    assert found == {
+        "images whose stored file does not match its hash, size or shape": 2,
+        "worst pixels outside their image comparison's bounds": 1,
+        "image files without their image": 1,
+        "images no image file refers to": 1,
+        "image comparisons whose image file or image is missing": 1,
+        "image comparisons whose recorded metrics file is missing": 1,
+        "metrics without their metrics file": 1,
+    }
+    detail = checks.detail["images whose stored file does not match its hash, size or shape"]
+    assert f"{a['ref_sha256'][:12]}: content does not match its SHA-256" in detail
+    assert f"{a['cand_sha256'][:12]}: shape [6, 8], recorded [3, 16]" in detail
+    proc = subprocess.run([sys.executable, "-m", "tracedb", "--db", url, "db", "check"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert f"error: {7 + bool(engine_check)} check(s) found problems" in proc.stderr
+    assert "worst pixels outside their image comparison's bounds" in proc.stdout

@@ -28,12 +28,13 @@ def test_example_tree_loads_with_sides_stamps_pixels(url):
     assert (s["trace_files"], s["bundles"], s["runs"], s["pixels"]) == (4, 2, 4, 2)
     assert s["parsed_lines"] + s["quarantined_lines"] == s["trace_lines"] > 0
     runs = wh.runs()
-    got = sorted((r.side, r.stamp, tuple(r.pixel)) for r in runs.itertuples())
+    got = sorted((r.side, r.stamp.strftime("%Y%m%dT%H%M%SZ"), (r.pixel_slow, r.pixel_fast))
+                 for r in runs.itertuples())
     assert got == [("c", "20260105T101500Z", (10, 20)), ("c", "20260105T101500Z", (30, 40)),
                    ("py", "20260105T103000Z", (10, 20)), ("py", "20260105T103000Z", (30, 40))]
     py = wh.runs(side="py", pixel=(10, 20)).iloc[0]
-    assert py.meta_stamp == "20260105T103112Z"  # both times kept
-    assert py.path_stamp == "20260105T103000Z"
+    assert py.meta_stamp == pd.Timestamp("2026-01-05 10:31:12", tz="UTC")  # both kept
+    assert py.path_stamp == pd.Timestamp("2026-01-05 10:30:00", tz="UTC")
     assert py.pixel_source == "metadata"
 
 
@@ -233,8 +234,8 @@ def test_in_file_markers_split_runs(url, tmp_path):
     wh = tracedb.connect(url)
     wh.ingest([tmp_path / "r"])
     runs = wh.runs()
-    assert sorted(tuple(p) for p in runs.pixel) == [(0, 0), (2048, 2048)]
-    first = runs[[tuple(p) == (0, 0) for p in runs.pixel]].iloc[0]
+    assert sorted(zip(runs.pixel_slow, runs.pixel_fast, strict=True)) == [(0, 0), (2048, 2048)]
+    first = runs[(runs.pixel_slow == 0) & (runs.pixel_fast == 0)].iloc[0]
     # geometry printed before the first marker belongs to the first pixel
     assert list(wh.taps(int(first.id)).name) == ["distance_m", "I_pixel_final"]
     assert set(runs.pixel_source) == {"marker"}
@@ -266,7 +267,8 @@ def test_single_file_path_can_be_ingested(url, tree):
     res = wh.ingest([f])
     assert res.stats["runs"] == 1
     run = wh.runs().iloc[0]
-    assert (run.side, run.stamp, run.pixel) == ("py", "20250101T010000Z", [3, 4])
+    assert (run.side, run.stamp, run.pixel_slow, run.pixel_fast) == (
+        "py", pd.Timestamp("2025-01-01 01:00", tz="UTC"), 3, 4)
     assert PY_TRACE.count("\n") == int(run.taps)
     # a file named on its own still finds the metadata JSON beside it
     with wh.engine.connect() as conn:

@@ -77,17 +77,21 @@ def test_a_per_phi_json_pairs_with_the_c_text_trace_of_its_pixel(url, tmp_path):
 def test_the_ingest_table_counts_json_values(url, tmp_path):
     proc = run_cli(url, "ingest", str(_per_phi_pair(tmp_path)))
     assert proc.returncode == 0, proc.stderr
-    counts = dict(line.strip("│ ").split("│")[:2] for line in proc.stdout.splitlines()
-                  if line.startswith("│") and "json_" in line)
+    # piped, the table is plain: ASCII borders
+    counts = dict(line.strip("| ").split("|")[:2] for line in proc.stdout.splitlines()
+                  if line.startswith("|") and "json_" in line)
     assert {k.strip(): v.strip() for k, v in counts.items()} == {
         "json_files": "1", "json_values": "12", "json_quarantined": "0"}
 
 
 def test_a_tap_file_with_subpixels_pairs_through_loop_keys_and_aliases(url, tmp_path):
+    # nanoBragg's naming: the tap file hkl_subpixel is the C audit's TRACE_C_TAP5_HKL
+    # (a channel alias seeded by migration 0014), hkl_fractional is hkl_frac
     capture(tmp_path, C_STAMP, "c", (2048, 2048), [
-        "{P}: omega_pixel 1e-08",
-        "{P}: subpixel=0 0 hkl_frac=0.1 0.2 0.3 F_cell=100",
-        "{P}: subpixel=0 1 hkl_frac=0.4 0.5 0.6 F_cell=100"])
+        "{P}: omega_pixel 2e-08",
+        "{P}_TAP5_HKL: omega_pixel 1e-08",
+        "{P}_TAP5_HKL: subpixel=0 0 hkl_frac=0.1 0.2 0.3 F_cell=100",
+        "{P}_TAP5_HKL: subpixel=0 1 hkl_frac=0.4 0.5 0.6 F_cell=100"])
     _write(_py_dir(tmp_path) / "pixel_2048_2048_hkl_subpixel.json", {
         "tap_id": "hkl_subpixel", "pixel_coords": [2048, 2048], "values": {
             "omega_pixel": 1e-08, "subpixels": [
@@ -97,16 +101,93 @@ def test_a_tap_file_with_subpixels_pairs_through_loop_keys_and_aliases(url, tmp_
     wh = tracedb.connect(url)
     assert wh.ingest([tmp_path / "reports"]).ok
     summary = wh.diverge()
-    assert [list(p) for p in summary["pixel"]] == [[2048, 2048]]
+    assert list(zip(summary.pixel_slow, summary.pixel_fast, strict=True)) == [(2048, 2048)]
     diff = wh.diff(summary.attrs["set_id"])
-    got = {(r.tap, r.loop_key): (r.ref_value, r.cand_value, r.status) for r in diff.itertuples()}
-    assert got[("omega_pixel", "")] == ("1e-08", "1e-08", "match")
-    assert got[("hkl_frac", "subpixel=0,0")] == ("0.1 0.2 0.3", "0.1 0.2 0.3", "match")
-    assert got[("hkl_frac", "subpixel=0,1")] == ("0.4 0.5 0.6", "0.4 0.5 0.7", "diverged")
-    assert got[("F_cell", "subpixel=0,1")][2] == "match"
-    assert got[("out_of_bounds", "subpixel=0,1")][1:] == ("false", "missing_ref")
+    got = {(r.channel, r.tap, r.loop_key): (r.ref_value, r.cand_value, r.status)
+           for r in diff.itertuples()}
+    # the tap file's omega_pixel meets the TAP5_HKL line, not the main channel's
+    assert got[("TAP5_HKL", "omega_pixel", "")] == ("1e-08", "1e-08", "match")
+    assert got[("", "omega_pixel", "")][::2] == ("2e-08", "missing_cand")
+    assert got[("TAP5_HKL", "hkl_frac", "subpixel=0,0")] == ("0.1 0.2 0.3", "0.1 0.2 0.3",
+                                                             "match")
+    assert got[("TAP5_HKL", "hkl_frac", "subpixel=0,1")] == ("0.4 0.5 0.6", "0.4 0.5 0.7",
+                                                             "diverged")
+    assert got[("TAP5_HKL", "F_cell", "subpixel=0,1")][2] == "match"
+    assert got[("hkl_subpixel", "out_of_bounds", "subpixel=0,1")][1:] == ("false",
+                                                                         "missing_ref")
     first = summary.iloc[0]
     assert first["first_tap"] == "hkl_frac"
+
+
+def test_a_channel_alias_pairs_a_tap_file_with_its_c_channel(url, tmp_path):
+    """A tap point nanoBragg's seed does not know: unpaired until `tracedb alias
+    --channels` names its C channel; then paired, the keys current for db check."""
+    capture(tmp_path, C_STAMP, "c", (3, 4), ["{P}_TAP9: scale 2.5", "{P}_TAP9: count 7"])
+    _write(_py_dir(tmp_path) / "pixel_3_4_my_tap.json", {
+        "tap_id": "my_tap", "pixel_coords": [3, 4],
+        "values": {"scale": 2.5, "count": 8}})
+    wh = tracedb.connect(url)
+    assert wh.ingest([tmp_path / "reports"]).ok
+    before = wh.diverge().iloc[0]
+    assert before["status"] == "nothing compared"
+    result = run_cli(url, "alias", "my_tap", "TAP9", "--channels", "--note", "tap 9")
+    assert result.returncode == 0, result.stderr
+    assert "channel my_tap -> channel TAP9" in result.stdout
+    summary = wh.diverge()
+    diff = wh.diff(summary.attrs["set_id"])
+    got = {r.tap: (r.ref_value, r.cand_value, r.status) for r in diff.itertuples()
+           if r.channel == "TAP9"}
+    assert got == {"scale": ("2.5", "2.5", "match"), "count": ("7", "8", "diverged")}
+    check = run_cli(url, "db", "check")
+    assert check.returncode == 0, check.stdout
+    # a later ingest of another tap file of that tap point pairs at load time
+    _write(tmp_path / "reports" / "ini" / "ph" / "20250101T020000Z" / "py_taps"
+           / "pixel_3_4_my_tap.json", {"tap_id": "my_tap", "pixel_coords": [3, 4],
+                                       "values": {"scale": 2.5, "count": 7}})
+    assert wh.ingest([tmp_path / "reports"]).ok
+    assert wh.diverge().iloc[0]["status"] == "match"
+    assert run_cli(url, "db", "check").returncode == 0
+
+
+def test_corpus_tap_files_pair_with_the_c_tap_lines(corpus, tmp_path):
+    """The PyTorch tap files of phase_e0 against the C audit's TAP5 lines of the same
+    pixel; the values below are read from the files."""
+    wh = tracedb.connect(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    assert wh.ingest([corpus]).stats["errors"] == 0
+
+    def side_by_side(c_path, py_path):
+        summary = wh.diverge(ref=f"c path:{c_path}", cand=f"py path:{py_path}")
+        assert len(summary) == 1
+        diff = wh.diff(summary.attrs["set_id"])
+        return summary.iloc[0], {(r.tap, r.loop_key): (r.ref_value, r.cand_value, r.status)
+                                 for r in diff.itertuples()}
+
+    # 20251010T121436Z/c_taps/pixel_0_0_hkl.log line 169 (TRACE_C_TAP5_HKL) against
+    # 20251010T120355Z/py_taps/pixel_0_0_hkl_subpixel.json, subpixel [0, 0]
+    pair, got = side_by_side("121436Z/c_taps/pixel_0_0_hkl",
+                             "120355Z/py_taps/pixel_0_0_hkl_subpixel")
+    assert (pair["compared"], pair["diverged"]) == (12, 8)
+    assert got[("hkl_frac", "subpixel=0,0")] == (
+        "-7.90066326185654 39.3563516142271 -39.3563516142271",
+        "-7.902478764625841 39.36078210112817 -39.36078210112817", "diverged")
+    assert got[("F_cell", "subpixel=0,0")] == ("100", "100.0", "match")
+    assert got[("out_of_bounds", "subpixel=0,0")] == ("1", "false", "diverged")
+    # C writes the rounded hkl as three scalars, PyTorch as one vector: not paired,
+    # each listed as one side's
+    assert got[("hkl_rounded", "subpixel=0,0")][1:] == ("-8 39 -39", "missing_ref")
+    assert got[("h0", "subpixel=0,0")][::2] == ("-8", "missing_cand")
+    # 20251010T112334Z/c_taps/pixel_0_0_tap5.log (TRACE_C_TAP5) against
+    # 20251010T110735Z/py_taps/pixel_0_0_intensity_pre_norm.json
+    pair, got = side_by_side("112334Z/c_taps/pixel_0_0_tap5",
+                             "110735Z/py_taps/pixel_0_0_intensity_pre_norm")
+    assert (pair["compared"], pair["diverged"]) == (6, 4)
+    assert got[("I_before_scaling", "")] == ("141520.166457388", "35428.86956119085",
+                                             "diverged")
+    assert got[("steps", "")] == ("4", "4", "match")
+    assert got[("omega_pixel", "")] == ("8.86109941671327e-09", "8.861350630422489e-09",
+                                        "diverged")
+    assert got[("polar", "")] == ("0.961276939690433", "0.9612856578368705", "diverged")
+    assert got[("capture_fraction", "")][2] == "match"
 
 
 def test_nothing_lost_every_leaf_is_a_value_or_quarantined(url, tmp_path):

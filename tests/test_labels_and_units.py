@@ -128,7 +128,7 @@ def test_side_off_undecided_says_one_side(url, tmp_path, c_more, py_more):
     _, s, _, _ = compare(url, tmp_path, ["{P}: beam_m 0.0001", *c_more],
                          ["{P}: beam_m 0.1", *py_more])
     assert s.first_tap == "beam_m"
-    assert s.first_suspect_side is None
+    assert pd.isna(s.first_suspect_side)
     assert s.first_unit_hint == "one side is off by x1e3 (m <-> mm)"
 
 

@@ -15,7 +15,8 @@ from tracedb.store.queries import connection
 
 from .test_diverge import capture
 
-SUMMARY = ["pixel", "status", "compared", "matched", "diverged", "print_precision",
+SUMMARY = ["pixel_slow", "pixel_fast",
+           "status", "compared", "matched", "diverged", "print_precision",
            "accepted", "missing_ref", "missing_cand", "first_tap", "first_ref_line",
            "first_cand_line", "first_ratio", "first_unit_hint", "first_suspect_side"]
 ROW = ["comparison", "ref_tap_id", "cand_tap_id", "key_name", "loop_key", "occurrence",

@@ -7,6 +7,7 @@ import math
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -241,22 +242,65 @@ def test_diff_txt_lists_every_tap_in_reference_order(url, campaign, tmp_path):
     assert len({len(ln.split("  values")[0]) for ln in txt.splitlines() if "  values" in ln}) == 1
 
 
-def test_commands_txt_replays(url, campaign, tmp_path):
-    _, _ = make(url, campaign, tmp_path / "out", rtol=1e-9)
-    txt = read(tmp_path / "out" / "commands.txt")
-    assert "tracedb ingest reports" in txt
+def _files(d):
+    """Every file of a report: {relative path: bytes}, the marked timestamp line out."""
+    out = {}
+    for p in sorted(d.rglob("*")):
+        if p.is_file():
+            data = p.read_bytes()
+            if p.name == "first_divergence.md":
+                data = b"\n".join(ln for ln in data.split(b"\n")
+                                  if b"generation timestamp" not in ln)
+            out[p.relative_to(d).as_posix()] = data
+    return out
+
+
+def test_commands_txt_replays_from_any_directory_byte_for_byte(url, campaign, tmp_path):
+    import os
+    import shutil
+
+    work = tmp_path / "work"
+    shutil.copytree(campaign, work / "reports")
+    # on SQLite a warehouse named relative to where the commands ran
+    db = "sqlite:///w.sqlite" if url.startswith("sqlite") else url
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}"
+                                 f"{os.environ.get('PATH', '')}"}
+    env.pop("TRACEDB_URL", None)
+
+    def tracedb_cli(*args, cwd):
+        proc = subprocess.run([sys.executable, "-m", "tracedb", "--db", db, *args], cwd=cwd,
+                              capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    tracedb_cli("ingest", "reports", cwd=work)
+    tracedb_cli("report", "out", "--ref", "c@20250101T000000Z", "--cand",
+                "py@20250101T010000Z", "--rtol", "1e-9", cwd=work)
+    txt = read(work / "out" / "commands.txt")
+    ingest = shlex.join(["tracedb", "--db", db, "ingest", "reports"])
+    assert f"(cd {shlex.quote(str(work))} && {ingest})" in txt
     report_line = [ln for ln in txt.splitlines() if " report " in ln and not ln.startswith("#")]
-    argv = shlex.split(report_line[0])
+    argv = shlex.split(report_line[0].replace('"${1:-$(mktemp -d)}"', "OUTDIR"))
     assert argv[argv.index("--rtol") + 1] == "1e-09"
     assert argv[argv.index("--ref") + 1] == "c@20250101T000000Z"
     assert "--model" in argv and "--atol" in argv
-    # replaying it (into a new directory) reproduces the report
-    argv[argv.index("report") + 1] = str(tmp_path / "replay")
-    argv[argv.index("--db") + 1] = url
-    proc = subprocess.run([sys.executable, "-m", "tracedb", *argv[1:]], capture_output=True,
-                          text=True)
+    if url.startswith("sqlite"):  # the warehouse made absolute
+        assert argv[argv.index("--db") + 1] == f"sqlite:///{work / 'w.sqlite'}"
+    # replayed from another directory, into a directory of its own: the same report
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = subprocess.run(["sh", str(work / "out" / "commands.txt"), "replay"],
+                          cwd=elsewhere, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert read(tmp_path / "replay" / "summary.md") == read(tmp_path / "out" / "summary.md")
+    original, replayed = _files(work / "out"), _files(elsewhere / "replay")
+    assert sorted(replayed) == sorted(original)
+    for name, data in original.items():
+        assert replayed[name] == data, name
+    # without OUTDIR it writes a new directory, never over the report it came with
+    proc = subprocess.run(["sh", str(work / "out" / "commands.txt")], cwd=elsewhere,
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert _files(work / "out") == original
 
 
 def test_env_json_provenance(url, campaign, tmp_path):
@@ -267,6 +311,14 @@ def test_env_json_provenance(url, campaign, tmp_path):
     assert env["database"]["dialect"] in ("sqlite", "postgresql") and env["database"]["version"]
     assert env["tolerance"] == {"rtol": 1e-12, "atol": 0.0, "mode": "default",
                                 "rule": "|a-b| <= atol + rtol*max(|a|,|b|)"}
+    import matplotlib
+    import numpy
+    import pandas
+    import sqlalchemy
+
+    libs = env["libraries"]
+    assert (libs["sqlalchemy"], libs["numpy"], libs["pandas"], libs["matplotlib"]) == (
+        sqlalchemy.__version__, numpy.__version__, pandas.__version__, matplotlib.__version__)
     srcs = env["sources"]
     assert len(srcs) == 4
     c = [s for s in srcs if s["side"] == "c" and s["pixel"] == [10, 20]][0]
@@ -276,6 +328,37 @@ def test_env_json_provenance(url, campaign, tmp_path):
 
     f = next(campaign.rglob("c_traces/pixel_10_20.log"))
     assert c["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+
+
+def test_paths_in_a_report_are_relative_to_the_tree(url, campaign, tmp_path):
+    # the tree named by its absolute path: the report shows it from its reports/ folder
+    assert campaign.is_absolute() and campaign.name == "reports"
+    make(url, campaign, tmp_path / "out")
+    env = json.loads(read(tmp_path / "out" / "env" / "trace_env.json"))
+    assert sorted(s["path"] for s in env["sources"])[0] == \
+        "reports/ini/phase/20250101T000000Z/c_traces/pixel_10_20.log"
+    assert {s["bundle"] for s in env["sources"]} == {
+        "reports/ini/phase/20250101T000000Z", "reports/ini/phase/20250101T010000Z"}
+    assert "reports/ini/phase/20250101T010000Z/py_traces/pixel_30_40.log" in \
+        read(tmp_path / "out" / "first_divergence.md")
+    # no file names this machine's folders (the warehouse's URL is absolute on purpose:
+    # commands.txt replays with it)
+    for p in (tmp_path / "out").rglob("*"):
+        if p.is_file() and p.suffix != ".png" and p.name != "commands.txt":
+            text = read(p).replace(env["database"]["url"], "")
+            assert str(tmp_path) not in text, p
+
+
+@pytest.mark.parametrize("path, shown", [
+    ("reports/a/b.log", "reports/a/b.log"),
+    ("/srv/me/x/reports/ini/20250101T000000Z/c.log", "reports/ini/20250101T000000Z/c.log"),
+    ("../../corpus/reports/a/b.log", "reports/a/b.log"),
+    ("/data/camp/20250101T000000Z/c_traces/p.log", ".../20250101T000000Z/c_traces/p.log"),
+])
+def test_portable_path(path, shown):
+    from tracedb.present.report import portable_path
+
+    assert portable_path(path) == shown
 
 
 def test_password_is_masked(pg_url, campaign, tmp_path):
@@ -424,3 +507,26 @@ def test_factor_model_formulas_that_are_refused(formula, message):
 
     with pytest.raises(TracedbError, match=message):
         parse_model(formula)
+
+
+@pytest.mark.parametrize("ratio, rel_delta, size", [
+    (1e-3, 1 - 1e-3, 999.0),  # C printed x1e-3: as far apart as x1e3
+    (1e10, 1 - 1e-10, 1e10 - 1),  # x1e10 is drawn far above x1e3, not beside it
+    (None, 1e-12, 1e-12 / (1 - 1e-12)),  # a vector's components with different ratios
+    (1.0, 0.0, 0.0),
+    (None, 2.0, None),  # sign differs: no finite size, drawn on its own line
+])
+def test_the_profile_shows_the_size_of_each_difference(ratio, rel_delta, size):
+    from tracedb.present.plots import difference_size
+
+    got = difference_size({"ratio": ratio, "rel_delta": rel_delta})
+    assert got == size if size is None or size == 0 else math.isclose(got, size, rel_tol=1e-9)
+
+
+def test_plots_use_a_colour_blind_safe_palette():
+    from tracedb.present.plots import STATUS_COLORS
+
+    okabe_ito = {"#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
+                 "#000000"}
+    assert set(STATUS_COLORS.values()) <= okabe_ito
+    assert len(set(STATUS_COLORS.values())) == len(STATUS_COLORS)

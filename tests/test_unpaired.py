@@ -75,7 +75,7 @@ def test_diverge_lists_a_pixel_traced_on_one_side_in_every_format(url, tmp_path)
     assert "| no cand run |" in _line(md, "3,4")
     assert _line(md, "5,6").startswith(f"| 5,6 | none | run {d_run} py@{PY_STAMP} | 0 |")
     assert "| no ref run |" in _line(md, "5,6")
-    rows = {r["pixel"]: r for r in csv.DictReader(io.StringIO(
+    rows = {f'{r["pixel_slow"]},{r["pixel_fast"]}': r for r in csv.DictReader(io.StringIO(
         run_cli(url, "diverge", "--format", "csv").stdout))}
     assert (rows["3,4"]["status"], rows["3,4"]["cand_run"], rows["3,4"]["compared"]) == (
         "missing_cand", "", "0")
@@ -102,7 +102,7 @@ def test_api_frames_and_records_hold_unpaired_pixels(url, tmp_path):
     assert [(tuple(r["pixel"]), r["status"]) for r in found.rows] == [
         (A, "match"), (B, "missing_cand"), (D, "missing_ref")]
     df = wh.diverge()
-    df = df.set_index(df.pixel.map(tuple))
+    df = df.set_index([df.pixel_slow, df.pixel_fast])
     assert df.status[B] == "missing_cand" and df.compared[B] == 0
     assert df.cand_run.isna()[B] and not df.ref_run.isna()[B]
     assert df.ref_run.isna()[D] and df.missing_ref[D] == 1
@@ -129,9 +129,9 @@ def test_timeline_shows_a_missing_run(url, tmp_path):
     wh.ingest([tmp_path / "reports"])
     only_c = json.loads(run_cli(url, "timeline", "--pixel", "3,4", "--format", "json").stdout)
     assert [(t["status"], t["ref_run"], t["cand_run"], t["compared"])
-            for t in only_c["timeline"]] == [("missing_cand", _run_of(wh, B), None, 0)]
+            for t in only_c] == [("missing_cand", _run_of(wh, B), None, 0)]
     only_py = json.loads(run_cli(url, "timeline", "--pixel", "5,6", "--format", "json").stdout)
-    assert [(t["status"], t["ref_run"], t["cand_stamp"]) for t in only_py["timeline"]] == [
+    assert [(t["status"], t["ref_run"], t["cand_stamp"]) for t in only_py] == [
         ("missing_ref", None, PY_STAMP), ("missing_ref", None, PY_LATER)]
     table = run_cli(url, "timeline", "--pixel", "3,4")
     assert table.returncode == 0 and "NO CAND RUN" in table.stdout

@@ -18,7 +18,15 @@ from . import __version__, curate
 from .compare import causes, requests, results
 from .errors import TracedbError
 from .store import health, queries
-from .store.engine import Handle, current_revision, mask_argv, mask_secrets, upgrade, utcnow
+from .store.engine import (
+    Handle,
+    absolute_url,
+    current_revision,
+    mask_argv,
+    mask_secrets,
+    upgrade,
+    utcnow,
+)
 
 if TYPE_CHECKING:  # the loader (and numpy) is imported by the first ingest, not by analysis
     from .ingest.loader import IngestResult, ProgressFn
@@ -36,13 +44,43 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+#: Columns that only tie rows together inside the warehouse (comparison sets, groups,
+#: bundles); a frame puts them last, after what a reader looks at.
+INTERNAL_IDS = ("comparison_id", "previous_comparison_id", "set_id", "grp", "ordinal",
+                "bundle_id", "tap_id", "command_id", "source_file_id", "pixel_id")
+#: How the warehouse writes a stamp (``ingest.names``): UTC, to the second.
+STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
 def _frame(rows: list[dict], columns: list[str] | None = None, attrs: dict | None = None):
-    """A DataFrame from records (built column by column: much faster than from rows)."""
+    """A DataFrame from records (built column by column: much faster than from rows),
+    in the API's conventions: a ``pixel`` ([slow, fast] or None) as the two nullable
+    ``Int64`` columns ``pixel_slow`` and ``pixel_fast``; stamps (``stamp``,
+    ``*_stamp``) as timezone-aware UTC datetimes; every missing value ``pd.NA`` (or
+    ``NaT``) in nullable dtypes; internal ids (:data:`INTERNAL_IDS`) last."""
     import pandas as pd
 
     if columns is None:
         columns = getattr(rows, "columns", None) or (list(rows[0]) if rows else [])
-    df = pd.DataFrame({c: [r[c] for r in rows] for c in columns}, columns=columns)
+    data: dict = {}
+    for c in columns:
+        values = [r[c] for r in rows]
+        if c == "pixel":
+            data["pixel_slow"] = pd.array([None if p is None else p[0] for p in values],
+                                          dtype="Int64")
+            data["pixel_fast"] = pd.array([None if p is None else p[1] for p in values],
+                                          dtype="Int64")
+        elif c == "stamp" or c.endswith("_stamp"):
+            data[c] = pd.to_datetime(pd.Series(values, dtype=object), format=STAMP_FORMAT,
+                                     utc=True)
+        else:
+            data[c] = values
+    df = pd.DataFrame(data, columns=list(data)).convert_dtypes()
+    for c in df.columns:
+        if df[c].dtype == object:  # dicts and lists (roots, worst, components)
+            df[c] = df[c].astype(object).where(df[c].notna(), pd.NA)
+    df = df[[c for c in df.columns if c not in INTERNAL_IDS]
+            + [c for c in df.columns if c in INTERNAL_IDS]]
     df.attrs.update(attrs or {})
     return df
 
@@ -193,7 +231,7 @@ class Warehouse:
     def runs(self, *, side: str | None = None, stamp: str | None = None,
              pixel: tuple[int, int] | None = None, path: str | None = None,
              run_id: int | None = None):
-        """Loaded runs, filtered; a pandas DataFrame (pixel as [slow, fast] or None)."""
+        """Loaded runs, filtered; a pandas DataFrame (``pixel_slow``, ``pixel_fast``)."""
         return _frame(self.run_rows(side=side, stamp=stamp, pixel=pixel, path=path,
                                     run_id=run_id))
 
@@ -215,22 +253,27 @@ class Warehouse:
 
     # -- images and recorded metrics ---------------------------------------------
     def image_rows(self, *, case: str | None = None, stamp: str | None = None,
-                   path: str | None = None, worst: int | None = None) -> list[dict]:
+                   path: str | None = None, worst: int | None = None,
+                   rtol: float | None = None, atol: float | None = None) -> list[dict]:
         """Image comparisons as records (see ``compare.images.comparisons``): figures,
-        the recorded metrics and their check, the ``worst`` worst pixels (None: all)."""
+        the recorded metrics and their check, the ``worst`` worst pixels (None: all);
+        with ``rtol``/``atol`` the pixels outside that tolerance, counted again."""
         from .compare import images
 
         return images.comparisons(self.db.reads(), case=case, stamp=stamp, path=path,
-                                  worst=worst)
+                                  worst=worst, rtol=rtol, atol=atol)
 
     def images(self, *, case: str | None = None, stamp: str | None = None,
-               path: str | None = None, worst: int | None = None):
+               path: str | None = None, worst: int | None = None,
+               rtol: float | None = None, atol: float | None = None):
         """Image comparisons, one row per comparison (``recorded``, ``recorded_check``
-        and ``worst`` hold dicts and lists); ordered by case, then stamp."""
+        and ``worst`` hold dicts and lists); ordered by case, then stamp.
+        ``outside_tolerance`` is at the row's ``rtol``/``atol``: ingest's (diverge's
+        defaults) unless ``rtol`` or ``atol`` is given."""
         from .compare.images import JSON_COLUMNS
 
-        return _frame(self.image_rows(case=case, stamp=stamp, path=path, worst=worst),
-                      JSON_COLUMNS)
+        return _frame(self.image_rows(case=case, stamp=stamp, path=path, worst=worst,
+                                      rtol=rtol, atol=atol), JSON_COLUMNS)
 
     def image_timeline(self, case: str):
         """One case's image comparisons stamp after stamp: how its figures moved."""
@@ -332,6 +375,11 @@ class Warehouse:
         """Pair taps named ``name`` with taps named ``canonical``."""
         curate.add_alias(self.db, name, canonical, channel, note)
 
+    def add_channel_alias(self, channel: str, canonical: str,
+                          note: str | None = None) -> None:
+        """Pair every tap written on ``channel`` on channel ``canonical`` (and rekey)."""
+        curate.add_channel_alias(self.db, channel, canonical, note)
+
     def rekey(self) -> None:
         """Recompute every tap's pairing key from tap_alias (after editing it by SQL)."""
         with self.db.store.write_connection(self.engine) as conn, conn.begin():
@@ -345,16 +393,20 @@ class Warehouse:
         return curate.accept(self.db, name, reason, utcnow(), channel, loop_key, run_id)
 
     def alias_rows(self) -> list[dict]:
-        """The aliases (name, canonical, channel, note) as records."""
+        """The aliases (kind, name, canonical, channel, note) as records."""
         return curate.alias_rows(self.db)
 
     def aliases(self):
-        """The aliases (name, canonical, channel, note); a pandas DataFrame."""
+        """The aliases (kind, name, canonical, channel, note); a pandas DataFrame."""
         return _frame(self.alias_rows())
 
     def remove_alias(self, name: str, channel: str = "*") -> None:
         """Remove the alias of ``name`` on ``channel``; its taps pair by name again."""
         curate.remove_alias(self.db, name, channel)
+
+    def remove_channel_alias(self, channel: str) -> None:
+        """Remove the alias of channel ``channel``; its taps pair on it again."""
+        curate.remove_channel_alias(self.db, channel)
 
     def accepted_rows(self) -> list[dict]:
         """The accepted divergences (id, tap, channel, loop_key, run_id, reason,
@@ -450,12 +502,35 @@ class Warehouse:
             command.finish("ok", {"files": len(rep.files), "set_id": rep.set_id})
         return rep
 
+    # -- browsing -------------------------------------------------------------------
+    def browse_metadata(self) -> dict:
+        """The Datasette metadata ``tracedb browse`` serves this warehouse with."""
+        from . import browse
+
+        return browse.metadata(browse.sqlite_file(self.url).stem)
+
+    def browse(self, host: str = "127.0.0.1", port: int = 8001,
+               open_browser: bool = False) -> None:
+        """Serve this warehouse (a SQLite file) in Datasette, read-only, until
+        interrupted (the ``browse`` extra)."""
+        from . import browse
+
+        browse.serve(self.db, host=host, port=port, open_browser=open_browser)
+
     # -- health ---------------------------------------------------------------------
     def check_rows(self) -> tuple[list[dict], list[str]]:
         """Consistency checks (orphans, counts, every TRACE line accounted for) and the
         engine's own: (check_name, problems, detail) records, and notes about
         interrupted commands."""
-        return health.check(self.db)
+        from .compare.images import stored_image_problems
+
+        rows, notes = health.check(self.db)
+        with self.engine.connect() as conn:
+            bad = stored_image_problems(conn)
+        rows.append({"check_name": "images whose stored file does not match its hash, "
+                                   "size or shape", "problems": len(bad),
+                     "detail": "; ".join(bad[:5])})
+        return rows, notes
 
     def check(self):
         """:meth:`check_rows` as a DataFrame of (check_name, problems, detail), the notes
@@ -477,7 +552,8 @@ class Warehouse:
         import pandas as pd
 
         cols, rows = self.sql_rows(statement, timeout)
-        return pd.DataFrame(rows, columns=cols)  # from tuples: a name may repeat
+        # from tuples: a name may repeat; missing values NA, as in every frame
+        return pd.DataFrame(rows, columns=cols).convert_dtypes()
 
 
 def _report_data(db, found: results.Divergences, model: str):
@@ -503,7 +579,7 @@ def _report_data(db, found: results.Divergences, model: str):
         gap=rows("factor_gap", model=model), provenance=rows("provenance"),
         loads=[_masked_load(r) for r in rows("load_commands")], model=model,
         database={"dialect": db.engine.dialect.name, "version": version,
-                  "url": db.display_url})
+                  "url": mask_secrets(absolute_url(db.url))})
 
 
 def _masked_load(row: dict) -> dict:
@@ -517,9 +593,9 @@ def _masked_load(row: dict) -> dict:
 def report_argv(url: str, outdir, *, ref=None, cand=None, pixels=None, rtol=1e-12, atol=0.0,
                 strict=False, unicode=False, force=False, model="nanoBragg", save=False
                 ) -> list[str]:
-    """The full `tracedb report` command line (every option explicit, secrets masked)
-    for commands.txt."""
-    argv = ["tracedb", "--db", url, "report", Path(outdir).as_posix()]
+    """The full `tracedb report` command line (every option explicit, the warehouse
+    URL absolute, secrets masked) for commands.txt."""
+    argv = ["tracedb", "--db", absolute_url(url), "report", Path(outdir).as_posix()]
     for opt, val in (("--ref", ref), ("--cand", cand)):
         if val is not None:
             argv += [opt, val]

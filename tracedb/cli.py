@@ -20,12 +20,11 @@ from typer.core import TyperGroup
 
 from .cli_options import (
     CandOpt,
+    DivergeFmt,
     Fmt,
     FormatOpt,
-    IngestFmt,
     PixelOpt,
     RefOpt,
-    ReportFmt,
     SaveOpt,
     emit,
     list_rows,
@@ -166,7 +165,7 @@ def _ingest_code(result, fail_on_quarantine: bool) -> int:
 @app.command()
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="Report trees or trace files to load.")],
-    fmt: Annotated[IngestFmt, typer.Option("--format", help="table or json")] = IngestFmt.table,
+    fmt: FormatOpt = Fmt.table,
     workers: Annotated[int | None, typer.Option(
         envvar="TRACEDB_WORKERS", min=0,
         help="read, parse and stage in this many worker processes, for 300+ files "
@@ -193,7 +192,7 @@ def ingest(
     new version. Exit code 2 when a path is missing or a file or bundle failed.
     """
     argv = ["tracedb"] + (["--db", state.url] if state.url else []) + ["ingest", *paths] \
-        + (["--format", fmt.value] if fmt != IngestFmt.table else []) \
+        + (["--format", fmt.value] if fmt != Fmt.table else []) \
         + ([] if follow_links else ["--no-follow-links"]) \
         + (["--fail-on-quarantine"] if fail_on_quarantine else []) \
         + (["--watch", "--debounce", f"{debounce:g}"] if watch else [])
@@ -232,10 +231,10 @@ def runs(
     """List loaded runs (one side of one trace capture for one pixel)."""
     with _open() as wh:
         rows = wh.run_rows(side=side, stamp=stamp, pixel=parse_pixel(pixel), path=path)
-    if fmt == Fmt.table:  # JSON and CSV keep null: no side is named
+    if fmt in (Fmt.table, Fmt.md):  # JSON and CSV keep null: no side is named
         for r in rows:
             r["side"] = r["side"] or "unknown"
-    list_rows(rows, RUN_COLUMNS if fmt != Fmt.table else RUN_TABLE, fmt)
+    list_rows(rows, RUN_TABLE if fmt in (Fmt.table, Fmt.md) else RUN_COLUMNS, fmt)
 
 
 @app.command()
@@ -279,11 +278,19 @@ def images(
     next_pixels: Annotated[int | None, typer.Option(
         "--next-pixels", metavar="N", min=1,
         help="the N worst pixels of each comparison that no run traces yet")] = None,
+    rtol: Annotated[float | None, typer.Option(
+        "--rtol", help="count the pixels outside this relative tolerance (default: "
+                       "ingest's count, at 1e-12)")] = None,
+    atol: Annotated[float | None, typer.Option(
+        "--atol", help="count the pixels outside this absolute tolerance (default: "
+                       "ingest's count, at 0)")] = None,
     fmt: FormatOpt = Fmt.table,
 ) -> None:
     """List whole-image comparisons (C image = reference, PyTorch = candidate): figures
     computed in float64 at ingest, checked against the recorded metrics beside them."""
     from .compare import images as im
+    from .compare.results import TOLERANCE_RULE
+    from .present.tables import emit
 
     with _open() as wh:
         if next_pixels is not None:
@@ -291,14 +298,18 @@ def images(
                                   stamp=stamp)
             list_rows(rows, None, fmt)
             return
-        rows = wh.image_rows(case=case, stamp=stamp, path=path, worst=worst)
+        rows = wh.image_rows(case=case, stamp=stamp, path=path, worst=worst, rtol=rtol,
+                             atol=atol)
+    tols = sorted({(r["rtol"], r["atol"]) for r in rows})
+    title = f"outside_tolerance: {TOLERANCE_RULE}, " + "; ".join(
+        f"rtol={r:g}, atol={a:g}" for r, a in tols) if tols else None
     if timeline:
-        list_rows(rows, im.TIMELINE_COLUMNS, fmt)
+        emit(rows, im.TIMELINE_COLUMNS, fmt.value, title)
         return
-    if fmt == Fmt.table:
+    if fmt in (Fmt.table, Fmt.md):
         for r in rows:
             r["shape"] = "x".join(map(str, r["shape"]))
-        list_rows(rows, im.TABLE_COLUMNS, fmt)
+        emit(rows, im.TABLE_COLUMNS, fmt.value, title)
         return
     list_rows(rows, im.JSON_COLUMNS, fmt)
 
@@ -369,7 +380,11 @@ def diverge(
     ref: RefOpt = None,
     cand: CandOpt = None,
     pixel: PixelOpt = None,
-    fmt: Annotated[ReportFmt, typer.Option("--format")] = ReportFmt.table,
+    fmt: Annotated[DivergeFmt, typer.Option(
+        "--format", help="table (fits the terminal), json (see `tracedb schema`), csv, md "
+                         "(Markdown), junit (JUnit XML: one testcase per pixel) or github "
+                         "(GitHub Actions annotations at the trace file and line)")
+    ] = DivergeFmt.table,
     fail_on_divergence: Annotated[bool, typer.Option(
         "--fail-on-divergence",
         help="exit 1 when any pixel diverges, compares nothing or lacks a run on one side")
@@ -414,7 +429,7 @@ def timeline(
     with _open() as wh:
         found, changes = requests.timeline(wh.db, pix, ref=ref, cand=cand, **tol)
     emit_timeline(found, timeline_records(found, changes), pix, fmt.value)
-    if found.unstamped and fmt == Fmt.table:
+    if found.unstamped:
         _err(f"note: {len(found.unstamped)} candidate run(s) without a stamp left "
              f"out: " + ", ".join(f"run:{i}" for i in found.unstamped))
 
@@ -610,6 +625,23 @@ def sql_cmd(
     list_rows(rows, None, fmt)
 
 
+@app.command()
+def schema(
+    name: Annotated[str | None, typer.Argument(
+        help="schema name (an output's, e.g. diverge, taps_diff, or common); omit to "
+             "list which output follows which")] = None,
+) -> None:
+    """Print the JSON Schema (draft 2020-12) that an output of --format json follows."""
+    from . import schemas
+
+    if name is None:
+        for output, file in schemas.OUTPUTS.items():
+            typer.echo(f"{file:<20} tracedb {output} --format json")
+        typer.echo(f"{'common':<20} shared definitions")
+        return
+    typer.echo(schemas.text(name), nl=False)
+
+
 class _AddByDefault(TyperGroup):
     """A group whose first word, when it is no subcommand, belongs to ``add``:
     ``tracedb alias omega omega_pixel`` is ``tracedb alias add omega omega_pixel``,
@@ -669,9 +701,20 @@ def alias(
     canonical: Annotated[str, typer.Argument(help="the name to pair it under")],
     channel: Annotated[str, typer.Option(help="channel; * = any")] = "*",
     note: Annotated[str | None, typer.Option(help="why")] = None,
+    channels: Annotated[bool, typer.Option(
+        "--channels", help="NAME and CANONICAL are channels: every tap written on "
+                           "channel NAME pairs on channel CANONICAL")] = False,
 ) -> None:
-    """Pair taps named NAME with taps named CANONICAL."""
+    """Pair taps named NAME with taps named CANONICAL (with --channels: the taps of
+    channel NAME with those of channel CANONICAL)."""
+    if channels and channel != "*":
+        raise TracedbError("--channel names the channel of a name alias; with --channels, "
+                           "NAME is the channel whose taps pair on channel CANONICAL")
     with _open(writes=True) as wh:
+        if channels:
+            wh.add_channel_alias(name, canonical, note=note)
+            typer.echo(f"alias: channel {name} -> channel {canonical}")
+            return
         wh.add_alias(name, canonical, channel=channel, note=note)
     typer.echo(f"alias: {name} -> {canonical} (channel {channel})")
 
@@ -686,11 +729,19 @@ def alias_list(fmt: FormatOpt = Fmt.table) -> None:
 
 @alias_app.command("remove")
 def alias_remove(
-    name: Annotated[str, typer.Argument(help="the aliased tap name")],
+    name: Annotated[str, typer.Argument(help="the aliased tap name (with --channels: the "
+                                             "aliased channel)")],
     channel: Annotated[str, typer.Option(help="channel; * = any")] = "*",
+    channels: Annotated[bool, typer.Option(
+        "--channels", help="NAME is a channel whose alias goes")] = False,
 ) -> None:
-    """Remove an alias: taps named NAME pair under their own name again."""
+    """Remove an alias: taps named NAME (with --channels: written on channel NAME)
+    pair under their own name (channel) again."""
     with _open() as wh:
+        if channels:
+            wh.remove_channel_alias(name)
+            typer.echo(f"removed alias of channel {name}")
+            return
         wh.remove_alias(name, channel)
     typer.echo(f"removed alias {name} (channel {channel})")
 
@@ -734,6 +785,24 @@ def curation_import(
         counts = wh.import_curation(content, origin=file.as_posix())
     typer.echo(f"curation from {file.as_posix()}: " + (", ".join(
         f"{n} {k.replace('_', ' ')}" for k, n in counts.items()) or "no sections"))
+
+
+@app.command()
+def browse(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8001,
+    open_browser: Annotated[bool, typer.Option(
+        "--open", help="open the page in the system's web browser")] = False,
+) -> None:
+    """Browse the warehouse (a SQLite file) in Datasette, read-only, until Ctrl-C:
+    described tables, facets, and every named query as a canned query. Needs
+    Datasette: the browse extra of tracedb."""
+    from .browse import sqlite_file
+    from .store.engine import resolve_url
+
+    sqlite_file(resolve_url(state.url))  # before opening: never create one
+    with _open() as wh:
+        wh.browse(host=host, port=port, open_browser=open_browser)
 
 
 @db_app.command("upgrade")

@@ -13,21 +13,21 @@ from .ingest.names import PIXEL_MAX
 
 
 class Fmt(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-class IngestFmt(StrEnum):
-    table = "table"
-    json = "json"
-
-
-class ReportFmt(StrEnum):
+    """The output choices of every command that lists things."""
     table = "table"
     json = "json"
     csv = "csv"
     md = "md"
+
+
+class DivergeFmt(StrEnum):
+    """``diverge``'s: the listing choices and two for CI jobs."""
+    table = "table"
+    json = "json"
+    csv = "csv"
+    md = "md"
+    junit = "junit"
+    github = "github"
 
 
 def parse_pixel(value: str | None) -> tuple[int, int] | None:
@@ -42,7 +42,9 @@ def parse_pixel(value: str | None) -> tuple[int, int] | None:
 
 
 
-FormatOpt = Annotated[Fmt, typer.Option("--format", help="table, json or csv")]
+FormatOpt = Annotated[Fmt, typer.Option(
+    "--format", help="table (fits the terminal), json (see `tracedb schema`), csv or md "
+                     "(Markdown)")]
 
 
 def emit(records: list[dict], columns: list[str], fmt: str, title: str | None = None) -> None:

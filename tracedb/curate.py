@@ -24,11 +24,25 @@ REKEY_STEPS = ("rekey_names", "rekey_occurrence", "rekey_register", "rekey_value
 def add_alias(db, name: str, canonical: str, channel: str = "*",
               note: str | None = None) -> None:
     """Pair taps named ``name`` with taps named ``canonical`` (and rekey them)."""
+    _alias(db, dict(name=name, canonical=canonical, channel=channel, kind="name", note=note),
+           name)
+
+
+def add_channel_alias(db, channel: str, canonical: str, note: str | None = None) -> None:
+    """Pair every tap written on ``channel`` on channel ``canonical`` instead (and
+    rekey): a PyTorch tap file's ``tap_id`` with the C program's ``TRACE_C_<channel>``."""
+    if channel == "*" or canonical == "*":
+        raise TracedbError("a channel alias names two channels; '*' is not one")
+    _alias(db, dict(name="*", canonical=canonical, channel=channel, kind="channel",
+                    note=note), None)
+
+
+def _alias(db, row: dict, name: str | None) -> None:
     t = db.tables["tap_alias"]
     with db.store.write_connection(db.engine) as conn, conn.begin():
-        conn.execute(t.delete().where((t.c.name == name) & (t.c.channel == channel)))
-        conn.execute(t.insert(), dict(name=name, canonical=canonical, channel=channel,
-                                      note=note))
+        conn.execute(t.delete().where((t.c.name == row["name"])
+                                      & (t.c.channel == row["channel"])))
+        conn.execute(t.insert(), row)
         rekey(conn, name)
 
 
@@ -229,23 +243,33 @@ def export_graph(db, graph: str) -> str:
 
 
 def alias_rows(db) -> list[dict]:
-    """The aliases (tap_alias) as records, by name and channel."""
+    """The aliases (tap_alias: name and channel aliases) as records, by kind, name and
+    channel."""
     t = db.tables["tap_alias"]
     with db.engine.connect() as conn:
-        res = conn.execute(select(t.c.name, t.c.canonical, t.c.channel, t.c.note)
-                           .order_by(t.c.name, t.c.channel))
+        res = conn.execute(select(t.c.kind, t.c.name, t.c.canonical, t.c.channel, t.c.note)
+                           .order_by(t.c.kind.desc(), t.c.name, t.c.channel))
         return records(list(res.keys()), [tuple(r) for r in res])
 
 
 def remove_alias(db, name: str, channel: str = "*") -> None:
     """Remove the alias of ``name`` on ``channel`` (and rekey the taps it paired)."""
+    _remove_alias(db, "name", name, channel, f"no alias {name!r} on channel {channel!r}")
+
+
+def remove_channel_alias(db, channel: str) -> None:
+    """Remove the alias of channel ``channel`` (and rekey)."""
+    _remove_alias(db, "channel", "*", channel, f"no alias of channel {channel!r}")
+
+
+def _remove_alias(db, kind: str, name: str, channel: str, missing: str) -> None:
     t = db.tables["tap_alias"]
     with db.store.write_connection(db.engine) as conn, conn.begin():
-        gone = conn.execute(t.delete().where((t.c.name == name) & (t.c.channel == channel)))
+        gone = conn.execute(t.delete().where((t.c.kind == kind) & (t.c.name == name)
+                                             & (t.c.channel == channel)))
         if not gone.rowcount:
-            raise TracedbError(f"no alias {name!r} on channel {channel!r} "
-                               "(`tracedb alias list` shows them)")
-        rekey(conn, name)
+            raise TracedbError(f"{missing} (`tracedb alias list` shows them)")
+        rekey(conn, name if kind == "name" else None)
 
 
 def accepted_rows(db) -> list[dict]:
@@ -270,7 +294,7 @@ def remove_accepted(db, accepted_id: int) -> None:
 #
 # Everything users curate, in one TOML file a team keeps beside its reports:
 #
-#     [[aliases]]        name, canonical, channel, note
+#     [[aliases]]        kind (name or channel), name, canonical, channel, note
 #     [[accepted]]       tap, reason, channel, loop_key, run, created_at
 #     [factor_models]    NAME = "target = a * b^2 / c"
 #     [[graphs.NAME]]    target, sources, basis   (one entry per line of the text form)
@@ -376,7 +400,12 @@ def import_curation(db, text: str, origin: str, now: str) -> dict[str, int]:
     aliases = accepted = edges = None
     models: dict[str, tuple[str, list]] | None = None
     if "aliases" in doc:
-        aliases = _entries(doc, "aliases", origin, ("name", "canonical"), ("channel", "note"))
+        aliases = _entries(doc, "aliases", origin, ("name", "canonical"),
+                           ("kind", "channel", "note"))
+        for i, a in enumerate(aliases):
+            if a.get("kind", "name") not in ("name", "channel"):
+                raise TracedbError(f"{origin}: aliases[{i}]: kind is 'name' or 'channel', "
+                                   f"not {a['kind']!r}")
     if "accepted" in doc:
         accepted = _entries(doc, "accepted", origin, ("tap", "reason"),
                             ("channel", "loop_key", "run", "created_at"))
@@ -444,6 +473,7 @@ def import_curation(db, text: str, origin: str, now: str) -> dict[str, int]:
             if aliases:
                 conn.execute(t.insert(), [dict(name=a["name"], canonical=a["canonical"],
                                                channel=a.get("channel", "*"),
+                                               kind=a.get("kind", "name"),
                                                note=a.get("note")) for a in aliases])
             rekey(conn, None)
             counts["aliases"] = len(aliases)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 
+from ..ingest.images import ATOL, RTOL
 from ..store import queries
 
 #: Recomputed figure -> the names a recorded metrics file gives it.
@@ -90,9 +91,16 @@ def _recorded_value(row: dict):
 
 
 def comparisons(bind, *, case: str | None = None, stamp: str | None = None,
-                path: str | None = None, worst: int | None = None) -> queries.Rows:
+                path: str | None = None, worst: int | None = None,
+                rtol: float | None = None, atol: float | None = None) -> queries.Rows:
     """One record per image comparison (JSON_COLUMNS), ``worst`` worst pixels each
-    (None: all that were kept)."""
+    (None: all that were kept).
+
+    ``outside_tolerance`` is the count stored at ingest, at the tolerance the record's
+    ``rtol``/``atol`` give; with ``rtol`` or ``atol`` (the other then diverge's
+    default) every comparison is counted again at that tolerance from its stored
+    images (exactly: numpy over the decompressed files, as at ingest), and its status
+    (match or diverged) and its worst pixels' ``outside`` follow."""
     rows = queries.records(*queries.fetch(bind, "images", case=case, stamp=stamp, path=path))
     ids = {r["id"] for r in rows}
     recorded: dict[int, dict] = {}
@@ -115,8 +123,26 @@ def comparisons(bind, *, case: str | None = None, stamp: str | None = None,
         rec["recorded"] = recorded.get(r["id"]) if r["recorded_file_id"] is not None else None
         rec["recorded_check"], rec["recorded_agreement"] = check_recorded(rec, rec["recorded"])
         rec["worst"] = worst_of.get(r["id"], [])
+        if rtol is not None or atol is not None:
+            _recount(bind, rec, RTOL if rtol is None else rtol, ATOL if atol is None else atol)
         out.append(rec)
     return queries.Rows(out, JSON_COLUMNS)
+
+
+def _recount(bind, rec: dict, rtol: float, atol: float) -> None:
+    """``rec``'s tolerance count, status and worst pixels' ``outside`` at rtol/atol."""
+    from ..ingest import imagemath
+
+    rec["rtol"], rec["atol"] = rtol, atol
+    if rec["status"] == "shape_mismatch":  # nothing compared, at any tolerance
+        return
+    ref, cand = image_array(bind, rec["ref_sha256"]), image_array(bind, rec["cand_sha256"])
+    rec["outside_tolerance"] = imagemath.outside_tolerance(ref, cand, rtol, atol)
+    if rec["status"] != "nonfinite":
+        rec["status"] = "match" if rec["outside_tolerance"] == 0 else "diverged"
+    for w in rec["worst"]:  # the pixels' values, not their shortest float32 text
+        w["outside"] = imagemath.pixel_outside(float(ref[w["slow"], w["fast"]]),
+                                               float(cand[w["slow"], w["fast"]]), rtol, atol)
 
 
 def next_pixels(bind, n: int, *, case: str | None = None, stamp: str | None = None
@@ -140,6 +166,43 @@ def image_array(bind, sha256: str):
     if r["format"] == "npy":
         return imagemath.read_npy(data).array
     return np.frombuffer(data, dtype=r["dtype"]).reshape(json.loads(r["shape"]))
+
+
+def stored_image_problems(conn) -> list[str]:
+    """Images whose stored file does not give back the image as recorded: its
+    SHA-256 (the image's key), size, or shape. Read one image at a time."""
+    import hashlib
+
+    from ..ingest.files import decompress_blob
+    from ..ingest.imagemath import ImageProblem, read_npy
+
+    out = []
+    rows = conn.exec_driver_sql("SELECT sha256, format, dtype, shape, size, compression, "
+                                "content FROM image ORDER BY sha256",
+                                execution_options={"stream_results": True})
+    for sha, fmt, dtype, shape, size, compression, content in rows:
+        try:
+            data = decompress_blob(compression, bytes(content))
+        except Exception as exc:  # noqa: BLE001 - any failure to decompress is the finding
+            out.append(f"{sha[:12]}: does not decompress ({type(exc).__name__})")
+            continue
+        if hashlib.sha256(data).hexdigest() != sha:
+            out.append(f"{sha[:12]}: content does not match its SHA-256")
+        elif len(data) != size:
+            out.append(f"{sha[:12]}: {len(data)} bytes, recorded {size}")
+        else:
+            try:
+                got = read_npy(data).shape if fmt == "npy" else None
+            except ImageProblem as exc:
+                out.append(f"{sha[:12]}: {exc}")
+                continue
+            want = json.loads(shape)
+            if got is None:  # a raw floatimage: its bytes must fill the shape
+                width = 4 if dtype == "float32" else 8
+                got = want if len(data) == width * math.prod(want) else [len(data)]
+            if got != want:
+                out.append(f"{sha[:12]}: shape {got}, recorded {want}")
+    return out
 
 
 #: The floor of a divergence map: pixels that agree exactly are drawn there.

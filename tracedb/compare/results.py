@@ -194,9 +194,11 @@ ROOT_FIELDS = ("tap", "channel", "loop_key", "occurrence", "ref_line", "cand_lin
                "verdict", "evidence", "suspect_side", "contained", "consequences")
 
 
-def divergence_record(r: dict) -> dict:
-    """The documented JSON object of one compared pair of runs."""
+def divergence_record(r: dict, strict: bool) -> dict:
+    """The documented JSON object of one compared pair of runs (``strict``: whether
+    print_precision counted as diverged)."""
     rec = {k: r[k] for k in ("pixel", "status", *DIVERGENCE_FIELDS)}
+    rec["strict"] = bool(strict)
     rec["first"] = None if r["first_tap"] is None else {
         k: r[f"first_{k}"] for k in FIRST_FIELDS}
     rec["config_diff"] = r["config_diff"]
@@ -214,7 +216,7 @@ def timeline_records(found: Divergences, tap_changes: list[dict]) -> list[dict]:
             c["tap"] + (f"[{c['loop_key']}]" if c["loop_key"] else ""))
     out = []
     for r in found.rows:
-        rec = divergence_record(r)
+        rec = divergence_record(r, found.strict)
         rec["ordinal"] = int(r["ordinal"])
         rec["fixed"] = fixed.get(r["ordinal"], [])
         rec["newly_diverged"] = broke.get(r["ordinal"], [])
@@ -252,5 +254,6 @@ def regress_records(found: Divergences, tap_changes: list[dict]) -> list[dict]:
             "head_diverged": int(h.get("diverged", 0)),
             "regressions": [c["tap"] for c in ch if c["change"] == "broke"],
             "fixes": [c["tap"] for c in ch if c["change"] == "fixed"],
+            "rtol": found.rtol, "atol": found.atol, "strict": found.strict,
         })
     return out

@@ -218,12 +218,7 @@ def _compare(ref: np.ndarray, cand: np.ndarray, rtol: float, atol: float, k: int
         if not both.all():
             same |= np.isnan(a) & np.isnan(b)
         max_ad = max(max_ad, float(d.max()))  # NaN when a special value is met
-        lim = np.maximum(np.abs(a), np.abs(b))
-        lim *= rtol
-        lim += atol
-        inside = d <= lim
-        inside |= same
-        outside += m - int(np.count_nonzero(inside))
+        outside += m - _inside(a, b, d, same, rtol, atol)
         key = np.where(same, 0.0, np.where(np.isnan(d), np.inf, d))
         hit = np.flatnonzero(key > 0)
         if hit.size > k:
@@ -254,6 +249,45 @@ def _compare(ref: np.ndarray, cand: np.ndarray, rtol: float, atol: float, k: int
             s, f = divmod(int(i), n_cols)
             fig.worst.append(_worst(s, f, ref[s, f], cand[s, f], rtol, atol))
     return fig
+
+
+def _inside(a: np.ndarray, b: np.ndarray, d: np.ndarray, same: np.ndarray, rtol: float,
+            atol: float) -> int:
+    """How many pixels of a block are within the tolerance (``d`` = |b - a|, ``same``:
+    equal, both NaN or the same infinity)."""
+    lim = np.maximum(np.abs(a), np.abs(b))
+    lim *= rtol
+    lim += atol
+    inside = d <= lim
+    inside |= same
+    return int(np.count_nonzero(inside))
+
+
+def outside_tolerance(ref: np.ndarray, cand: np.ndarray, rtol: float, atol: float) -> int:
+    """The pixels outside the tolerance, counted as :func:`compare` counts them (the
+    same blocks and arithmetic), at any tolerance: ``tracedb images --rtol/--atol``
+    recounts the stored images with it."""
+    if ref.shape != cand.shape:
+        raise ValueError(f"shapes differ: {list(ref.shape)}, {list(cand.shape)}")
+    outside = 0
+    with np.errstate(invalid="ignore", over="ignore"):
+        for a32, b32 in zip(_blocks(ref), _blocks(cand), strict=True):
+            a = a32.astype(np.float64).ravel()
+            b = b32.astype(np.float64).ravel()
+            same = a == b
+            same |= np.isnan(a) & np.isnan(b)
+            d = b - a
+            np.abs(d, out=d)
+            outside += a.size - _inside(a, b, d, same, rtol, atol)
+    return outside
+
+
+def pixel_outside(a: float, b: float, rtol: float, atol: float) -> bool:
+    """One pixel outside the tolerance: a NaN or infinity on one side only, or
+    ``|a-b| > atol + rtol*max(|a|,|b|)``."""
+    if math.isfinite(a) and math.isfinite(b):
+        return abs(b - a) > atol + rtol * max(abs(a), abs(b))
+    return not (a == b or (math.isnan(a) and math.isnan(b)))
 
 
 def _worst(s: int, f: int, va, vb, rtol: float, atol: float) -> Worst:

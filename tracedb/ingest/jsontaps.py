@@ -25,7 +25,10 @@ SQL column can hold): nothing is dropped. Mapping:
   key, from its own index key when it has one (``phi_tic=3``, ``subpixel=0,1`` from
   ``subpixel_index``: the text parser's spelling) or else its position
   (``subpixel=2`` within ``subpixels``); entries keyed by ``phi_tic`` are on the
-  ``PHI`` channel, as ``TRACE_C_PHI`` / ``TRACE_PY_PHI`` lines are;
+  ``PHI`` channel, as ``TRACE_C_PHI`` / ``TRACE_PY_PHI`` lines are; the other taps
+  of a tap file (a run object with a ``tap_id``) are on the channel its ``tap_id``
+  names, as written (``hkl_subpixel``: one tap point, as a ``TRACE_C_TAP5_HKL``
+  channel is), the rest on the main channel;
 - ``pixel`` / ``pixel_coords`` (``[slow, fast]`` or ``{slow, fast}``, also
   ``pixel_slow``/``pixel_fast``, ``pixel_s``/``pixel_f``, in the run object or its
   ``metadata``) give the pixel, else the file name; ``timestamp_utc`` /
@@ -49,7 +52,7 @@ from .discover import REPLACED, Note, _open_regular, decode_utf8
 from .runs import RunDraft
 
 #: What ``source_file.parser`` records for a JSON trace.
-PARSER = "tracedb.jsontaps v1"
+PARSER = "tracedb.jsontaps v2"
 #: JSON files larger than this are not read as traces (a note names them).
 MAX_JSON_BYTES = 64 << 20
 #: What a trace JSON must mention before it is parsed to see whether it is one.
@@ -325,12 +328,16 @@ class _Walker:
                           else f"{base}={i}")
 
     def run(self, obj: Obj, parts: list) -> None:
-        """The run object's members: containers unprefixed, the rest by key."""
+        """The run object's members: containers unprefixed, the rest by key; on the
+        channel its ``tap_id`` names (a tap file is one tap point), else the main one."""
+        tap_id = obj.get("tap_id")
+        channel = tap_id.strip() if isinstance(tap_id, str) and not _text_problem(tap_id) \
+            else ""
         for k, v, where in self.named(obj, parts):
             if k in _CONTAINERS and isinstance(v, Obj):
-                self.members(v, where, "", "", "")
+                self.members(v, where, "", channel, "")
             else:
-                self.node(v, where, k, "", "")
+                self.node(v, where, k, channel, "")
 
 
 def _pixel_of(obj: Obj) -> tuple | None:

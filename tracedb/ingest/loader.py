@@ -82,7 +82,7 @@ class Batch:
 
 class Loader:
     def __init__(self, tables: dict[str, Table], command_id: int | None,
-                 units: UnitRules, aliases: list[tuple[str, str, str]],
+                 units: UnitRules, aliases: list[tuple[str, str, str, str]],
                  copy_url: str | None = None):
         """``copy_url``: on PostgreSQL, the warehouse URL for staging (see
         :func:`stage_files`)."""
@@ -496,7 +496,7 @@ def ingest(engine: Engine, tables: dict[str, Table], paths: list[str], log_comma
             frozenset(conn.execute(select(tables["unit"].c.symbol)).scalars()))
         ta = tables["tap_alias"]
         aliases = [tuple(r) for r in conn.execute(
-            select(ta.c.channel, ta.c.name, ta.c.canonical).order_by(ta.c.id))]
+            select(ta.c.channel, ta.c.name, ta.c.canonical, ta.c.kind).order_by(ta.c.id))]
     store = backend(engine)
     staged, copy_url = store.bulk_context(engine)
     n_workers = workers.count(workers_requested, default=None if staged else 0) \

@@ -144,14 +144,21 @@ def unit_lookup(rules: UnitRules):
     return unit_of
 
 
-def alias_lookup(aliases: tuple[tuple[str, str, str], ...]):
-    """(channel, name) -> pairing name; a channel-specific alias beats a '*' one."""
+def alias_lookup(aliases: tuple[tuple[str, str, str, str], ...]):
+    """(channel, name) -> (pairing channel, pairing name), from ``tap_alias`` rows
+    (channel, name, canonical, kind): a ``channel`` alias gives the pairing channel; of
+    ``name`` aliases, one of the tap's own channel beats a '*' one."""
     table: dict[tuple[str, str], str] = {}
-    for channel, name, canonical in aliases:  # ordered by id: the oldest wins
-        table.setdefault((channel, name), canonical)
+    channels: dict[str, str] = {}
+    for channel, name, canonical, kind in aliases:  # ordered by id: the oldest wins
+        if kind == "channel":
+            channels.setdefault(channel, canonical)
+        else:
+            table.setdefault((channel, name), canonical)
 
-    def key_of(channel: str, name: str) -> str:
-        return table.get((channel, name)) or table.get(("*", name)) or name
+    def key_of(channel: str, name: str) -> tuple[str, str]:
+        return (channels.get(channel, channel),
+                table.get((channel, name)) or table.get(("*", name)) or name)
 
     return key_of
 
@@ -176,10 +183,10 @@ def _template(ident: tuple, unit_of, key_of, key_id_of) -> Template:
         channel, name, loop_key, written = ("", item, "", None) if type(item) is str else item
         key = (channel, name, loop_key)
         occ = seen[key] = seen.get(key, 0) + 1
-        key_name = key_of(channel, name)
-        pkey = (channel, key_name, loop_key)
+        key_channel, key_name = key_of(channel, name)
+        pkey = (key_channel, key_name, loop_key)
         key_occ = seen_key[pkey] = seen_key.get(pkey, 0) + 1
-        key_id = key_id_of((channel, key_name, loop_key, key_occ))
+        key_id = key_id_of((key_channel, key_name, loop_key, key_occ))
         static.append((channel, name, loop_key, occ, unit_of(name, written), key_name,
                        key_occ, key_id))
     order = sorted(range(len(static)), key=lambda i: static[i][7])
@@ -190,7 +197,7 @@ def run_template(draft: RunDraft, unit_of, key_of, key_id_of,
                  templates: dict | None = None) -> Template:
     """What a run shares with every run of the same tap names (see :class:`Template`).
 
-    ``key_of`` maps (channel, name) to the pairing name (aliases); ``key_id_of``
+    ``key_of`` maps (channel, name) to the pairing channel and name (aliases); ``key_id_of``
     maps a pairing key (channel, key_name, loop_key, key_occurrence) to its
     ``tap_key`` id. ``templates`` caches templates for as long as ``key_id_of``
     gives the same ids.

@@ -67,7 +67,7 @@ class StageContext:
     on PostgreSQL also the warehouse URL (``copy_url``), see :func:`stage_files`."""
 
     units: UnitRules
-    aliases: tuple[tuple[str, str, str], ...]
+    aliases: tuple[tuple[str, str, str, str], ...]  # channel, name, canonical, kind
     key_ids: dict[tuple[str, str, str, int], int]
     copy_url: str | None = field(default=None, repr=False)  # may hold a password
     turn: int = 0  # the job's place in the ingest (see Turns)

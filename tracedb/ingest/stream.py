@@ -377,7 +377,8 @@ class FileStream:
             for static in statics.values():
                 for i, t in enumerate(static):
                     if t[7] is None:
-                        static[i] = t[:7] + (ids[(t[0], t[5], t[2], t[6])],)
+                        static[i] = t[:7] + (ids[(key_of(t[0], t[1])[0], t[5], t[2],
+                                                  t[6])],)
         stager = rows.Stager(None) if self.copy else \
             rows.Stager(STAGE_DDL, *STAGE_SQL) if self.staged else None
         tap_rows: list = []
@@ -521,7 +522,7 @@ def _static(taps: list, run: _Run, unit_of, key_of, targets: frozenset, known: d
     """The template tuples of a run's taps of one chunk (``runs._template``, with the
     run's occurrence counts carried from chunk to chunk); a key id in neither
     ``known`` nor ``mine`` is None, its key added to ``missing``. ``targets``: the
-    pairing names aliases give (only those need counts of their own)."""
+    pairing names and channels aliases give (only those need counts of their own)."""
     seen, seen_key = run.counts
     if type(seen) is tuple:  # shared: this run's own copy
         seen, seen_key = dict(seen), dict(seen_key)
@@ -535,13 +536,14 @@ def _static(taps: list, run: _Run, unit_of, key_of, targets: frozenset, known: d
         # one str per (channel, name, loop_key): names hold no NUL (decode replaces it)
         key = f"{channel}\0{name}\0{loop_key}" if channel or loop_key else name
         occ = seen[key] = seen.get(key, 0) + 1
-        key_name = key_of(channel, name)
-        if key_name in targets:  # other names may count towards this pairing key
-            pkey = f"{channel}\0{key_name}\0{loop_key}"
+        key_channel, key_name = key_of(channel, name)
+        # other names (or channels) may count towards this pairing key
+        if key_name in targets or key_channel in targets:
+            pkey = f"{key_channel}\0{key_name}\0{loop_key}"
             key_occ = seen_key[pkey] = seen_key.get(pkey, 0) + 1
         else:  # key_name is the name itself and no other: the same count
             key_occ = occ
-        pairing = (channel, key_name, loop_key, key_occ)
+        pairing = (key_channel, key_name, loop_key, key_occ)
         key_id = known.get(pairing)
         if key_id is None:
             key_id = mine.get(pairing)

@@ -11,8 +11,26 @@ from .. import workers
 from ..compare.results import Divergences, by_comparison
 from .text import asciify, is_first, pixel_name, pixel_title, tap_label
 
-STATUS_COLORS = {"match": "#4daf4a", "print_precision": "#ffd92f", "diverged": "#e41a1c",
-                 "accepted": "#377eb8", "missing_ref": "#bdbdbd", "missing_cand": "#8c8c8c"}
+#: Okabe and Ito's colour-blind-safe palette, one colour per status.
+STATUS_COLORS = {"match": "#009E73", "print_precision": "#F0E442", "diverged": "#D55E00",
+                 "accepted": "#0072B2", "missing_ref": "#56B4E9", "missing_cand": "#CC79A7"}
+#: The first divergence's marker and the tolerance line (Okabe-Ito black and orange).
+FIRST_COLOR, RTOL_COLOR = "#000000", "#E69F00"
+
+
+def difference_size(r: dict) -> float | None:
+    """How far apart a tap's two sides are, uncapped: |ref - cand| / min(|ref|, |cand|)
+    (from the ratio ref/cand where one holds for the whole tap: ``max(|k|, 1/|k|) - 1``,
+    so x1e3 is 999 and x1e10 is 1e10), else from the relative delta d =
+    |a-b|/max(|a|,|b|) as d / (1 - d). 0 for an exact match; None where the sides
+    differ in sign or one is 0 (no finite size)."""
+    k = r["ratio"]
+    if k is not None and k > 0 and math.isfinite(k):
+        return max(k, 1 / k) - 1
+    d = r["rel_delta"]
+    if d is None or d <= 0:
+        return 0.0
+    return d / (1 - d) if d < 1 else None
 
 
 def _plt():
@@ -37,10 +55,11 @@ def plot_profile(s: dict, rows: list[dict], path: Path, rtol: float, ascii_only:
     if ascii_only:
         labels = [asciify(lab) for lab in labels]
     floor = -18.0
-    ys = []
-    for r in paired:
-        v = r["rel_delta"]
-        ys.append(floor if v is None or v <= 0 else max(math.log10(v), floor))
+    sizes = [difference_size(r) for r in paired]
+    finite = [math.log10(v) for v in sizes if v]
+    beyond = max([1.0] + finite) + 1.5  # where a sign change or a zero is drawn
+    ys = [beyond if v is None else floor if v <= 0 else max(math.log10(v), floor)
+          for v in sizes]
     width = max(7.0, 0.16 * len(paired) + 3.2)
     longest = max([len(lab) for lab in labels] + [8])
     label_in = min(0.075 * longest, 3.5)  # room for rotated tap names, in inches
@@ -56,20 +75,24 @@ def plot_profile(s: dict, rows: list[dict], path: Path, rtol: float, ascii_only:
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=14, color=color,
                        label=status, zorder=2)
     if rtol > 0:
-        ax.axhline(math.log10(rtol), color="#e41a1c", linestyle="--", linewidth=0.8,
+        ax.axhline(math.log10(rtol), color=RTOL_COLOR, linestyle="--", linewidth=0.8,
                    label=f"rtol = {rtol:g}")
+    if None in sizes:
+        ax.axhline(beyond, color="#999999", linestyle=":", linewidth=0.6,
+                   label="sign differs or one side is 0")
     top = max([1.0] + [y for y in ys]) + 2.5
     for x, r in zip(xs, paired, strict=True):
         if is_first(r, s):
-            ax.axvline(x, color="#984ea3", linewidth=1.0, zorder=0)
-            ax.scatter([x], [ys[x]], s=70, facecolors="none", edgecolors="#984ea3",
+            ax.axvline(x, color=FIRST_COLOR, linewidth=1.0, zorder=0)
+            ax.scatter([x], [ys[x]], s=70, facecolors="none", edgecolors=FIRST_COLOR,
                        linewidths=1.5, zorder=3, label="first divergence")
             ax.annotate(f"first divergence: {labels[x]}", (x, top - 0.4),
-                        xytext=(4, -2), textcoords="offset points", color="#984ea3",
+                        xytext=(4, -2), textcoords="offset points", color=FIRST_COLOR,
                         va="top", ha="left" if x < 0.6 * len(xs) else "right")
     ax.set_xticks(xs)
     ax.set_xticklabels(labels, rotation=90, fontsize=6 if len(xs) > 60 else 7)
-    ax.set_ylabel("log10 relative difference (exact match drawn at -18)")
+    ax.set_ylabel("log10 |ref - cand| / min(|ref|, |cand|)\n(x1e3 at 3, x1e10 at 10; "
+                  "exact match at -18)")
     ax.set_xlabel("paired taps in reference order")
     ax.set_ylim(floor - 1, top)
     ax.set_xlim(-1, max(len(xs), 1))
@@ -138,7 +161,8 @@ def plot_status_map(summaries: list[dict], diff: list[dict], path: Path,
     ax.set_yticks(range(len(ylabels)))
     ax.set_yticklabels(ylabels)
     ax.set_title("status of every tap (columns, reference order) for every pixel (rows)")
-    ax.legend(handles=[Patch(color=c, label=n) for n, c in STATUS_COLORS.items()],
+    ax.legend(handles=[Patch(color=c, label=n) for n, c in STATUS_COLORS.items()]
+              + [Patch(facecolor="white", edgecolor="#999999", label="not in this pair")],
               loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
     _save(fig, path)
     plt.close(fig)

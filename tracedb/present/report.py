@@ -18,8 +18,8 @@ import json
 import math
 import platform
 import shlex
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 
 from .. import __version__
 from ..compare.results import MISSING_RUN, TOLERANCE_RULE, Divergences, by_comparison
@@ -741,10 +741,29 @@ def prepare_outdir(outdir: Path, force: bool) -> None:
     (outdir / "env").mkdir(parents=True, exist_ok=True)
 
 
+#: Where the report command of commands.txt writes: the script's first argument, else
+#: a new temporary directory, never the report it came with (so replaying it neither
+#: collides with nor overwrites that report, and the script reads the same whichever
+#: directory the report was written to).
+REPLAY_OUTDIR = '"${1:-$(mktemp -d)}"'
+
+
 def render_commands(loads: list[dict], report_argv: list[str], url_masked: str) -> str:
-    lines = ["# Commands that produced this report, replayable in a shell.",
-             f"# Warehouse: {url_masked}", "",
-             "# Ingests that loaded the runs (from the warehouse's command log):"]
+    """commands.txt: a POSIX shell script that replays the report from any directory,
+    ``sh commands.txt [OUTDIR]``: the warehouse's absolute URL, the ingests that loaded
+    its runs each in the directory it ran in (loading again adds nothing that is
+    already there), then the report command into OUTDIR."""
+    lines = ["# Commands that produced this report. Replay them from any directory with",
+             "#   sh commands.txt [OUTDIR]",
+             "# which runs the ingests again (a file already loaded is not loaded twice) "
+             "and writes",
+             "# the report anew into OUTDIR (default: a new temporary directory, never "
+             "this one).",
+             "# Warehouse" + (" (put the secrets masked as *** back to replay)"
+                              if "***" in url_masked else "") + ":",
+             f"TRACEDB_URL={shlex.quote(url_masked)}", "export TRACEDB_URL", "",
+             "# Ingests that loaded the runs (from the warehouse's command log), each in "
+             "the directory it ran in:"]
     if not loads:
         lines.append("# (none recorded: the runs were loaded by an older tracedb)")
     for r in loads:
@@ -752,8 +771,31 @@ def render_commands(loads: list[dict], report_argv: list[str], url_masked: str) 
         cwd = r.get("cwd")
         lines.append(f"# {r['started_at']}, tracedb {r['tracedb_version']}, {r['status']}")
         lines.append(f"(cd {shlex.quote(cwd)} && {cmd})" if cwd else cmd)
-    lines += ["", "# This report:", shlex.join(report_argv), ""]
+    argv = list(report_argv)
+    at = argv.index("report") + 1 if "report" in argv[:-1] else None
+    command = shlex.join(argv) if at is None else " ".join(
+        [shlex.join(argv[:at]), REPLAY_OUTDIR, shlex.join(argv[at + 1:])]).rstrip()
+    lines += ["", "# This report:", command, ""]
     return "\n".join(lines)
+
+
+#: The libraries whose versions shaped a report (reading, arithmetic, plots, the
+#: database driver), recorded in env/trace_env.json; null where not installed.
+LIBRARIES = ("sqlalchemy", "alembic", "numpy", "pandas", "matplotlib", "psycopg", "zstandard")
+
+
+def library_versions() -> dict:
+    """{library: installed version or None} for :data:`LIBRARIES` (read from the
+    installed packages' metadata, nothing imported)."""
+    from importlib import metadata
+
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def render_env(data: ReportData) -> dict:
@@ -777,6 +819,7 @@ def render_env(data: ReportData) -> dict:
         "python_implementation": platform.python_implementation(),
         "platform": sys.platform,
         "database": data.database,
+        "libraries": library_versions(),
         "tolerance": {"rtol": found.rtol, "atol": found.atol,
                       "mode": "strict" if found.strict else "default",
                       "rule": TOLERANCE_RULE},
@@ -786,10 +829,42 @@ def render_env(data: ReportData) -> dict:
     }
 
 
+def portable_path(path: str | None) -> str | None:
+    """A file's path as a report shows it, never this machine's absolute path: a path
+    the ingest was given relative to where it ran (``reports/ini/...``) as it is;
+    an absolute one, or one that climbs out with ``..``, from its last folder named
+    ``reports`` (the root of a campaign tree, ``reports/<initiative>/<phase>/...``),
+    else its last three parts after ``.../``."""
+    if path is None:
+        return None
+    pure = PurePosixPath(path)
+    if not pure.is_absolute() and ".." not in pure.parts:
+        return path
+    parts = [p for p in pure.parts if p not in ("/", "..", ".")]
+    if "reports" in parts:
+        return "/".join(parts[len(parts) - 1 - parts[::-1].index("reports"):])
+    return ".../" + "/".join(parts[-3:])
+
+
+#: The path fields of the report's records (see :func:`portable_path`).
+PATH_FIELDS = ("path", "ref_path", "cand_path", "bundle_path", "recorded_path")
+
+
+def _portable(data: ReportData) -> ReportData:
+    """``data`` with every path a report shows made portable (:func:`portable_path`)."""
+    def fix(rows: list[dict]) -> list[dict]:
+        return [{k: portable_path(v) if k in PATH_FIELDS else v for k, v in r.items()}
+                for r in rows]
+
+    return replace(data, found=replace(data.found, rows=fix(data.found.rows)),
+                   provenance=fix(data.provenance), images=fix(data.images))
+
+
 def write_report(outdir: Path, data: ReportData, generated: str, *, unicode: bool = False,
                  argv: list[str] | None = None, plots: bool = True, progress=None) -> Report:
     """Write every report file into ``outdir`` (see :func:`prepare_outdir`);
     ``progress(description, done, total)`` hears of each stage."""
+    data = _portable(data)
     report = Report(outdir=outdir, set_id=data.found.set_id)
     fix = (lambda t: t) if unicode else asciify
 

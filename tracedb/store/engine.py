@@ -55,6 +55,22 @@ def resolve_url(url: str | None) -> str:
     return url or os.environ.get(ENV_URL) or DEFAULT_URL
 
 
+def absolute_url(url: str) -> str:
+    """``url`` with a relative SQLite file made absolute, so that a command naming it
+    runs from any directory (``sqlite:///w.sqlite`` run in /data is
+    ``sqlite:////data/w.sqlite``); an in-memory database, a ``file:`` URI and every
+    other backend's URL are returned as they are."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") \
+            or database.startswith("file:") or os.path.isabs(database):
+        return url
+    return parsed.set(database=os.path.abspath(database)).render_as_string(
+        hide_password=False)
+
+
 # --------------------------------------------------------------------------- secrets
 
 #: What tracedb writes in place of a secret.
@@ -193,7 +209,7 @@ def known_revisions() -> tuple[str, ...]:
 
 #: The newest migration (migrations/versions); a test keeps it equal to Alembic's head,
 #: so that opening a warehouse at head needs no Alembic import.
-HEAD = "0013"
+HEAD = "0015"
 
 
 def current_revision(engine: Engine) -> str | None:
