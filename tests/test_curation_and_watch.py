@@ -16,6 +16,7 @@ import tracedb
 from tests.conftest import C_TRACE, PY_TRACE, write
 from tests.test_cli import assert_one_line_error
 from tests.test_cli import tracedb as run_cli
+from tracedb import schemas
 
 # --------------------------------------------------------------------------- curation
 
@@ -25,13 +26,15 @@ def test_alias_and_accept_list_and_remove_on_the_command_line(url, tree):
     assert run_cli("alias", "omega", "omega_pixel", "--note", "short name", db=url
                    ).returncode == 0
     listed = json.loads(run_cli("alias", "list", "--format", "json", db=url).stdout)
-    assert {"name": "omega", "canonical": "omega_pixel", "channel": "*",
+    schemas.validate("alias_list", listed)
+    assert {"kind": "name", "name": "omega", "canonical": "omega_pixel", "channel": "*",
             "note": "short name"} in listed
     assert any(a["name"] == "I_before_scaling_pre_polar" for a in listed)  # seeded
 
     added = run_cli("accept", "Rx", "--reason", "C prints -0", db=url)
     assert added.returncode == 0 and "accepted divergence" in added.stdout
-    [acc] = json.loads(run_cli("accept", "list", "--format", "json", db=url).stdout)
+    [acc] = accepted = json.loads(run_cli("accept", "list", "--format", "json", db=url).stdout)
+    schemas.validate("accept_list", accepted)
     assert (acc["tap"], acc["reason"], acc["channel"]) == ("Rx", "C prints -0", "*")
 
     assert run_cli("accept", "remove", str(acc["id"]), db=url).returncode == 0
@@ -41,6 +44,14 @@ def test_alias_and_accept_list_and_remove_on_the_command_line(url, tree):
              json.loads(run_cli("alias", "list", "--format", "json", db=url).stdout)}
     assert "omega" not in names and "I_before_scaling_pre_polar" in names
     assert_one_line_error(run_cli("alias", "remove", "omega", db=url), "no alias 'omega'")
+    # a channel alias (seeded: the tap file hkl_subpixel is TRACE_C_TAP5_HKL)
+    assert {"kind": "channel", "name": "*", "canonical": "TAP5_HKL",
+            "channel": "hkl_subpixel"}.items() <= next(
+        a for a in listed if a["kind"] == "channel" and a["channel"] == "hkl_subpixel"
+    ).items()
+    assert run_cli("alias", "remove", "hkl_subpixel", "--channels", db=url).returncode == 0
+    assert not any(a["channel"] == "hkl_subpixel" and a["kind"] == "channel" for a in
+                   json.loads(run_cli("alias", "list", "--format", "json", db=url).stdout))
     assert_one_line_error(run_cli("accept", "remove", "999", db=url),
                           "no accepted divergence 999")
 
@@ -74,7 +85,7 @@ def test_curation_file_round_trips_between_warehouses(url, tree, tmp_path):
     text = src.export_curation()
     path = tmp_path / "curation.toml"
     path.write_text(text)
-    assert "[[aliases]]" in text and "[[graphs.team]]" in text
+    assert "[[aliases]]" in text and "[[graphs.team]]" in text and 'kind = "channel"' in text
     assert 'mine = "I_pixel_final = fluence_photons_per_m2 * F_latt^2 / steps"' in text
 
     # a second warehouse with the same runs (ids match: same tree, same order)
