@@ -891,6 +891,8 @@ COMMAND_ENVIRONMENT = {"ingest": _INGEST_ENV, "demo": (*_INGEST_ENV, "COLUMNS"),
                        "report": ("TRACEDB_WORKERS",)}
 _OPEN_ENV = ("TRACEDB_URL", "PGPASSWORD")
 _LISTING_ENV = ("COLUMNS",)
+#: Commands that open no warehouse and read no environment variable.
+NO_ENVIRONMENT = frozenset({"schema"})
 
 
 def _environment_in_help() -> None:
@@ -899,6 +901,8 @@ def _environment_in_help() -> None:
     for typer_app, prefix in apps:
         for info in typer_app.registered_commands:
             name = info.name or info.callback.__name__.replace("_", "-")
+            if prefix + name in NO_ENVIRONMENT:
+                continue
             names = [*_OPEN_ENV, *COMMAND_ENVIRONMENT.get(prefix + name, _LISTING_ENV)]
             info.epilog = "Environment: " + "; ".join(
                 f"{n}: {ENVIRONMENT[n]}" for n in dict.fromkeys(names)) + "."
