@@ -86,10 +86,12 @@ def test_default_warehouse_is_in_current_directory(tmp_path):
     (["runs", "--side", "fortran"], ["side must be 'c', 'py' or 'unknown'"]),
 ])
 def test_user_errors_are_one_line(sqlite_url, args, fragments):
+    assert tracedb("db", "upgrade", db=sqlite_url).returncode == 0  # an empty warehouse
     assert_one_line_error(tracedb(*args, db=sqlite_url), *fragments)
 
 
 def test_bad_pixel_option(sqlite_url):
+    tracedb("db", "upgrade", db=sqlite_url)
     proc = tracedb("runs", "--pixel", "12", db=sqlite_url)
     assert proc.returncode == 2 and "SLOW,FAST" in proc.stderr
     assert "Traceback" not in proc.stderr

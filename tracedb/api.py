@@ -12,11 +12,11 @@ CLI renders directly.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__, curate
 from .compare import causes, requests, results
 from .errors import TracedbError
-from .ingest.loader import IngestResult, ProgressFn
 from .store import health, queries
 from .store.engine import (
     Handle,
@@ -28,8 +28,20 @@ from .store.engine import (
     utcnow,
 )
 
+if TYPE_CHECKING:  # the loader (and numpy) is imported by the first ingest, not by analysis
+    from .ingest.loader import IngestResult, ProgressFn
+
 __all__ = ["Warehouse", "connect", "IngestResult", "example_tree", "query_names",
            "report_argv"]
+
+
+def __getattr__(name: str):
+    """``tracedb.api.IngestResult``, imported when first asked for."""
+    if name == "IngestResult":
+        from .ingest.loader import IngestResult
+
+        return IngestResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 #: Columns that only tie rows together inside the warehouse (comparison sets, groups,
@@ -104,8 +116,9 @@ def query_names() -> list[str]:
 class Warehouse:
     """An open warehouse (a :class:`tracedb.store.engine.Handle`) at the current schema."""
 
-    def __init__(self, url: str | None = None, *, check_schema: bool = True):
-        self.db = Handle(url, check_schema=check_schema)
+    def __init__(self, url: str | None = None, *, check_schema: bool = True,
+                 create: bool = True):
+        self.db = Handle(url, check_schema=check_schema, create=create)
         self.url, self.engine = self.db.url, self.db.engine
 
     @property
@@ -184,6 +197,19 @@ class Warehouse:
         command.finish("ok" if not result.missing and result.stats["errors"] == 0
                        else "error", {k: v for k, v in result.stats.items() if k != "notes"})
         return result
+
+    def watch(self, paths: list[str | Path], load=None, *, debounce: float = 2.0,
+              stop=None, **options) -> int:
+        """Ingest ``paths`` (directories) now and again whenever files under them
+        change, once nothing changed for ``debounce`` seconds, until ``stop`` (a
+        ``threading.Event``) is set or KeyboardInterrupt. ``load(roots)`` does each
+        load (default: :meth:`ingest` with ``options``). Returns how many loads ran
+        (see ``ingest.watch``)."""
+        from .ingest.watch import watch
+
+        return watch([str(p) for p in paths],
+                     load or (lambda roots: self.ingest(roots, **options)),
+                     debounce=debounce, ignore=self.db.local_files(), stop=stop)
 
     # -- listing -------------------------------------------------------------------
     def run_rows(self, *, side: str | None = None, stamp: str | None = None,
@@ -287,9 +313,11 @@ class Warehouse:
     def divergences(self, ref: str | None = None, cand: str | None = None,
                     pixels: list[tuple[int, int]] | None = None, rtol: float = 1e-12,
                     atol: float = 0.0, strict: bool = False, detail: str = "mismatch",
-                    save: bool = False) -> results.Divergences:
-        """What :meth:`diverge` returns, as records with their tolerance."""
-        return requests.diverge(self.db, ref, cand, pixels, rtol, atol, strict, detail, save)
+                    save: bool = False, progress=None) -> results.Divergences:
+        """What :meth:`diverge` returns, as records with their tolerance;
+        ``progress(description, done, total)`` hears of each stage."""
+        return requests.diverge(self.db, ref, cand, pixels, rtol, atol, strict, detail, save,
+                                progress)
 
     def diverge(self, ref: str | None = None, cand: str | None = None,
                 pixels: list[tuple[int, int]] | None = None, rtol: float = 1e-12,
@@ -364,6 +392,45 @@ class Warehouse:
             self.run(run_id)
         return curate.accept(self.db, name, reason, utcnow(), channel, loop_key, run_id)
 
+    def alias_rows(self) -> list[dict]:
+        """The aliases (kind, name, canonical, channel, note) as records."""
+        return curate.alias_rows(self.db)
+
+    def aliases(self):
+        """The aliases (kind, name, canonical, channel, note); a pandas DataFrame."""
+        return _frame(self.alias_rows())
+
+    def remove_alias(self, name: str, channel: str = "*") -> None:
+        """Remove the alias of ``name`` on ``channel``; its taps pair by name again."""
+        curate.remove_alias(self.db, name, channel)
+
+    def remove_channel_alias(self, channel: str) -> None:
+        """Remove the alias of channel ``channel``; its taps pair on it again."""
+        curate.remove_channel_alias(self.db, channel)
+
+    def accepted_rows(self) -> list[dict]:
+        """The accepted divergences (id, tap, channel, loop_key, run_id, reason,
+        created_at) as records."""
+        return curate.accepted_rows(self.db)
+
+    def accepted(self):
+        """The accepted divergences; a pandas DataFrame."""
+        return _frame(self.accepted_rows())
+
+    def remove_accepted(self, accepted_id: int) -> None:
+        """Remove an accepted divergence (by id): that divergence counts again."""
+        curate.remove_accepted(self.db, accepted_id)
+
+    def export_curation(self) -> str:
+        """Aliases, accepted divergences, factor models and dependency graphs as one
+        TOML document (see ``curate.export_curation``)."""
+        return curate.export_curation(self.db)
+
+    def import_curation(self, text: str, origin: str = "curation") -> dict[str, int]:
+        """Replace each kind of curation ``text`` (TOML, as :meth:`export_curation`
+        writes it) has a section for; returns how many of each were loaded."""
+        return curate.import_curation(self.db, text, origin, utcnow())
+
     def factor_model(self, model: str | None = None):
         """The factor model rows (all models when ``model`` is None)."""
         keys, rows = curate.factor_models(self.db, model)
@@ -402,12 +469,13 @@ class Warehouse:
                pixels: list[tuple[int, int]] | None = None, rtol: float = 1e-12,
                atol: float = 0.0, strict: bool = False, unicode: bool = False,
                force: bool = False, model: str = "nanoBragg", save: bool = False,
-               plots: bool = True, argv: list[str] | None = None):
+               plots: bool = True, argv: list[str] | None = None, progress=None):
         """Write the evidence set (Markdown, diffs, provenance, plots) to ``outdir``
         (``plots=False``: no plots, the rest the same).
 
         The warehouse is only read, unless ``save``: then the comparison is kept in it
-        and the report recorded in its command_log."""
+        and the report recorded in its command_log. ``progress(description, done,
+        total)`` hears of each stage."""
         from .present.report import prepare_outdir, write_report
 
         outdir = Path(outdir)
@@ -421,10 +489,13 @@ class Warehouse:
             command.start()
         try:
             found = self.divergences(ref, cand, pixels, rtol, atol, strict, detail="all",
-                                     save=save)
+                                     save=save, progress=progress)
             prepare_outdir(outdir, force)
+            if progress:
+                progress("reading what the report shows", 0, None)
             rep = write_report(outdir, _report_data(self.db, found, model), utcnow(),
-                               unicode=unicode, argv=argv, plots=plots)
+                               unicode=unicode, argv=argv, plots=plots,
+                               progress=progress)
         except Exception:
             if command:
                 command.finish("error", {})

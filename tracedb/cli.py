@@ -11,10 +11,12 @@ imports happen inside commands so that ``tracedb --help`` stays fast.
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from .cli_options import (
     CandOpt,
@@ -35,9 +37,28 @@ from .cli_options import (
 from .compare.causes import DEFAULT_GRAPH
 from .errors import TracedbError
 
+
+def _flags_show_no_type() -> None:
+    """Help lists a flag (``--strict``) without a type: Typer's rich help shows
+    ``<bool>`` beside it, as if it took a value (its plain help does not)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "_tracedb", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else shown(self, ctx)
+
+    display_type_rich._tracedb = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_type()
+
 app = typer.Typer(
     help="A SQL warehouse for numerical parity traces (nanoBragg C vs PyTorch).",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 db_app = typer.Typer(help="Warehouse upkeep: upgrade, check, rekey, revision.",
@@ -67,19 +88,20 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     db: Annotated[str | None, typer.Option(
-        "--db", envvar="TRACEDB_URL", metavar="URL",
-        help="SQLAlchemy URL of the warehouse [default: sqlite:///tracedb.sqlite "
-             "in the current directory].")] = None,
+        "--db", envvar="TRACEDB_URL", metavar="URL", help="SQLAlchemy URL of the warehouse.",
+        show_default="sqlite:///tracedb.sqlite in the current directory")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
 ) -> None:
     state.url = db
 
 
-def _open():
+def _open(*, writes: bool = False):
+    """The warehouse. Only a command that ``writes`` (loads or curates) creates one
+    that does not exist; the others say so in one line (exit 2) and leave no file."""
     from .api import Warehouse
 
-    return Warehouse(state.url)
+    return Warehouse(state.url, create=writes)
 
 
 def _err(message: str) -> None:
@@ -92,25 +114,52 @@ def _err(message: str) -> None:
 # --------------------------------------------------------------------------- commands
 
 
-def _do_ingest(paths: list[str], fmt: str, argv: list[str], workers: int | None = None,
-               follow_links: bool = True) -> int:
+@contextmanager
+def _progress(show: bool):
+    """A progress bar on stderr while the block runs (only where ``show``, a terminal;
+    it is gone afterwards): yields ``progress(description, done, total)``. It is
+    drawn at each call, with no thread of its own to start and stop (a quick command
+    stays quick)."""
+    if not show:
+        yield lambda desc, done, total: None
+        return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    wh = _open()
-    show = fmt == "table" and sys.stderr.isatty()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  transient=True, disable=not show) as bar:
-        task = bar.add_task("ingest", total=None)
+                  transient=True, auto_refresh=False, console=Console(stderr=True)) as bar:
+        task = bar.add_task("", total=None)
 
-        def progress(desc: str, done: int, total: int) -> None:
-            bar.update(task, description=desc[-50:], completed=done, total=total)
+        def progress(desc: str, done: int, total: int | None) -> None:
+            bar.update(task, description=desc[-50:], completed=done, total=total,
+                       refresh=True)
 
+        yield progress
+
+
+def _do_ingest(wh, paths: list[str], fmt: str, argv: list[str], workers: int | None = None,
+               follow_links: bool = True):
+    with _progress(fmt == "table" and sys.stderr.isatty()) as progress:
         result = wh.ingest(paths, progress=progress, argv=argv, workers=workers,
                            follow_links=follow_links)
     from .present.tables import emit_ingest
 
     emit_ingest(result, fmt, _err)
-    return 0 if result.ok else 2
+    return result
+
+
+def _ingest_code(result, fail_on_quarantine: bool) -> int:
+    """2 when a path is missing or a file or bundle failed; 1 with
+    --fail-on-quarantine when a line or JSON item was quarantined; else 0."""
+    if not result.ok:
+        return 2
+    quarantined = result.stats.get("quarantined_lines", 0) \
+        + result.stats.get("json_quarantined", 0)
+    if fail_on_quarantine and quarantined:
+        _err(f"error: {quarantined} line(s) or item(s) quarantined "
+             "(`tracedb quarantine` lists them with file, line and reason)")
+        return 1
+    return 0
 
 
 @app.command()
@@ -118,13 +167,24 @@ def ingest(
     paths: Annotated[list[str], typer.Argument(help="Report trees or trace files to load.")],
     fmt: FormatOpt = Fmt.table,
     workers: Annotated[int | None, typer.Option(
+        envvar="TRACEDB_WORKERS", min=0,
         help="read, parse and stage in this many worker processes, for 300+ files "
-             "[default: $TRACEDB_WORKERS, else one per CPU, at most 4]")
-    ] = None,
+             "(0: all in this process)", show_default="one per CPU, at most 4")] = None,
     follow_links: Annotated[bool, typer.Option(
         "--follow-links/--no-follow-links",
         help="follow symbolic links that lead out of the trees (either way each link "
              "not followed is named)")] = True,
+    fail_on_quarantine: Annotated[bool, typer.Option(
+        "--fail-on-quarantine",
+        help="exit 1 when this ingest quarantined any line or JSON item (what it loaded "
+             "stays loaded)")] = False,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="keep watching the PATHS (directories) and load what is written "
+                        "there, until interrupted (Ctrl-C)")] = False,
+    debounce: Annotated[float, typer.Option(
+        metavar="SECONDS", help="with --watch: load once nothing under PATHS changed for "
+                                "this long, so a bundle being written is not loaded half")
+    ] = 2.0,
 ) -> None:
     """Find every trace file under PATHS and load it with its bundle metadata.
 
@@ -133,8 +193,24 @@ def ingest(
     """
     argv = ["tracedb"] + (["--db", state.url] if state.url else []) + ["ingest", *paths] \
         + (["--format", fmt.value] if fmt != Fmt.table else []) \
-        + ([] if follow_links else ["--no-follow-links"])
-    raise typer.Exit(_do_ingest(paths, fmt.value, argv, workers, follow_links))
+        + ([] if follow_links else ["--no-follow-links"]) \
+        + (["--fail-on-quarantine"] if fail_on_quarantine else []) \
+        + (["--watch", "--debounce", f"{debounce:g}"] if watch else [])
+    with _open(writes=True) as wh:
+        if not watch:
+            raise typer.Exit(_ingest_code(_do_ingest(wh, paths, fmt.value, argv, workers,
+                                                     follow_links), fail_on_quarantine))
+        codes: list[int] = []
+
+        def load(roots: list[str]) -> None:
+            codes.append(_ingest_code(_do_ingest(wh, roots, fmt.value, argv, workers,
+                                                 follow_links), fail_on_quarantine))
+
+        try:
+            wh.watch(paths, load, debounce=debounce)
+        except KeyboardInterrupt:
+            _err(f"stopped watching after {len(codes)} load(s)")
+    raise typer.Exit(max(codes, default=0))
 
 
 RUN_COLUMNS = ["id", "side", "stamp", "pixel", "path", "taps", "segment", "first_line",
@@ -267,7 +343,8 @@ def demo(
         typer.echo(f"wrote example reports tree to {target.as_posix()}")
     argv = ["tracedb"] + (["--db", state.url] if state.url else []) + [
         "ingest", target.as_posix()]
-    code = _do_ingest([target.as_posix()], "table", argv)
+    with _open(writes=True) as wh:
+        code = 0 if _do_ingest(wh, [target.as_posix()], "table", argv).ok else 2
     from .present.tables import emit_divergences
 
     with _open() as wh:
@@ -322,8 +399,9 @@ def diverge(
     """
     from .present.tables import emit_divergences
 
-    with _open() as wh:
-        found = wh.divergences(ref=ref, cand=cand, pixels=parse_pixels(pixel), **tol)
+    with _open() as wh, _progress(sys.stderr.isatty()) as progress:
+        found = wh.divergences(ref=ref, cand=cand, pixels=parse_pixels(pixel),
+                               progress=progress, **tol)
     emit_divergences(found, fmt.value)
     if fail_on_divergence and not found:
         raise typer.Exit(1)
@@ -334,10 +412,11 @@ def diverge(
 def timeline(
     tol: dict,
     pixel: Annotated[str, typer.Option("--pixel", metavar="S,F", help="the pixel")],
-    ref: Annotated[str | None, typer.Option(help="reference run selector [default: newest C "
-                                                 "run of the pixel]")] = None,
-    cand: Annotated[str | None, typer.Option(help="candidate runs [default: every run of "
-                                                  "the other side]")] = None,
+    ref: Annotated[str | None, typer.Option(help="reference run selector",
+                                            show_default="newest C run of the pixel")] = None,
+    cand: Annotated[str | None, typer.Option(help="candidate runs",
+                                             show_default="every run of the other side")
+                    ] = None,
     fmt: FormatOpt = Fmt.table,
 ) -> None:
     """How one pixel's first divergence moved across candidate stamps (after each fix)."""
@@ -361,8 +440,8 @@ def regress(
     tol: dict,
     base: Annotated[str, typer.Option(help="candidate runs before (selector)")],
     head: Annotated[str, typer.Option(help="candidate runs after (selector)")],
-    ref: Annotated[str | None, typer.Option(help="reference run selector [default: newest C "
-                                                 "run of each pixel]")] = None,
+    ref: Annotated[str | None, typer.Option(help="reference run selector",
+                                            show_default="newest C run of each pixel")] = None,
     pixel: PixelOpt = None,
     fmt: FormatOpt = Fmt.table,
 ) -> None:
@@ -401,8 +480,8 @@ def report(
     options = dict(ref=ref, cand=cand, pixels=parse_pixels(pixel), unicode=unicode, force=force,
                    model=model, plots=not no_plots, **tol)
     argv = report_argv(resolve_url(state.url), outdir, **options)
-    with _open() as wh:
-        rep = wh.report(outdir, argv=argv, **options)
+    with _open() as wh, _progress(sys.stderr.isatty()) as progress:
+        rep = wh.report(outdir, argv=argv, progress=progress, **options)
     for n in rep.notes:
         _err(f"note: {n}")
     names = [p.relative_to(outdir).as_posix() for p in rep.files]
@@ -420,7 +499,8 @@ app.add_typer(fm_app, name="factor-model")
 
 @fm_app.command("show")
 def fm_show(
-    model: Annotated[str | None, typer.Argument(help="model name [default: all]")] = None,
+    model: Annotated[str | None, typer.Argument(help="model name",
+                                                      show_default="all")] = None,
     fmt: FormatOpt = Fmt.table,
 ) -> None:
     """Show factor models (target = product of factor^exponent)."""
@@ -441,7 +521,7 @@ def fm_set(
                                                 "F_cell^2 / steps'")],
 ) -> None:
     """Define or replace a factor model."""
-    with _open() as wh:
+    with _open(writes=True) as wh:
         factors = wh.set_factor_model(model, formula)
     typer.echo(f"factor model {model}: {len(factors)} factors")
 
@@ -472,14 +552,15 @@ def graph_set(
     graph: GraphOpt = DEFAULT_GRAPH,
 ) -> None:
     """Make SOURCES the inputs of TARGET (replacing the ones it had)."""
-    with _open() as wh:
+    with _open(writes=True) as wh:
         wh.set_inputs(target, sources or [], basis=basis, graph=graph)
     typer.echo(f"graph {graph}: {target} <- {', '.join(sources or []) or '(no inputs)'}")
 
 
 @graph_app.command("export")
 def graph_export(
-    file: Annotated[Path | None, typer.Argument(help="where to write [default: stdout]")
+    file: Annotated[Path | None, typer.Argument(help="where to write",
+                                                              show_default="stdout")
                     ] = None,
     graph: GraphOpt = DEFAULT_GRAPH,
 ) -> None:
@@ -504,7 +585,7 @@ def graph_import(
         content = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise TracedbError(f"cannot read {file.as_posix()}: {exc}") from None
-    with _open() as wh:
+    with _open(writes=True) as wh:
         n = wh.import_graph(content, graph=graph, origin=file.as_posix())
     typer.echo(f"graph {graph}: {n} edge(s) from {file.as_posix()}")
 
@@ -534,7 +615,7 @@ def query(
 def sql_cmd(
     statement: Annotated[str, typer.Argument(help="one SELECT, WITH, VALUES or EXPLAIN")],
     timeout: Annotated[float | None, typer.Option(
-        help="seconds the statement may run [default: 60]", show_default=False)] = None,
+        help="seconds the statement may run", show_default="60")] = None,
     fmt: FormatOpt = Fmt.table,
 ) -> None:
     """Run one statement that only reads: anything else (writes, several statements,
@@ -563,7 +644,27 @@ def schema(
     typer.echo(schemas.text(name), nl=False)
 
 
-@app.command()
+class _AddByDefault(TyperGroup):
+    """A group whose first word, when it is no subcommand, belongs to ``add``:
+    ``tracedb alias omega omega_pixel`` is ``tracedb alias add omega omega_pixel``,
+    beside ``tracedb alias list`` and ``tracedb alias remove``."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["add", *args]
+        return super().resolve_command(ctx, args)
+
+
+accept_app = typer.Typer(cls=_AddByDefault, no_args_is_help=True,
+                         help="Accepted divergences: add (the default), list, remove.")
+app.add_typer(accept_app, name="accept")
+alias_app = typer.Typer(cls=_AddByDefault, no_args_is_help=True,
+                        help="Tap aliases (pair differently named taps): add (the "
+                             "default), list, remove.")
+app.add_typer(alias_app, name="alias")
+
+
+@accept_app.command("add")
 def accept(
     tap: Annotated[str, typer.Argument(help="tap name")],
     reason: Annotated[str, typer.Option(help="why this divergence is accepted")],
@@ -572,12 +673,31 @@ def accept(
     run: Annotated[int | None, typer.Option(help="only comparisons involving this run")] = None,
 ) -> None:
     """Record a known, accepted divergence; reports show it apart from new ones."""
-    with _open() as wh:
+    with _open(writes=True) as wh:
         aid = wh.accept(tap, reason, channel=channel, loop_key=loop_key, run_id=run)
     typer.echo(f"accepted divergence {aid}: {tap} ({reason})")
 
 
-@app.command()
+@accept_app.command("list")
+def accept_list(fmt: FormatOpt = Fmt.table) -> None:
+    """List the accepted divergences with their ids."""
+    with _open() as wh:
+        rows = wh.accepted_rows()
+    list_rows(rows, None, fmt)
+
+
+@accept_app.command("remove")
+def accept_remove(
+    accepted_id: Annotated[int, typer.Argument(metavar="ID",
+                                               help="its id (see `tracedb accept list`)")],
+) -> None:
+    """Remove an accepted divergence: it counts as a divergence again."""
+    with _open() as wh:
+        wh.remove_accepted(accepted_id)
+    typer.echo(f"removed accepted divergence {accepted_id}")
+
+
+@alias_app.command("add")
 def alias(
     name: Annotated[str, typer.Argument(help="tap name as one side writes it")],
     canonical: Annotated[str, typer.Argument(help="the name to pair it under")],
@@ -592,13 +712,81 @@ def alias(
     if channels and channel != "*":
         raise TracedbError("--channel names the channel of a name alias; with --channels, "
                            "NAME is the channel whose taps pair on channel CANONICAL")
-    with _open() as wh:
+    with _open(writes=True) as wh:
         if channels:
             wh.add_channel_alias(name, canonical, note=note)
             typer.echo(f"alias: channel {name} -> channel {canonical}")
             return
         wh.add_alias(name, canonical, channel=channel, note=note)
     typer.echo(f"alias: {name} -> {canonical} (channel {channel})")
+
+
+@alias_app.command("list")
+def alias_list(fmt: FormatOpt = Fmt.table) -> None:
+    """List the aliases: NAME pairs as CANONICAL on CHANNEL."""
+    with _open() as wh:
+        rows = wh.alias_rows()
+    list_rows(rows, None, fmt)
+
+
+@alias_app.command("remove")
+def alias_remove(
+    name: Annotated[str, typer.Argument(help="the aliased tap name (with --channels: the "
+                                             "aliased channel)")],
+    channel: Annotated[str, typer.Option(help="channel; * = any")] = "*",
+    channels: Annotated[bool, typer.Option(
+        "--channels", help="NAME is a channel whose alias goes")] = False,
+) -> None:
+    """Remove an alias: taps named NAME (with --channels: written on channel NAME)
+    pair under their own name (channel) again."""
+    with _open() as wh:
+        if channels:
+            wh.remove_channel_alias(name)
+            typer.echo(f"removed alias of channel {name}")
+            return
+        wh.remove_alias(name, channel)
+    typer.echo(f"removed alias {name} (channel {channel})")
+
+
+curation_app = typer.Typer(no_args_is_help=True, help=(
+    "Everything curated (aliases, accepted divergences, factor models, dependency "
+    "graphs) in one TOML file a team keeps beside its reports."))
+app.add_typer(curation_app, name="curation")
+
+
+@curation_app.command("export")
+def curation_export(
+    file: Annotated[Path | None, typer.Argument(help="where to write", show_default="stdout")
+                    ] = None,
+) -> None:
+    """Write the warehouse's curation as TOML."""
+    with _open() as wh:
+        out = wh.export_curation()
+    if file is None:
+        typer.echo(out, nl=False)
+        return
+    try:
+        file.write_text(out, encoding="utf-8")
+    except OSError as exc:
+        raise TracedbError(f"cannot write {file.as_posix()}: {exc.strerror}") from None
+    typer.echo(f"curation written to {file.as_posix()}")
+
+
+@curation_app.command("import")
+def curation_import(
+    file: Annotated[Path, typer.Argument(help="a curation file as `curation export` "
+                                              "writes it")],
+) -> None:
+    """Replace each kind of curation FILE has a section for (aliases, accepted,
+    factor_models, graphs) with FILE's, in one transaction; the others stay."""
+    try:
+        content = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TracedbError(f"cannot read {file.as_posix()}: {exc}") from None
+    with _open(writes=True) as wh:
+        counts = wh.import_curation(content, origin=file.as_posix())
+    typer.echo(f"curation from {file.as_posix()}: " + (", ".join(
+        f"{n} {k.replace('_', ' ')}" for k, n in counts.items()) or "no sections"))
 
 
 @app.command()
@@ -679,19 +867,68 @@ def db_revision() -> None:
     from .api import Warehouse
     from .store.engine import head_revision
 
-    wh = Warehouse(state.url, check_schema=False)
+    wh = Warehouse(state.url, check_schema=False, create=False)
     typer.echo(f"warehouse {wh.revision() or '(none)'}; tracedb head {head_revision()}")
+
+
+# --------------------------------------------------------------------------- environment
+
+#: The environment variables tracedb reads, and what for; each command's help names
+#: those it reads (every command opens a warehouse).
+ENVIRONMENT = {
+    "TRACEDB_URL": "the warehouse's URL when --db is not given",
+    "PGPASSWORD": "the password of a PostgreSQL warehouse (read by libpq, with its "
+                  "other PG* variables; never written anywhere)",
+    "TRACEDB_WORKERS": "how many worker processes read trace files and draw plots "
+                       "(default one per CPU, at most 4; 0 keeps it all in one process)",
+    "TRACEDB_STREAM_BYTES": "the size of the chunks a large trace file is read in "
+                            "(default 4 MiB)",
+    "TRACEDB_PURE_PYTHON": "1 loads with the pure-Python loader instead of the C "
+                           "accelerator",
+    "COLUMNS": "the width tables are fitted to (else the terminal's)",
+}
+_INGEST_ENV = ("TRACEDB_WORKERS", "TRACEDB_STREAM_BYTES", "TRACEDB_PURE_PYTHON")
+#: Beyond the warehouse's: the variables a command reads.
+COMMAND_ENVIRONMENT = {"ingest": _INGEST_ENV, "demo": (*_INGEST_ENV, "COLUMNS"),
+                       "report": ("TRACEDB_WORKERS",)}
+_OPEN_ENV = ("TRACEDB_URL", "PGPASSWORD")
+_LISTING_ENV = ("COLUMNS",)
+#: Commands that open no warehouse and read no environment variable.
+NO_ENVIRONMENT = frozenset({"schema"})
+
+
+def _environment_in_help() -> None:
+    """Give every command an 'Environment:' paragraph naming what it reads."""
+    apps = [(app, "")] + [(g.typer_instance, f"{g.name} ") for g in app.registered_groups]
+    for typer_app, prefix in apps:
+        for info in typer_app.registered_commands:
+            name = info.name or info.callback.__name__.replace("_", "-")
+            if prefix + name in NO_ENVIRONMENT:
+                continue
+            names = [*_OPEN_ENV, *COMMAND_ENVIRONMENT.get(prefix + name, _LISTING_ENV)]
+            info.epilog = "Environment: " + "; ".join(
+                f"{n}: {ENVIRONMENT[n]}" for n in dict.fromkeys(names)) + "."
+    app.info.epilog = "Environment: " + "; ".join(f"{n}: {w}" for n, w in ENVIRONMENT.items()) \
+        + "."
+
+
+_environment_in_help()
 
 
 def main() -> None:
     try:
-        app()
+        try:
+            app(prog_name="tracedb")  # also under `python -m tracedb`
+        finally:  # output a full device refuses fails here, not in Python's exit
+            sys.stdout.flush()
     except TracedbError as exc:
         _err(f"error: {exc}")
         sys.exit(2)
     except KeyboardInterrupt:
         _err("interrupted")
         sys.exit(130)
+    except OSError as exc:
+        _os_error(exc)
     except Exception as exc:  # a database refusing us is still one line, not a traceback
         from sqlalchemy.exc import SQLAlchemyError
 
@@ -701,3 +938,29 @@ def main() -> None:
             _err(f"error: database: {first[0] if first else type(exc).__name__}")
             sys.exit(2)
         raise
+
+
+def _os_error(exc: OSError) -> None:
+    """A reader that went away (``| head -1``) ends the command quietly, exit 1 as
+    Typer's own handling does; any other failure to read or write (a full device,
+    a path that is a file) is one line, exit 2."""
+    import errno
+    import os
+
+    if exc.errno == errno.EPIPE:
+        # nothing more can reach the reader; Python's own flush at exit must not fail
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+    where = f" ({exc.filename})" if exc.filename else " (writing the output)" \
+        if exc.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT) else ""
+    try:
+        _err(f"error: {exc.strerror or exc}{where}")
+    except OSError:
+        pass
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # what stdout still holds is lost
+        os.dup2(devnull, sys.stdout.fileno())
+    except OSError:
+        pass
+    sys.exit(2)

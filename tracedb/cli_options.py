@@ -92,9 +92,9 @@ def tolerance_options(command):
     return wrapper
 
 RefOpt = Annotated[str | None, typer.Option(
-    help="reference run selector [default: newest C run of each pixel]")]
+    help="reference run selector", show_default="newest C run of each pixel")]
 CandOpt = Annotated[str | None, typer.Option(
-    help="candidate run selector [default: newest PyTorch run of each pixel]")]
+    help="candidate run selector", show_default="newest PyTorch run of each pixel")]
 PixelOpt = Annotated[list[str] | None, typer.Option(
     "--pixel", metavar="S,F", help="only this pixel (repeatable)")]
 

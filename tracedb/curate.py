@@ -232,10 +232,249 @@ def import_graph(db, graph: str, text: str, origin: str) -> int:
 
 def export_graph(db, graph: str) -> str:
     """``graph`` in the text form, one line per target and basis."""
-    lines: dict[tuple[str, str | None], list[str]] = {}
-    for e in graph_edges(db, graph):
-        lines.setdefault((e["target"], e["basis"]), []).append(e["source"])
+    lines = _graph_groups(db, graph)
     out = [f"# tracedb dependency graph {graph}: TARGET <- SOURCE, ...  # what it rests on"]
     for (target, basis), sources in lines.items():
         out.append(f"{target} <- {', '.join(sources)}" + (f"  # {basis}" if basis else ""))
     return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def alias_rows(db) -> list[dict]:
+    """The aliases (tap_alias: name and channel aliases) as records, by kind, name and
+    channel."""
+    t = db.tables["tap_alias"]
+    with db.engine.connect() as conn:
+        res = conn.execute(select(t.c.kind, t.c.name, t.c.canonical, t.c.channel, t.c.note)
+                           .order_by(t.c.kind.desc(), t.c.name, t.c.channel))
+        return records(list(res.keys()), [tuple(r) for r in res])
+
+
+def remove_alias(db, name: str, channel: str = "*") -> None:
+    """Remove the alias of ``name`` on ``channel`` (and rekey the taps it paired)."""
+    _remove_alias(db, "name", name, channel, f"no alias {name!r} on channel {channel!r}")
+
+
+def remove_channel_alias(db, channel: str) -> None:
+    """Remove the alias of channel ``channel`` (and rekey)."""
+    _remove_alias(db, "channel", "*", channel, f"no alias of channel {channel!r}")
+
+
+def _remove_alias(db, kind: str, name: str, channel: str, missing: str) -> None:
+    t = db.tables["tap_alias"]
+    with db.store.write_connection(db.engine) as conn, conn.begin():
+        gone = conn.execute(t.delete().where((t.c.kind == kind) & (t.c.name == name)
+                                             & (t.c.channel == channel)))
+        if not gone.rowcount:
+            raise TracedbError(f"{missing} (`tracedb alias list` shows them)")
+        rekey(conn, name if kind == "name" else None)
+
+
+def accepted_rows(db) -> list[dict]:
+    """The accepted divergences as records, oldest first."""
+    t = db.tables["accepted_divergence"]
+    with db.engine.connect() as conn:
+        res = conn.execute(select(t.c.id, t.c.name.label("tap"), t.c.channel, t.c.loop_key,
+                                  t.c.run_id, t.c.reason, t.c.created_at).order_by(t.c.id))
+        return records(list(res.keys()), [tuple(r) for r in res])
+
+
+def remove_accepted(db, accepted_id: int) -> None:
+    """Remove accepted divergence ``accepted_id``: that divergence counts again."""
+    t = db.tables["accepted_divergence"]
+    with db.store.write_connection(db.engine) as conn, conn.begin():
+        if not conn.execute(t.delete().where(t.c.id == accepted_id)).rowcount:
+            raise TracedbError(f"no accepted divergence {accepted_id} "
+                               "(`tracedb accept list` shows them)")
+
+
+# --------------------------------------------------------------------------- curation file
+#
+# Everything users curate, in one TOML file a team keeps beside its reports:
+#
+#     [[aliases]]        kind (name or channel), name, canonical, channel, note
+#     [[accepted]]       tap, reason, channel, loop_key, run, created_at
+#     [factor_models]    NAME = "target = a * b^2 / c"
+#     [[graphs.NAME]]    target, sources, basis   (one entry per line of the text form)
+#
+# Importing replaces each kind the file has a section for, and leaves the others.
+
+CURATION_VERSION = 1
+_SECTIONS = ("aliases", "accepted", "factor_models", "graphs")
+
+
+def format_model(target: str, factors: list[tuple[str, float]]) -> str:
+    """The formula :func:`parse_model` reads back: 'I = a * b^2 / c'."""
+    def power(name: str, e: float) -> str:
+        return name if e == 1 else f"{name}^{e:g}"
+
+    out = f"{target} = {power(*factors[0])}"
+    for name, e in factors[1:]:
+        out += f" * {power(name, e)}" if e > 0 else f" / {power(name, -e)}"
+    return out
+
+
+def _graph_groups(db, graph: str) -> dict[tuple[str, str | None], list[str]]:
+    """A graph's sources grouped by (target, basis), as the text form lists them."""
+    lines: dict[tuple[str, str | None], list[str]] = {}
+    for e in graph_edges(db, graph):
+        lines.setdefault((e["target"], e["basis"]), []).append(e["source"])
+    return lines
+
+
+def export_curation(db) -> str:
+    """Aliases, accepted divergences, factor models and dependency graphs as TOML."""
+    import tomli_w
+
+    def kept(record: dict) -> dict:  # TOML has no null: a missing key is one
+        return {k: v for k, v in record.items() if v is not None}
+
+    accepted = [kept({"tap": r["tap"], "reason": r["reason"], "channel": r["channel"],
+                      "loop_key": r["loop_key"], "run": r["run_id"],
+                      "created_at": r["created_at"]}) for r in accepted_rows(db)]
+    columns, rows = factor_models(db)
+    models: dict[str, tuple[str, list]] = {}
+    for r in records(columns, rows):
+        models.setdefault(r["model"], (r["target"], []))[1].append((r["factor"],
+                                                                    r["exponent"]))
+    t = db.tables["tap_edge"]
+    with db.engine.connect() as conn:
+        graphs = [g for (g,) in conn.execute(select(t.c.graph).distinct().order_by(t.c.graph))]
+    doc = {
+        "version": CURATION_VERSION,
+        "aliases": [kept(r) for r in alias_rows(db)],
+        "accepted": accepted,
+        "factor_models": {m: format_model(target, fs) for m, (target, fs) in models.items()},
+        "graphs": {g: [kept({"target": target, "sources": sources, "basis": basis})
+                       for (target, basis), sources in _graph_groups(db, g).items()]
+                   for g in graphs},
+    }
+    head = ("# tracedb curation: aliases, accepted divergences, factor models and "
+            "dependency graphs.\n# `tracedb curation import FILE` makes a warehouse's "
+            "curation this file's (each section present replaces that kind).\n")
+    return head + tomli_w.dumps(doc)
+
+
+def _entries(doc: dict, section: str, origin: str, required: tuple[str, ...],
+             optional: tuple[str, ...]) -> list[dict]:
+    items = doc[section]
+    if not isinstance(items, list):
+        raise TracedbError(f"{origin}: {section} must be a list of tables ([[{section}]])")
+    for i, item in enumerate(items):
+        where = f"{origin}: {section}[{i}]"
+        if not isinstance(item, dict):
+            raise TracedbError(f"{where} must be a table")
+        missing = [k for k in required if k not in item]
+        unknown = sorted(set(item) - set(required) - set(optional))
+        if missing or unknown:
+            raise TracedbError(f"{where}: " + (f"needs {', '.join(missing)}" if missing
+                                               else f"unknown key(s) {', '.join(unknown)}"))
+        for key, value in item.items():
+            wanted = int if key == "run" else list if key == "sources" else str
+            if not isinstance(value, wanted) or isinstance(value, bool):
+                raise TracedbError(f"{where}: {key} must be {wanted.__name__}, "
+                                   f"not {value!r}")
+    return items
+
+
+def import_curation(db, text: str, origin: str, now: str) -> dict[str, int]:
+    """Make the warehouse's curation that of ``text`` (:func:`export_curation`'s TOML):
+    each kind the file has a section for is replaced, in one transaction; a file that
+    does not read is an error naming ``origin`` and the entry. Returns counts."""
+    import tomllib
+
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TracedbError(f"{origin}: not TOML: {exc}") from None
+    unknown = sorted(set(doc) - set(_SECTIONS) - {"version"})
+    if unknown:
+        raise TracedbError(f"{origin}: unknown section(s) {', '.join(unknown)}; a curation "
+                           f"file has {', '.join(_SECTIONS)}")
+    if doc.get("version", CURATION_VERSION) != CURATION_VERSION:
+        raise TracedbError(f"{origin}: curation file version {doc['version']!r}; this "
+                           f"tracedb reads version {CURATION_VERSION}")
+    counts: dict[str, int] = {}
+    aliases = accepted = edges = None
+    models: dict[str, tuple[str, list]] | None = None
+    if "aliases" in doc:
+        aliases = _entries(doc, "aliases", origin, ("name", "canonical"),
+                           ("kind", "channel", "note"))
+        for i, a in enumerate(aliases):
+            if a.get("kind", "name") not in ("name", "channel"):
+                raise TracedbError(f"{origin}: aliases[{i}]: kind is 'name' or 'channel', "
+                                   f"not {a['kind']!r}")
+    if "accepted" in doc:
+        accepted = _entries(doc, "accepted", origin, ("tap", "reason"),
+                            ("channel", "loop_key", "run", "created_at"))
+        for i, a in enumerate(accepted):
+            if not a["reason"].strip():
+                raise TracedbError(f"{origin}: accepted[{i}] needs a reason")
+    if "factor_models" in doc:
+        if not isinstance(doc["factor_models"], dict):
+            raise TracedbError(f"{origin}: factor_models must be a table of NAME = formula")
+        models = {}
+        for name, formula in doc["factor_models"].items():
+            if not isinstance(formula, str):
+                raise TracedbError(f"{origin}: factor_models.{name} must be a formula")
+            try:
+                models[name] = parse_model(formula)
+            except TracedbError as exc:
+                raise TracedbError(f"{origin}: factor_models.{name}: {exc}") from None
+    if "graphs" in doc:
+        if not isinstance(doc["graphs"], dict):
+            raise TracedbError(f"{origin}: graphs must be tables [[graphs.NAME]]")
+        edges = {}
+        for graph in doc["graphs"]:
+            for i, e in enumerate(_entries(doc["graphs"], graph, f"{origin}: graphs",
+                                           ("target", "sources"), ("basis",))):
+                _check_names([e["target"], *e["sources"]], f"{origin}: graphs.{graph}[{i}]")
+                for s in e["sources"]:
+                    edges[(graph, e["target"], s)] = e.get("basis")
+    tables = db.tables
+    with db.store.write_connection(db.engine) as conn, conn.begin():
+        if accepted is not None:
+            runs = {a["run"] for a in accepted if "run" in a}
+            t = tables["run"]
+            known = {r for (r,) in conn.execute(select(t.c.id).where(t.c.id.in_(runs)))} \
+                if runs else set()
+            if runs - known:
+                raise TracedbError(f"{origin}: accepted divergence of run "
+                                   f"{min(runs - known)}, which this warehouse does not have")
+            t = tables["accepted_divergence"]
+            conn.execute(t.delete())
+            if accepted:
+                conn.execute(t.insert(), [dict(
+                    name=a["tap"], reason=a["reason"], channel=a.get("channel", "*"),
+                    loop_key=a.get("loop_key"), run_id=a.get("run"),
+                    created_at=a.get("created_at", now)) for a in accepted])
+            counts["accepted"] = len(accepted)
+        if models is not None:
+            t = tables["factor_model"]
+            conn.execute(t.delete())
+            rows = [dict(model=m, target=target, position=i, factor=f, exponent=e)
+                    for m, (target, factors) in models.items()
+                    for i, (f, e) in enumerate(factors, start=1)]
+            if rows:
+                conn.execute(t.insert(), rows)
+            counts["factor_models"] = len(models)
+        if edges is not None:
+            t = tables["tap_edge"]
+            conn.execute(t.delete())
+            if edges:
+                conn.execute(t.insert(), [dict(graph=g, target=a, source=b, basis=c)
+                                          for (g, a, b), c in edges.items()])
+            counts["graph_edges"] = len(edges)
+        if aliases is not None:
+            t = tables["tap_alias"]
+            conn.execute(t.delete())
+            if aliases:
+                conn.execute(t.insert(), [dict(name=a["name"], canonical=a["canonical"],
+                                               channel=a.get("channel", "*"),
+                                               kind=a.get("kind", "name"),
+                                               note=a.get("note")) for a in aliases])
+            rekey(conn, None)
+            counts["aliases"] = len(aliases)
+    return counts

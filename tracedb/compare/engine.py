@@ -64,12 +64,13 @@ def _results(db, saved: bool):
 
 
 def create(db, pairs: list[tuple], rtol: float, atol: float, description: str,
-           now: str, detail: str = "all", save: bool = False) -> int:
+           now: str, detail: str = "all", save: bool = False, progress=None) -> int:
     """Compare (grp, ordinal, ref, cand, pairing) run pairs; returns the set id.
 
     The results are the session's own (a negative id, nothing written to the
     warehouse) unless ``save``: then they are kept in the warehouse (a positive id)
-    until ``tracedb db prune`` removes them."""
+    until ``tracedb db prune`` removes them. ``progress(description, done, total)``
+    hears of each SQL step (each compares every pair at once)."""
     check_tolerance(rtol, atol)
     if detail not in ("all", "mismatch"):
         raise ValueError(f"detail must be 'all' or 'mismatch', not {detail!r}")
@@ -98,7 +99,7 @@ def create(db, pairs: list[tuple], rtol: float, atol: float, description: str,
             **({"id": first["id"] - i} if first else {}))
             for i, (g, o, r, c, how) in enumerate(pairs)])
         db.store.tune_for_comparison(conn)
-        _compare(conn, set_id, detail)
+        _compare(conn, set_id, detail, progress, len(pairs))
     return set_id
 
 
@@ -148,18 +149,26 @@ def complete(db, set_id: int) -> None:
         conn.execute(t_set.update().where(t_set.c.id == set_id).values(detail="all"))
 
 
-def _compare(conn, set_id: int, detail: str) -> None:
+#: The SQL steps that compare a set, by detail (see the module's docstring).
+STEPS = {"all": ("compare", "unit_hints", "unit_suspects"),
+         "mismatch": ("compare_flag", "compare_flag_shapes", "compare_flagged", "unit_hints",
+                      "unit_suspects")}
+
+
+def _compare(conn, set_id: int, detail: str, progress=None, pairs: int | None = None
+             ) -> None:
     """Fill tap_result for a comparison set, then add the unit hints."""
     store = backend(conn)
     # PostgreSQL plans each step by table statistics, which know nothing yet of
     # the rows just added (it would take a set's 28,800 comparisons for one)
     store.refresh_statistics(conn, "comparison")
-    if detail == "all":
-        run_step(conn, "compare", set_id=set_id)
-    else:
-        run_step(conn, "compare_flag", set_id=set_id)
-        run_step(conn, "compare_flag_shapes", set_id=set_id)
-        store.refresh_statistics(conn, "tap_flag")
-        run_step(conn, "compare_flagged", set_id=set_id)
-    run_step(conn, "unit_hints", set_id=set_id)
-    run_step(conn, "unit_suspects", set_id=set_id)
+    steps = STEPS[detail]
+    what = f"comparing {pairs} pair(s)" if pairs is not None else "comparing"
+    for done, step in enumerate(steps):
+        if progress:
+            progress(f"{what}: {step.replace('_', ' ')}", done, len(steps))
+        if step == "compare_flagged":
+            store.refresh_statistics(conn, "tap_flag")
+        run_step(conn, step, set_id=set_id)
+    if progress:
+        progress(f"{what}: done", len(steps), len(steps))

@@ -21,19 +21,24 @@ def pairing_runs(db) -> list[dict]:
     return runs
 
 
-def _compare(db, pairs, rtol, atol, strict, description, detail="all", save=False
-             ) -> Divergences:
-    set_id = engine.create(db, pairs, rtol, atol, description, utcnow(), detail, save)
+def _compare(db, pairs, rtol, atol, strict, description, detail="all", save=False,
+             progress=None) -> Divergences:
+    set_id = engine.create(db, pairs, rtol, atol, description, utcnow(), detail, save,
+                           progress)
+    if progress:
+        progress(f"reading the results of {len(pairs)} pair(s)", 0, None)
     return results.divergences(db, set_id, rtol, atol, strict)
 
 
 def diverge(db, ref=None, cand=None, pixels=None, rtol=1e-12, atol=0.0, strict=False,
-            detail="mismatch", save=False) -> Divergences:
+            detail="mismatch", save=False, progress=None) -> Divergences:
     """First divergence per pixel pair (see ``select.pair_runs`` for the pairing).
     Every request here compares into the session's own results unless ``save`` (see
-    ``engine.create``)."""
+    ``engine.create``). ``progress(description, done, total)`` hears of each stage."""
+    if progress:
+        progress("pairing runs", 0, None)
     pairs = select.pair_runs(pairing_runs(db), ref, cand, pixels)
-    return _compare(db, pairs, rtol, atol, strict, "diverge", detail, save)
+    return _compare(db, pairs, rtol, atol, strict, "diverge", detail, save, progress)
 
 
 def diff(db, set_id: int, strict: bool = False) -> list[dict]:

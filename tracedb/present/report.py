@@ -862,8 +862,9 @@ def _portable(data: ReportData) -> ReportData:
 
 
 def write_report(outdir: Path, data: ReportData, generated: str, *, unicode: bool = False,
-                 argv: list[str] | None = None, plots: bool = True) -> Report:
-    """Write every report file into ``outdir`` (see :func:`prepare_outdir`)."""
+                 argv: list[str] | None = None, plots: bool = True, progress=None) -> Report:
+    """Write every report file into ``outdir`` (see :func:`prepare_outdir`);
+    ``progress(description, done, total)`` hears of each stage."""
     data = _portable(data)
     report = Report(outdir=outdir, set_id=data.found.set_id)
     fix = (lambda t: t) if unicode else asciify
@@ -874,6 +875,8 @@ def write_report(outdir: Path, data: ReportData, generated: str, *, unicode: boo
         path.write_text(fix(text), encoding="utf-8", newline="\n")
         report.files.append(path)
 
+    if plots and progress:
+        progress(f"drawing plots of {len(data.found.rows)} pixel(s)", 0, None)
     drawn = draw_plots(outdir, data.found, data.diff, ascii_only=not unicode) if plots \
         else None
     if plots and drawn is None:
@@ -884,7 +887,9 @@ def write_report(outdir: Path, data: ReportData, generated: str, *, unicode: boo
     put("first_divergence.md", render_first_divergence(data, plot_files, generated))
     put("summary.md", render_summary(data, plot_files))
     by_cmp = by_comparison(data.diff)
-    for s in data.found.rows:
+    for done, s in enumerate(data.found.rows):
+        if progress:
+            progress("writing diff files", done, len(data.found.rows))
         put(f"diff_{pixel_name(s['pixel'], s['ref_run'], s['cand_run'])}.txt",
             render_diff(s, by_cmp.get(s["comparison_id"], [])))
     if data.images:

@@ -18,6 +18,7 @@ OUTPUTS = {
     "regress": "regress", "images": "images", "images --timeline": "images_timeline",
     "images --next-pixels": "images_next_pixels", "query": "rows", "sql": "rows",
     "db check": "db_check", "graph show": "graph", "factor-model show": "factor_model",
+    "alias list": "alias_list", "accept list": "accept_list",
 }
 
 

@@ -131,7 +131,9 @@ def mask_argv(argv: list[str]) -> list[str]:
     return [mask_secrets(str(a)) for a in argv]
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, create: bool = True) -> Engine:
+    """An engine for ``url``. ``create`` False: a warehouse that does not exist yet (a
+    SQLite file that is not there) is an error, and nothing is created."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -143,7 +145,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         from . import sqlite
 
-        kwargs = sqlite.engine_kwargs(parsed)
+        kwargs = sqlite.engine_kwargs(parsed, create=create)
         parsed = sqlite.read_only_media(parsed)
     try:
         engine = create_engine(parsed, **kwargs)
@@ -249,8 +251,9 @@ def upgrade(engine: Engine, revision: str = "head", *, new_only: str | None = No
     return before, after or ""
 
 
-def ensure_schema(engine: Engine, url: str) -> None:
-    """Create a new warehouse at head; refuse one at an older or unknown revision."""
+def ensure_schema(engine: Engine, url: str, *, create: bool = True) -> None:
+    """Create a new warehouse at head (``create`` False: refuse a database without a
+    warehouse); refuse one at an older or unknown revision."""
     try:
         rev = current_revision(engine)
     except OperationalError as exc:
@@ -259,6 +262,8 @@ def ensure_schema(engine: Engine, url: str) -> None:
     if rev == HEAD:
         return
     head = head_revision()
+    if rev is None and not create:
+        raise TracedbError(missing_warehouse(mask_secrets(url), "holds no warehouse"))
     if rev is None:
         upgrade(engine, new_only=url)
         ensure_schema(engine, url)  # at head now, or made by an older or newer tracedb
@@ -270,10 +275,32 @@ def ensure_schema(engine: Engine, url: str) -> None:
                        f"this tracedb (head {head}); it was written by a newer tracedb")
 
 
-def reflect(engine: Engine) -> dict[str, Table]:
-    md = MetaData()
-    md.reflect(bind=engine)
-    return dict(md.tables)
+def missing_warehouse(where: str, what: str) -> str:
+    """The message for a command that only reads a warehouse that is not there."""
+    return (f"{where} {what}; this command only reads one: load traces first with "
+            "`tracedb ingest PATH`, or name the warehouse with --db URL or $TRACEDB_URL")
+
+
+class Tables(dict):
+    """The warehouse's tables by name, each reflected when first asked for: the
+    whole schema would cost a command that uses four tables a twentieth of a second
+    (``tracedb diverge`` answers within 0.6 s). Foreign keys are not followed (no
+    caller builds joins from them)."""
+
+    def __init__(self, engine: Engine):
+        super().__init__()
+        self._engine, self._metadata = engine, MetaData()
+
+    def __missing__(self, name: str) -> Table:
+        from sqlalchemy.exc import NoSuchTableError
+
+        try:
+            table = Table(name, self._metadata, autoload_with=self._engine,
+                          resolve_fks=False)
+        except NoSuchTableError:
+            raise KeyError(name) from None
+        self[name] = table
+        return table
 
 
 def utcnow() -> str:
@@ -286,13 +313,15 @@ def utcnow() -> str:
 class Handle:
     """An open warehouse: its URL, engine, (reflected on first use) tables and the
     session's own comparison results (:meth:`scratch`). The core modules (ingest,
-    compare, curate) take one; ``api.Warehouse`` holds one."""
+    compare, curate) take one; ``api.Warehouse`` holds one. ``create`` False opens
+    only a warehouse that exists (see :func:`make_engine`, :func:`ensure_schema`)."""
 
-    def __init__(self, url: str | None = None, *, check_schema: bool = True):
+    def __init__(self, url: str | None = None, *, check_schema: bool = True,
+                 create: bool = True):
         self.url = resolve_url(url)
-        self.engine: Engine = make_engine(self.url)
+        self.engine: Engine = make_engine(self.url, create=create)
         if check_schema:
-            ensure_schema(self.engine, self.url)
+            ensure_schema(self.engine, self.url, create=create)
         self._tables: dict[str, Table] | None = None
         self._scratch = None
 
@@ -316,12 +345,16 @@ class Handle:
     @property
     def tables(self) -> dict[str, Table]:
         if self._tables is None:
-            self._tables = reflect(self.engine)
+            self._tables = Tables(self.engine)
         return self._tables
 
     @property
     def display_url(self) -> str:
         return mask_secrets(self.url)
+
+    def local_files(self) -> list[Path]:
+        """The files this warehouse keeps on this machine (none for a server's)."""
+        return self.store.local_files(self.engine)
 
     @property
     def store(self):

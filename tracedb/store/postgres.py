@@ -286,6 +286,8 @@ def _failure(sqlstate: str | None, message: str, label: str, timeout: float | No
     first = re.sub(r"^(?:ERROR|FATAL):\s+", "", first)
     if sqlstate == "42601" and "multiple commands" in first:
         return f"{label} runs one statement at a time"
+    if sqlstate == "42601":  # syntax_error: 'syntax error at or near "SELEC"'
+        return f"{label}: {first}"
     if sqlstate in ("57014", "55P03", "25P03") and timeout is not None:
         return (f"{label} took longer than {timeout:g} s ({first}); "
                 "give it more with --timeout")
@@ -300,6 +302,11 @@ def bulk_context(engine: Engine) -> tuple[bool, str | None]:
     connection of their own, so they need the URL (with its password: it never
     leaves this machine's processes)."""
     return True, engine.url.render_as_string(hide_password=False)
+
+
+def local_files(engine: Engine) -> list:
+    """The server keeps the warehouse: no file of it on this machine."""
+    return []
 
 
 def wal_flusher(engine: Engine):

@@ -32,9 +32,21 @@ def _folder(step: bool) -> Path:
     return base / "steps" if step else base
 
 
-def names() -> list[str]:
-    """The named queries a user can run (the engine's write steps are not among them)."""
+#: Queries that are tracedb's own inner steps (what pairing, causes and reports read),
+#: not questions a user asks: runnable by name, listed apart from the user's.
+INTERNAL = frozenset({"first_components", "image_content", "load_commands", "loop_values",
+                      "pairing_runs", "run_config", "tap_roles"})
+
+
+def all_names() -> list[str]:
+    """Every named query: the user's and tracedb's own (:data:`INTERNAL`)."""
     return sorted(p.stem for p in _folder(False).glob("*.sql") if "." not in p.stem)
+
+
+def names() -> list[str]:
+    """The named queries a user asks (neither tracedb's own inner queries nor its
+    write steps are among them)."""
+    return [n for n in all_names() if n not in INTERNAL]
 
 
 def step_names() -> list[str]:
@@ -48,7 +60,7 @@ def sql_text(name: str, dialect: str | None = None, step: bool = False) -> str:
     path = folder / f"{name}.sql"
     if dialect and (folder / f"{name}.{dialect}.sql").is_file():
         path = folder / f"{name}.{dialect}.sql"
-    if "." in name or "/" in name or not path.is_file():
+    if "." in name or "/" in name or "\\" in name or not path.is_file():
         if not step and name in step_names():
             raise TracedbError(f"{name!r} is one of tracedb's own write steps, not a query; "
                                f"available: {', '.join(names())}")
@@ -97,6 +109,11 @@ def fetch(bind, name: str, /, *, check: bool = False, **params
     if unknown:
         raise TracedbError(f"query {name!r} has no parameter(s) {', '.join(sorted(unknown))}"
                            f"; it takes: {', '.join(sorted(wanted)) or 'none'}")
+    if check:
+        missing = sorted(required_params(name) - set(params))
+        if missing:
+            raise TracedbError(f"query {name!r} needs a value for parameter(s) "
+                               f"{', '.join(missing)} (--param {missing[0]}=VALUE)")
     types = param_types(source)
     bound = {k: bind_value(name, k, types.get(k), params.get(k)) for k in wanted}
     with connection(bind) as conn:
@@ -108,6 +125,32 @@ def fetch(bind, name: str, /, *, check: bool = False, **params
         return store.run_read_only(conn, compiled.string,
                                    tuple(args[k] for k in compiled.positiontup or ()),
                                    label=f"query {name!r}", check=check)
+
+
+@cache
+def required_params(name: str) -> frozenset[str]:
+    """The parameters ``queries/<name>.sql`` cannot do without, as its header comment
+    documents them: those under ``Parameters:`` whose line does not say what NULL
+    means (``Parameters (NULL = no filter):`` makes every one optional)."""
+    folder = _folder(False)
+    lines = (folder / f"{name}.sql").read_text(encoding="utf-8").splitlines()
+    wanted = set(text(sql_text(name)).compile().params)
+    required: set[str] = set()
+    heading, optional_all = False, False
+    for line in lines:
+        if not line.lstrip().startswith("--"):
+            break
+        head = re.match(r"--\s*Parameters\b(.*)", line)
+        if head:
+            heading, optional_all = True, "NULL" in head.group(1)
+            rest = head.group(1)
+            line = f"-- {rest[1:]}" if rest.startswith(":") else ""  # "Parameters: :x"
+        if not heading or optional_all or "NULL" in line:
+            continue
+        found = re.match(r"--\s+((?::?\w+\s*,\s*)*:?\w+)", line)
+        if found:
+            required |= {w.lstrip(":").strip() for w in found.group(1).split(",")} & wanted
+    return frozenset(required)
 
 
 #: A parameter's type is the one it is cast to in the query: ``CAST(:run_id AS INTEGER)``.

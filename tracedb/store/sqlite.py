@@ -48,9 +48,18 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def engine_kwargs(parsed) -> dict:
-    """create_engine arguments for a SQLite URL; refuses a too old SQLite or a file in
-    a directory that does not exist."""
+def _file_of(database: str) -> Path:
+    """The file a SQLite URL's database names (a path, or a ``file:`` URI)."""
+    from urllib.parse import unquote, urlsplit
+
+    return Path(unquote(urlsplit(database).path) if database.startswith("file:")
+                else database)
+
+
+def engine_kwargs(parsed, *, create: bool = True) -> dict:
+    """create_engine arguments for a SQLite URL; refuses a too old SQLite, a file in
+    a directory that does not exist, and (``create`` False) a file that does not
+    exist, before SQLite would make it."""
     import sqlite3
 
     if sqlite3.sqlite_version_info < MIN_SQLITE:
@@ -59,6 +68,13 @@ def engine_kwargs(parsed) -> dict:
             f"{'.'.join(map(str, MIN_SQLITE))} or newer (the library Python's sqlite3 "
             "module is linked with; python.org and conda builds bring a recent one)")
     database = parsed.database or ""
+    if not create and database not in ("", ":memory:"):
+        from .engine import missing_warehouse
+
+        path = _file_of(database)
+        if not path.is_file():
+            raise TracedbError(missing_warehouse(f"no warehouse at {path.as_posix()}:",
+                                                 "the file does not exist"))
     if database and database != ":memory:" and not database.startswith("file:"):
         parent = Path(database).parent
         if not parent.is_dir():
@@ -85,6 +101,15 @@ def read_only_media(parsed):
     if not database.startswith("file:"):
         parsed = parsed.set(database=f"file:{quote(str(path))}")
     return parsed.update_query_dict({"uri": "true", "immutable": "1"})
+
+
+def local_files(engine: Engine) -> list[Path]:
+    """The warehouse file and the files SQLite keeps beside it (none in memory)."""
+    database = engine.url.database or ""
+    if database in ("", ":memory:"):
+        return []
+    path = _file_of(database)
+    return [path] + [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm", "-journal")]
 
 
 def configure(engine: Engine) -> None:
@@ -254,6 +279,11 @@ def run_read_only(conn: Connection, statement: str, args: tuple = (), *, label: 
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         if "one statement at a time" in first:
             message = f"{label} runs one statement at a time"
+        elif first.endswith("syntax error") or first == "incomplete input":
+            # SQLite's 'near "SELEC": syntax error', said as PostgreSQL says it
+            message = f"{label}: syntax error " + (
+                first.removesuffix(": syntax error") if first.startswith("near ")
+                else "at end of input")
         elif check and (not seen or seen[0] != sqlite3.SQLITE_SELECT):
             message = f"{label} {REFUSED_KIND}"
         elif check and refused and refused[0].endswith("()"):
