@@ -624,7 +624,8 @@ def sql_cmd(
 
     with _open() as wh:
         rows = records(*wh.sql_rows(statement, timeout))
-    list_rows(rows, None, fmt)
+    # the columns the statement names, as it names them
+    list_rows(rows, None, fmt, as_written=True)
 
 
 @app.command()

@@ -47,16 +47,19 @@ FormatOpt = Annotated[Fmt, typer.Option(
                      "(Markdown)")]
 
 
-def emit(records: list[dict], columns: list[str], fmt: str, title: str | None = None) -> None:
+def emit(records: list[dict], columns: list[str], fmt: str, title: str | None = None,
+         as_written: bool = False) -> None:
     from .present.tables import emit as render
 
-    render(records, columns, fmt, title)
+    render(records, columns, fmt, title, as_written=as_written)
 
 
-def list_rows(records: list[dict], columns: list[str] | None, fmt: Fmt) -> None:
-    """The listing commands' output: every column of the records unless named."""
+def list_rows(records: list[dict], columns: list[str] | None, fmt: Fmt,
+              as_written: bool = False) -> None:
+    """The listing commands' output: every column of the records unless named
+    (``as_written``: see ``present.tables.emit``)."""
     emit(records, columns if columns is not None else list(getattr(records, "columns", [])),
-         fmt.value)
+         fmt.value, as_written=as_written)
 
 
 RtolOpt = Annotated[float, typer.Option("--rtol", help="relative tolerance")]

@@ -12,14 +12,15 @@ from ..compare.results import FIRST_FIELDS, Divergences, divergence_record, pixe
 from .text import MISSING_RUN_TEXT, md_cell, num, pixel_text, short_run
 
 
-def _json_ready(v):
+def _json_ready(v, pixels: bool = True):
     """A value as every JSON output carries it: a non-finite float (PostgreSQL's float8
-    has NaN) is null, and an object's ``slow`` and ``fast`` are one ``pixel``
-    [slow, fast], as everywhere else."""
+    has NaN) is null, and (unless ``pixels`` is false: columns as a user's SQL named
+    them) an object's ``slow`` and ``fast`` are one ``pixel`` [slow, fast], as
+    everywhere else."""
     if isinstance(v, float):
         return v if math.isfinite(v) else None
     if isinstance(v, dict):
-        if "slow" in v and "fast" in v and "pixel" not in v:
+        if pixels and "slow" in v and "fast" in v and "pixel" not in v:
             out = {}
             for k, x in v.items():
                 if k == "slow":
@@ -27,9 +28,9 @@ def _json_ready(v):
                 elif k != "fast":
                     out[k] = _json_ready(x)
             return out
-        return {k: _json_ready(x) for k, x in v.items()}
+        return {k: _json_ready(x, pixels) for k, x in v.items()}
     if isinstance(v, list | tuple):
-        return [_json_ready(x) for x in v]
+        return [_json_ready(x, pixels) for x in v]
     return v
 
 
@@ -37,11 +38,11 @@ def _dumps(v) -> str:
     return json.dumps(v, allow_nan=False)
 
 
-def json_text(value) -> str:
+def json_text(value, pixels: bool = True) -> str:
     """Every ``--format json`` output in one style: an array holds one element per
     line, an object one member per line (the C encoder: fast for 10^5 rows); strict
-    JSON (no NaN)."""
-    value = _json_ready(value)
+    JSON (no NaN); ``pixels``: see :func:`_json_ready`."""
+    value = _json_ready(value, pixels)
     if isinstance(value, list):
         return "[\n" + ",\n".join(_dumps(v) for v in value) + "\n]" if value else "[]"
     if isinstance(value, dict):
@@ -91,22 +92,26 @@ def csv_columns(records: list[dict], columns: list[str]) -> tuple[list[str], lis
 
 
 def emit(records: list[dict], columns: list[str], fmt: str, title: str | None = None,
-         drop: list[str] = ()) -> None:
+         drop: list[str] = (), as_written: bool = False) -> None:
     """Render rows as a table for the terminal, a JSON array, CSV or Markdown (stable
     column order; a Markdown table has the table's title above it). ``drop``: the
-    columns a narrow terminal loses first (see ``present.terminal``)."""
+    columns a narrow terminal loses first (see ``present.terminal``). ``as_written``:
+    the columns as a user's SQL named them (``slow`` and ``fast`` stay two columns)."""
     out = sys.stdout
     if fmt == "json":
-        out.write(json_text([{c: r.get(c) for c in columns} for r in records]) + "\n")
+        out.write(json_text([{c: r.get(c) for c in columns} for r in records],
+                            pixels=not as_written) + "\n")
         return
     if fmt == "csv":
         import csv
 
-        columns, records = csv_columns(records, columns)
+        if not as_written:
+            columns, records = csv_columns(records, columns)
         w = csv.writer(out, lineterminator="\n")
         w.writerow(columns)
         for r in records:
-            w.writerow([_dumps(_json_ready(r[c])) if isinstance(r.get(c), list | dict)
+            w.writerow([_dumps(_json_ready(r[c], not as_written))
+                        if isinstance(r.get(c), list | dict)
                         else _cell(r.get(c), ",") for c in columns])
         return
     if fmt == "md":
