@@ -88,10 +88,14 @@ def test_curation_file_round_trips_between_warehouses(url, tree, tmp_path):
     assert "[[aliases]]" in text and "[[graphs.team]]" in text and 'kind = "channel"' in text
     assert 'mine = "I_pixel_final = fluence_photons_per_m2 * F_latt^2 / steps"' in text
 
-    # a second warehouse with the same runs (ids match: same tree, same order)
+    # a second warehouse that loaded another tree first: the same runs have other ids
     other = tmp_path / "other.sqlite"
-    proc = run_cli("ingest", str(tree), db=f"sqlite:///{other.as_posix()}")
-    assert proc.returncode == 0
+    decoy = tmp_path / "decoy" / "reports" / "d" / "20240101T000000Z"
+    for side in ("c", "py"):
+        write(decoy / f"{side}_traces" / "pixel_7_7.log", f"TRACE_{side.upper()}: F 1\n")
+    for root in (decoy.parent.parent.parent, tree):
+        proc = run_cli("ingest", str(root), db=f"sqlite:///{other.as_posix()}")
+        assert proc.returncode == 0, proc.stderr
     proc = run_cli("curation", "import", str(path), db=f"sqlite:///{other.as_posix()}")
     assert proc.returncode == 0, proc.stderr
     assert "2 accepted" in proc.stdout and "aliases" in proc.stdout
@@ -100,7 +104,14 @@ def test_curation_file_round_trips_between_warehouses(url, tree, tmp_path):
     assert ("omega", "omega_pixel", "PHI", "short name") in [
         (a["name"], a["canonical"], a["channel"], a["note"]) for a in dst.alias_rows()]
     accepted = {a["tap"]: a for a in dst.accepted_rows()}
-    assert accepted["Rx"]["loop_key"] == "phi_tic=3" and accepted["Rx"]["run_id"] == run_id
+    # the accepted divergence is on the run of the same file, not on the same run id
+    [src_run] = src.run_rows(run_id=run_id)
+    path, stamp = src_run["path"], src_run["stamp"]
+    [dst_run] = [r for r in dst.run_rows(side="py") if r["path"] == path]
+    assert dst_run["id"] != run_id and dst_run["stamp"] == stamp
+    assert accepted["Rx"]["loop_key"] == "phi_tic=3"
+    assert accepted["Rx"]["run_id"] == dst_run["id"]
+    assert accepted["r_e_meters"]["run_id"] is None
     assert {(f, e) for _m, _t, _p, f, e in
             dst.factor_model("mine").itertuples(index=False)} == {
         ("fluence_photons_per_m2", 1.0), ("F_latt", 2.0), ("steps", -1.0)}
@@ -128,7 +139,20 @@ def test_curation_import_replaces_only_the_sections_present(url, tmp_path):
     ("aliases = 3\n", "aliases must be a list"),
     ("[factor_models]\nm = 'I = a * (b'\n", "factor_models.m"),
     ("[[graphs.g]]\ntarget = 'a b'\nsources = ['c']\n", "is not a tap name"),
-    ("[[accepted]]\ntap = 'x'\nreason = 'y'\nrun = 99999\n", "run 99999"),
+    ("[[accepted]]\ntap = 'x'\nreason = 'y'\nrun = 99999\n", "run must be dict"),
+    ("[[accepted]]\ntap = 'x'\nreason = 'y'\n[accepted.run]\nfile_sha256 = '" + "0" * 64
+     + "'\nsegment = 0\npath = 'reports/a/pixel_1_2.log'\n",
+     "accepted[0]: run reports/a/pixel_1_2.log (segment 0): this warehouse has not loaded"),
+    ("[[accepted]]\ntap = 'x'\nreason = 'y'\n[accepted.run]\nfile_sha256 = 'ab'\n"
+     "segment = 99999999999999999999\n", "segment 99999999999999999999 is out of range"),
+    ("[[accepted]]\ntap = 'x'\nreason = 'y'\n[accepted.run]\nfile_sha256 = 'ab'\n"
+     "segment = 9999999999\n", "segment 9999999999 is out of range"),
+    ("[[aliases]]\nkind = 'channel'\nname = 'foo'\nchannel = 'a'\ncanonical = 'b'\n",
+     "aliases[0]: a channel alias pairs every tap of channel 'a'"),
+    ("[[aliases]]\nkind = 'channel'\nname = '*'\ncanonical = 'b'\n",
+     "aliases[0]: a channel alias names two channels"),
+    ("[[aliases]]\nname = 'a'\ncanonical = 'b'\n[[aliases]]\nname = 'a'\ncanonical = 'c'\n",
+     "aliases[1] repeats aliases[0]"),
     ("colour = 'red'\n", "unknown section(s) colour"),
     ("[[aliases]\n", "not TOML"),
 ])

@@ -356,7 +356,7 @@ def test_paths_in_a_report_are_relative_to_the_tree(url, campaign, tmp_path):
     ("/data/camp/20250101T000000Z/c_traces/p.log", ".../20250101T000000Z/c_traces/p.log"),
 ])
 def test_portable_path(path, shown):
-    from tracedb.present.report import portable_path
+    from tracedb.paths import portable_path
 
     assert portable_path(path) == shown
 

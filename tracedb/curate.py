@@ -11,6 +11,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from .errors import TracedbError
+from .paths import portable_path, same_file
 from .store.health import stale_shapes
 from .store.queries import fetch, records, run_step
 
@@ -24,17 +25,31 @@ REKEY_STEPS = ("rekey_names", "rekey_occurrence", "rekey_register", "rekey_value
 def add_alias(db, name: str, canonical: str, channel: str = "*",
               note: str | None = None) -> None:
     """Pair taps named ``name`` with taps named ``canonical`` (and rekey them)."""
-    _alias(db, dict(name=name, canonical=canonical, channel=channel, kind="name", note=note),
-           name)
+    _alias(db, alias_row("name", name, canonical, channel, note), name)
 
 
 def add_channel_alias(db, channel: str, canonical: str, note: str | None = None) -> None:
     """Pair every tap written on ``channel`` on channel ``canonical`` instead (and
     rekey): a PyTorch tap file's ``tap_id`` with the C program's ``TRACE_C_<channel>``."""
-    if channel == "*" or canonical == "*":
-        raise TracedbError("a channel alias names two channels; '*' is not one")
-    _alias(db, dict(name="*", canonical=canonical, channel=channel, kind="channel",
-                    note=note), None)
+    _alias(db, alias_row("channel", "*", canonical, channel, note), None)
+
+
+def alias_row(kind: str, name: str, canonical: str, channel: str,
+              note: str | None) -> dict:
+    """A tap_alias row, refused (one line) where it could never pair or be removed:
+    a name alias names two taps, a channel alias two channels (its name is ``*``)."""
+    if kind == "channel":
+        if channel == "*" or canonical == "*" or not channel or not canonical:
+            raise TracedbError("a channel alias names two channels; '*' is not one")
+        if name != "*":
+            raise TracedbError(f"a channel alias pairs every tap of channel {channel!r}; "
+                               f"it names no tap ({name!r})")
+    elif kind == "name":
+        if "*" in (name, canonical) or not name or not canonical:
+            raise TracedbError("a name alias names two taps; '*' is not one")
+    else:
+        raise TracedbError(f"an alias's kind is 'name' or 'channel', not {kind!r}")
+    return dict(name=name, canonical=canonical, channel=channel, kind=kind, note=note)
 
 
 def _alias(db, row: dict, name: str | None) -> None:
@@ -295,7 +310,9 @@ def remove_accepted(db, accepted_id: int) -> None:
 # Everything users curate, in one TOML file a team keeps beside its reports:
 #
 #     [[aliases]]        kind (name or channel), name, canonical, channel, note
-#     [[accepted]]       tap, reason, channel, loop_key, run, created_at
+#     [[accepted]]       tap, reason, channel, loop_key, run, created_at; run = the
+#                        run's file_sha256, segment and path (as a report shows it),
+#                        which any warehouse that loaded the same file resolves
 #     [factor_models]    NAME = "target = a * b^2 / c"
 #     [[graphs.NAME]]    target, sources, basis   (one entry per line of the text form)
 #
@@ -331,9 +348,11 @@ def export_curation(db) -> str:
     def kept(record: dict) -> dict:  # TOML has no null: a missing key is one
         return {k: v for k, v in record.items() if v is not None}
 
+    rows = accepted_rows(db)
+    runs = _run_identities(db, {r["run_id"] for r in rows if r["run_id"] is not None})
     accepted = [kept({"tap": r["tap"], "reason": r["reason"], "channel": r["channel"],
-                      "loop_key": r["loop_key"], "run": r["run_id"],
-                      "created_at": r["created_at"]}) for r in accepted_rows(db)]
+                      "loop_key": r["loop_key"], "run": runs.get(r["run_id"]),
+                      "created_at": r["created_at"]}) for r in rows]
     columns, rows = factor_models(db)
     models: dict[str, tuple[str, list]] = {}
     for r in records(columns, rows):
@@ -357,6 +376,57 @@ def export_curation(db) -> str:
     return head + tomli_w.dumps(doc)
 
 
+def _run_identities(db, run_ids: set[int]) -> dict[int, dict]:
+    """Each run as a curation file names it, in any warehouse that loaded the same
+    file: its file's SHA-256, its segment (the nth run of the file) and its path as a
+    report shows it (which tells copies of one file apart)."""
+    if not run_ids:
+        return {}
+    run, sf = db.tables["run"], db.tables["source_file"]
+    with db.engine.connect() as conn:
+        res = conn.execute(select(run.c.id, sf.c.sha256, run.c.segment, sf.c.path)
+                           .join(sf, sf.c.id == run.c.source_file_id)
+                           .where(run.c.id.in_(sorted(run_ids))))
+        return {i: {"file_sha256": sha, "segment": seg, "path": portable_path(path)}
+                for i, sha, seg, path in res}
+
+
+def _resolve_runs(conn, tables, accepted: list[dict], origin: str) -> list[int | None]:
+    """The run id, in this warehouse, of each accepted entry's ``run`` (None: any
+    run); an entry whose run this warehouse does not have, or has twice, is an error
+    naming it."""
+    run, sf = tables["run"], tables["source_file"]
+    out: list[int | None] = []
+    for i, a in enumerate(accepted):
+        ident = a.get("run")
+        if ident is None:
+            out.append(None)
+            continue
+        where = f"{origin}: accepted[{i}]: run"
+        unknown = sorted(set(ident) - {"file_sha256", "segment", "path"})
+        if unknown or not isinstance(ident.get("file_sha256"), str) \
+                or type(ident.get("segment")) is not int \
+                or not isinstance(ident.get("path", ""), str):
+            raise TracedbError(f"{where} is {{file_sha256 = \"...\", segment = N, path = "
+                               f"\"...\"}}, not {ident!r}")
+        if not 0 <= ident["segment"] < 2 ** 31:
+            raise TracedbError(f"{where}: segment {ident['segment']} is out of range")
+        found = conn.execute(select(run.c.id, sf.c.path)
+                             .join(sf, sf.c.id == run.c.source_file_id)
+                             .where(sf.c.sha256 == ident["file_sha256"])
+                             .where(run.c.segment == ident["segment"])).all()
+        if len(found) > 1 and ident.get("path"):
+            found = [f for f in found if same_file(f[1], ident["path"])]
+        named = f"{ident.get('path') or ident['file_sha256'][:12]} (segment {ident['segment']})"
+        if not found:
+            raise TracedbError(f"{where} {named}: this warehouse has not loaded that file")
+        if len(found) > 1:
+            raise TracedbError(f"{where} {named}: {len(found)} runs here are that file's; "
+                               "the path does not tell which")
+        out.append(found[0][0])
+    return out
+
+
 def _entries(doc: dict, section: str, origin: str, required: tuple[str, ...],
              optional: tuple[str, ...]) -> list[dict]:
     items = doc[section]
@@ -372,7 +442,7 @@ def _entries(doc: dict, section: str, origin: str, required: tuple[str, ...],
             raise TracedbError(f"{where}: " + (f"needs {', '.join(missing)}" if missing
                                                else f"unknown key(s) {', '.join(unknown)}"))
         for key, value in item.items():
-            wanted = int if key == "run" else list if key == "sources" else str
+            wanted = dict if key == "run" else list if key == "sources" else str
             if not isinstance(value, wanted) or isinstance(value, bool):
                 raise TracedbError(f"{where}: {key} must be {wanted.__name__}, "
                                    f"not {value!r}")
@@ -402,10 +472,20 @@ def import_curation(db, text: str, origin: str, now: str) -> dict[str, int]:
     if "aliases" in doc:
         aliases = _entries(doc, "aliases", origin, ("name", "canonical"),
                            ("kind", "channel", "note"))
+        rows, seen = [], {}
         for i, a in enumerate(aliases):
-            if a.get("kind", "name") not in ("name", "channel"):
-                raise TracedbError(f"{origin}: aliases[{i}]: kind is 'name' or 'channel', "
-                                   f"not {a['kind']!r}")
+            kind = a.get("kind", "name")
+            try:
+                rows.append(alias_row(kind, a["name"], a["canonical"],
+                                      a.get("channel", "*"), a.get("note")))
+            except TracedbError as exc:
+                raise TracedbError(f"{origin}: aliases[{i}]: {exc}") from None
+            key = (rows[-1]["channel"], rows[-1]["name"])
+            if key in seen:
+                raise TracedbError(f"{origin}: aliases[{i}] repeats aliases[{seen[key]}] "
+                                   f"(channel {key[0]!r}, name {key[1]!r})")
+            seen[key] = i
+        aliases = rows
     if "accepted" in doc:
         accepted = _entries(doc, "accepted", origin, ("tap", "reason"),
                             ("channel", "loop_key", "run", "created_at"))
@@ -436,20 +516,15 @@ def import_curation(db, text: str, origin: str, now: str) -> dict[str, int]:
     tables = db.tables
     with db.store.write_connection(db.engine) as conn, conn.begin():
         if accepted is not None:
-            runs = {a["run"] for a in accepted if "run" in a}
-            t = tables["run"]
-            known = {r for (r,) in conn.execute(select(t.c.id).where(t.c.id.in_(runs)))} \
-                if runs else set()
-            if runs - known:
-                raise TracedbError(f"{origin}: accepted divergence of run "
-                                   f"{min(runs - known)}, which this warehouse does not have")
+            run_ids = _resolve_runs(conn, tables, accepted, origin)
             t = tables["accepted_divergence"]
             conn.execute(t.delete())
             if accepted:
                 conn.execute(t.insert(), [dict(
                     name=a["tap"], reason=a["reason"], channel=a.get("channel", "*"),
-                    loop_key=a.get("loop_key"), run_id=a.get("run"),
-                    created_at=a.get("created_at", now)) for a in accepted])
+                    loop_key=a.get("loop_key"), run_id=run_id,
+                    created_at=a.get("created_at", now))
+                    for a, run_id in zip(accepted, run_ids, strict=True)])
             counts["accepted"] = len(accepted)
         if models is not None:
             t = tables["factor_model"]
@@ -471,10 +546,7 @@ def import_curation(db, text: str, origin: str, now: str) -> dict[str, int]:
             t = tables["tap_alias"]
             conn.execute(t.delete())
             if aliases:
-                conn.execute(t.insert(), [dict(name=a["name"], canonical=a["canonical"],
-                                               channel=a.get("channel", "*"),
-                                               kind=a.get("kind", "name"),
-                                               note=a.get("note")) for a in aliases])
+                conn.execute(t.insert(), aliases)
             rekey(conn, None)
             counts["aliases"] = len(aliases)
     return counts

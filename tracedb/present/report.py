@@ -19,11 +19,12 @@ import math
 import platform
 import shlex
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from .. import __version__
 from ..compare.results import MISSING_RUN, TOLERANCE_RULE, Divergences, by_comparison
 from ..errors import TracedbError
+from ..paths import portable_path
 from .plots import PlotFiles, draw_plots, plot_image_map
 from .text import (
     SIDE,
@@ -828,23 +829,6 @@ def render_env(data: ReportData) -> dict:
         "factor_model": data.model,
         "sources": sources,
     }
-
-
-def portable_path(path: str | None) -> str | None:
-    """A file's path as a report shows it, never this machine's absolute path: a path
-    the ingest was given relative to where it ran (``reports/ini/...``) as it is;
-    an absolute one, or one that climbs out with ``..``, from its last folder named
-    ``reports`` (the root of a campaign tree, ``reports/<initiative>/<phase>/...``),
-    else its last three parts after ``.../``."""
-    if path is None:
-        return None
-    pure = PurePosixPath(path)
-    if not pure.is_absolute() and ".." not in pure.parts:
-        return path
-    parts = [p for p in pure.parts if p not in ("/", "..", ".")]
-    if "reports" in parts:
-        return "/".join(parts[len(parts) - 1 - parts[::-1].index("reports"):])
-    return ".../" + "/".join(parts[-3:])
 
 
 #: The path fields of the report's records (see :func:`portable_path`).
