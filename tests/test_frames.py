@@ -46,3 +46,24 @@ def test_frames_follow_pandas_conventions(url, tmp_path):
     assert list(changes.columns[-4:]) == ["comparison_id", "previous_comparison_id", "grp",
                                           "ordinal"]
     wh.close()
+
+
+
+def test_floats_stay_floats_and_nan_is_not_missing(url, tmp_path):
+    # a column of numbers stays Float64 even when every number is whole (2.0, not the
+    # integer 2), and a missing one is NA
+    write(tmp_path / "r" / "20260106T091000Z" / "py_traces" / "pixel_1_2.log",
+          "TRACE_PY: a nan\nTRACE_PY: b 2\nTRACE_PY: c 3\n")
+    wh = tracedb.connect(url)
+    assert wh.ingest([tmp_path / "r"]).ok
+    values = wh.sql("SELECT t.name, v.kind, v.num FROM tap t JOIN value v ON "
+                    "v.run_id = t.run_id AND v.key_id = t.key_id ORDER BY t.seq")
+    assert str(values.num.dtype) == "Float64"
+    assert values.kind.tolist() == ["nan", "num", "num"]
+    assert values.num.isna().tolist() == [True, False, False]
+    assert values.num[1:].tolist() == [2.0, 3.0]
+    if url.startswith("postgresql"):  # float8 holds a NaN: a value, not a missing one
+        row = wh.sql("SELECT 'NaN'::float8 AS x, NULL::float8 AS y, 1.5::float8 AS z")
+        assert row.x.isna().tolist() == [False] and row.x[0] != row.x[0]
+        assert row.y.isna().tolist() == [True]
+    wh.close()

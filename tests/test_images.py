@@ -384,6 +384,23 @@ def test_outside_tolerance_is_counted_at_the_users_tolerance(url, tmp_path):
                           text=True)
     (row,) = json.loads(proc.stdout)
     assert (row["outside_tolerance"], row["rtol"], row["atol"]) == (1, 1e-4, 0.0)
+    # the timeline states the tolerance its statuses were counted at, in every format
+    proc = subprocess.run([sys.executable, "-m", "tracedb", "--db", url, "images",
+                           "--timeline", "--rtol", "1e-2", "--format", "csv"],
+                          capture_output=True, text=True)
+    header, line = proc.stdout.splitlines()
+    cells = dict(zip(header.split(","), line.split(","), strict=True))
+    assert (cells["status"], cells["rtol"], cells["atol"], cells["outside_tolerance"]) \
+        == ("match", "0.01", "0.0", "0")
+    # a tolerance that would pass anything, or means nothing, is refused in one line
+    for bad in (["--atol", "inf"], ["--rtol", "-1"], ["--rtol", "nan"],
+                ["--next-pixels", "2", "--rtol", "1e-3"]):
+        proc = subprocess.run([sys.executable, "-m", "tracedb", "--db", url, "images", *bad],
+                              capture_output=True, text=True)
+        assert proc.returncode == 2 and proc.stdout == "", (bad, proc.stdout)
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    with pytest.raises(tracedb.TracedbError, match="finite numbers >= 0"):
+        wh.images(atol=float("inf"))
 
 
 def test_db_check_finds_broken_image_and_metric_rows(url, tmp_path):

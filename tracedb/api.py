@@ -57,7 +57,8 @@ def _frame(rows: list[dict], columns: list[str] | None = None, attrs: dict | Non
     in the API's conventions: a ``pixel`` ([slow, fast] or None) as the two nullable
     ``Int64`` columns ``pixel_slow`` and ``pixel_fast``; stamps (``stamp``,
     ``*_stamp``) as timezone-aware UTC datetimes; every missing value ``pd.NA`` (or
-    ``NaT``) in nullable dtypes; internal ids (:data:`INTERNAL_IDS`) last."""
+    ``NaT``) in nullable dtypes, a NaN value NaN (:func:`_floats`); internal ids
+    (:data:`INTERNAL_IDS`) last."""
     import pandas as pd
 
     if columns is None:
@@ -74,7 +75,7 @@ def _frame(rows: list[dict], columns: list[str] | None = None, attrs: dict | Non
             data[c] = pd.to_datetime(pd.Series(values, dtype=object), format=STAMP_FORMAT,
                                      utc=True)
         else:
-            data[c] = values
+            data[c] = _floats(values)
     df = pd.DataFrame(data, columns=list(data)).convert_dtypes()
     for c in df.columns:
         if df[c].dtype == object:  # dicts and lists (roots, worst, components)
@@ -83,6 +84,21 @@ def _frame(rows: list[dict], columns: list[str] | None = None, attrs: dict | Non
             + [c for c in df.columns if c in INTERNAL_IDS]]
     df.attrs.update(attrs or {})
     return df
+
+
+def _floats(values: list):
+    """A column of numbers with a float among them as ``Float64`` that keeps a NaN the
+    trace wrote (a value: ``nan == nan`` matches) apart from a missing one (``NA``),
+    and an integral float a float; any other column as it is."""
+    kinds = {type(v) for v in values if v is not None}
+    if float not in kinds or not kinds <= {float, int}:
+        return values
+    import numpy as np
+    import pandas as pd
+
+    return pd.arrays.FloatingArray(
+        np.array([0.0 if v is None else float(v) for v in values], dtype=np.float64),
+        np.array([v is None for v in values], dtype=bool))
 
 
 TAP_COLUMNS = ("seq", "line", "pointer", "channel", "name", "loop_key", "occurrence", "unit",
@@ -285,11 +301,17 @@ class Warehouse:
         """The worst pixels kept for image comparisons, with the runs traced there."""
         return self.query("image_worst", comparison_id=comparison_id)
 
-    def next_pixels(self, n: int = 10, *, case: str | None = None, stamp: str | None = None):
-        """The ``n`` worst pixels of each image comparison that no run traces yet."""
+    def next_pixel_rows(self, n: int = 10, *, case: str | None = None,
+                        stamp: str | None = None) -> list[dict]:
+        """The ``n`` worst pixels of each image comparison that no run traces yet, as
+        records."""
         from .compare import images
 
-        return _frame(images.next_pixels(self.db.reads(), n, case=case, stamp=stamp))
+        return images.next_pixels(self.db.reads(), n, case=case, stamp=stamp)
+
+    def next_pixels(self, n: int = 10, *, case: str | None = None, stamp: str | None = None):
+        """:meth:`next_pixel_rows` as a DataFrame."""
+        return _frame(self.next_pixel_rows(n, case=case, stamp=stamp))
 
     def metric_timeline(self, name: str, case: str | None = None):
         """One named metric of the numeric results files, stamp after stamp."""
@@ -554,8 +576,11 @@ class Warehouse:
         import pandas as pd
 
         cols, rows = self.sql_rows(statement, timeout)
-        # from tuples: a name may repeat; missing values NA, as in every frame
-        return pd.DataFrame(rows, columns=cols).convert_dtypes()
+        # by position (a name may repeat); missing values NA and NaN NaN, as in every frame
+        df = pd.DataFrame({i: _floats([r[i] for r in rows]) for i in range(len(cols))},
+                          columns=range(len(cols))).convert_dtypes()
+        df.columns = cols
+        return df
 
 
 def _report_data(db, found: results.Divergences, model: str):

@@ -292,11 +292,12 @@ def images(
     from .compare.results import TOLERANCE_RULE
     from .present.tables import emit
 
+    if next_pixels is not None and (rtol is not None or atol is not None or timeline):
+        raise TracedbError("--next-pixels ranks pixels by their difference, at no "
+                           "tolerance: it takes no --rtol, --atol or --timeline")
     with _open() as wh:
         if next_pixels is not None:
-            rows = im.next_pixels(wh.db.reads(), next_pixels, case=case,
-                                  stamp=stamp)
-            list_rows(rows, None, fmt)
+            list_rows(wh.next_pixel_rows(next_pixels, case=case, stamp=stamp), None, fmt)
             return
         rows = wh.image_rows(case=case, stamp=stamp, path=path, worst=worst, rtol=rtol,
                              atol=atol)

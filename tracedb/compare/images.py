@@ -13,6 +13,7 @@ import math
 
 from ..ingest.images import ATOL, RTOL
 from ..store import queries
+from .engine import check_tolerance
 
 #: Recomputed figure -> the names a recorded metrics file gives it.
 RECORDED_NAMES = {
@@ -41,7 +42,8 @@ JSON_COLUMNS = ["id", "case", "stamp", "bundle_path", "status", "message", "ref_
                 "recorded_path", "recorded", "recorded_check", "recorded_agreement",
                 "worst"]
 TIMELINE_COLUMNS = ["case", "stamp", "status", "correlation", "rmse", "max_abs_diff",
-                    "sum_ratio", "outside_tolerance", "recorded_agreement", "bundle_path"]
+                    "sum_ratio", "rtol", "atol", "outside_tolerance", "recorded_agreement",
+                    "bundle_path"]
 WORST_COLUMNS = ["rank", "slow", "fast", "ref", "cand", "abs_delta", "rel_delta", "outside",
                  "traced_runs"]
 
@@ -101,6 +103,9 @@ def comparisons(bind, *, case: str | None = None, stamp: str | None = None,
     default) every comparison is counted again at that tolerance from its stored
     images (exactly: numpy over the decompressed files, as at ingest), and its status
     (match or diverged) and its worst pixels' ``outside`` follow."""
+    if rtol is not None or atol is not None:
+        rtol, atol = RTOL if rtol is None else rtol, ATOL if atol is None else atol
+        check_tolerance(rtol, atol)
     rows = queries.records(*queries.fetch(bind, "images", case=case, stamp=stamp, path=path))
     ids = {r["id"] for r in rows}
     recorded: dict[int, dict] = {}
@@ -123,8 +128,8 @@ def comparisons(bind, *, case: str | None = None, stamp: str | None = None,
         rec["recorded"] = recorded.get(r["id"]) if r["recorded_file_id"] is not None else None
         rec["recorded_check"], rec["recorded_agreement"] = check_recorded(rec, rec["recorded"])
         rec["worst"] = worst_of.get(r["id"], [])
-        if rtol is not None or atol is not None:
-            _recount(bind, rec, RTOL if rtol is None else rtol, ATOL if atol is None else atol)
+        if rtol is not None:
+            _recount(bind, rec, rtol, atol)
         out.append(rec)
     return queries.Rows(out, JSON_COLUMNS)
 
