@@ -161,5 +161,8 @@ def _compare(conn, set_id: int, detail: str) -> None:
         run_step(conn, "compare_flag_shapes", set_id=set_id)
         store.refresh_statistics(conn, "tap_flag")
         run_step(conn, "compare_flagged", set_id=set_id)
+    # and of the results, which the unit steps and every reading query (tap_roles:
+    # its sub-queries planned for one diverged tap ran once per tap) join
+    store.refresh_statistics(conn, "tap_result")
     run_step(conn, "unit_hints", set_id=set_id)
     run_step(conn, "unit_suspects", set_id=set_id)
