@@ -39,11 +39,22 @@ edge AS MATERIALIZED (
 named AS (
   SELECT target AS name FROM edge UNION SELECT source FROM edge
 ),
+ref_shapes AS (
+  -- the set's reference runs by shape (run.shape_sig: their keys and lengths), with
+  -- how many comparisons each shape's runs are the reference of: runs of one shape
+  -- trace the same keys, so one run of each answers for all (a run without a
+  -- shape answers for itself)
+  SELECT MIN(rr.id) AS run_id, count(*) AS n
+  FROM comparison c
+  JOIN run rr ON rr.id = c.ref_run_id
+  WHERE c.set_id = CAST(:set_id AS INTEGER)
+  GROUP BY COALESCE(rr.shape_sig, 'run ' || CAST(rr.id AS TEXT))
+),
 traced AS (
-  SELECT k.key_id, count(*) AS n_traced
+  SELECT k.key_id, CAST(sum(s.n) AS BIGINT) AS n_traced
   FROM (SELECT DISTINCT key_id FROM diverged) k
-  JOIN comparison c ON c.set_id = CAST(:set_id AS INTEGER)
-  JOIN tap t ON t.run_id = c.ref_run_id AND t.key_id = k.key_id
+  JOIN ref_shapes s ON 1 = 1
+  JOIN tap t ON t.run_id = s.run_id AND t.key_id = k.key_id
   GROUP BY k.key_id
 ),
 same AS (
