@@ -25,7 +25,10 @@ WITH diverged AS MATERIALIZED (
           AND v.idx = 0) AS ref_kind,
          CASE WHEN tr.n_ratio > 0 AND tr.n_ratio = tr.n_diverged
                    AND ABS(tr.max_ratio - tr.min_ratio) <= 1e-6 * ABS(tr.min_ratio)
-              THEN tr.min_ratio END AS ratio
+              THEN tr.min_ratio END AS ratio,
+         -- counted here, not joined on three columns: PostgreSQL took such a join for
+         -- one row and then ran the per-tap sub-queries below once per diverged tap
+         count(*) OVER (PARTITION BY rt.key_id, tr.ref_value, tr.cand_value) AS n_same
   FROM tap_result tr
   JOIN comparison c ON c.id = tr.comparison_id
   JOIN tap rt ON rt.id = tr.ref_tap_id
@@ -56,10 +59,6 @@ traced AS (
   JOIN ref_shapes s ON 1 = 1
   JOIN tap t ON t.run_id = s.run_id AND t.key_id = k.key_id
   GROUP BY k.key_id
-),
-same AS (
-  SELECT key_id, ref_value, cand_value, count(*) AS n_same
-  FROM diverged GROUP BY key_id, ref_value, cand_value
 ),
 traced_consequence AS (
   SELECT d.comparison_id, d.key_id, count(DISTINCT e.target) AS n
@@ -93,11 +92,9 @@ SELECT d.comparison_id AS comparison_id, d.key_name AS tap, d.channel AS channel
        inp.input AS input, inp.input_factor AS input_factor,
        COALESCE(tc.n, 0) AS traced_consequences,
        COALESCE(dc.n, 0) AS diverged_consequences,
-       tr.n_traced AS n_traced, sm.n_same AS n_same
+       tr.n_traced AS n_traced, d.n_same AS n_same
 FROM diverged d
 JOIN traced tr ON tr.key_id = d.key_id
-JOIN same sm ON sm.key_id = d.key_id AND sm.ref_value = d.ref_value
-  AND sm.cand_value = d.cand_value
 LEFT JOIN traced_consequence tc ON tc.comparison_id = d.comparison_id AND tc.key_id = d.key_id
 LEFT JOIN diverged_consequence dc ON dc.comparison_id = d.comparison_id
   AND dc.key_id = d.key_id
