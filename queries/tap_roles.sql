@@ -46,12 +46,19 @@ ref_shapes AS (
   -- the set's reference runs by shape (run.shape_sig: their keys and lengths), with
   -- how many comparisons each shape's runs are the reference of: runs of one shape
   -- trace the same keys, so one run of each answers for all (a run without a
-  -- shape answers for itself)
+  -- shape answers for itself; grouped by the column, whose statistics PostgreSQL
+  -- has, it probes a few runs' taps instead of hashing every tap)
   SELECT MIN(rr.id) AS run_id, count(*) AS n
   FROM comparison c
   JOIN run rr ON rr.id = c.ref_run_id
-  WHERE c.set_id = CAST(:set_id AS INTEGER)
-  GROUP BY COALESCE(rr.shape_sig, 'run ' || CAST(rr.id AS TEXT))
+  WHERE c.set_id = CAST(:set_id AS INTEGER) AND rr.shape_sig IS NOT NULL
+  GROUP BY rr.shape_sig
+  UNION ALL
+  SELECT rr.id, count(*)
+  FROM comparison c
+  JOIN run rr ON rr.id = c.ref_run_id
+  WHERE c.set_id = CAST(:set_id AS INTEGER) AND rr.shape_sig IS NULL
+  GROUP BY rr.id
 ),
 traced AS (
   SELECT k.key_id, CAST(sum(s.n) AS BIGINT) AS n_traced
@@ -60,12 +67,17 @@ traced AS (
   JOIN tap t ON t.run_id = s.run_id AND t.key_id = k.key_id
   GROUP BY k.key_id
 ),
+target_key AS MATERIALIZED (
+  -- each edge with the pairing keys of its target, found once
+  SELECT e.source, e.target, tk.id AS key_id
+  FROM edge e
+  JOIN tap_key tk ON tk.key_name = e.target
+),
 traced_consequence AS (
   SELECT d.comparison_id, d.key_id, count(DISTINCT e.target) AS n
   FROM diverged d
-  JOIN edge e ON e.source = d.key_name
-  WHERE EXISTS (SELECT 1 FROM tap t JOIN tap_key tk ON tk.id = t.key_id
-                WHERE t.run_id = d.ref_run_id AND tk.key_name = e.target)
+  JOIN target_key e ON e.source = d.key_name
+  WHERE EXISTS (SELECT 1 FROM tap t WHERE t.run_id = d.ref_run_id AND t.key_id = e.key_id)
   GROUP BY d.comparison_id, d.key_id
 ),
 diverged_consequence AS (
