@@ -11,8 +11,8 @@ WITH looped AS (
     AND tr.status = 'diverged'
 ),
 sides AS (
-  -- each looped tap's two runs, a run id a column (a join on a CASE of the two run
-  -- ids finds no index: PostgreSQL then joined every looped tap of the warehouse)
+  -- each looped tap once per side, with that side's run id (a join on a CASE of the
+  -- two run ids finds no index: PostgreSQL then joined every looped tap it holds)
   SELECT l.comparison_id, 'ref' AS side, c.ref_run_id AS run_id, l.channel, l.key_name
   FROM looped l JOIN comparison c ON c.id = l.comparison_id
   UNION ALL
