@@ -9,15 +9,22 @@ WITH looped AS (
   FROM tap_result tr
   WHERE tr.set_id = CAST(:set_id AS INTEGER) AND tr.loop_key <> ''
     AND tr.status = 'diverged'
+),
+sides AS (
+  -- each looped tap once per side, with that side's run id (a join on a CASE of the
+  -- two run ids finds no index: PostgreSQL then joined every looped tap it holds)
+  SELECT l.comparison_id, 'ref' AS side, c.ref_run_id AS run_id, l.channel, l.key_name
+  FROM looped l JOIN comparison c ON c.id = l.comparison_id
+  UNION ALL
+  SELECT l.comparison_id, 'cand', c.cand_run_id, l.channel, l.key_name
+  FROM looped l JOIN comparison c ON c.id = l.comparison_id
 )
-SELECT l.comparison_id AS comparison_id, side.side AS side, t.channel AS channel,
+SELECT s.comparison_id AS comparison_id, s.side AS side, t.channel AS channel,
        t.key_name AS key_name, t.loop_key AS loop_key, t.key_occurrence AS occurrence,
        v.idx AS idx, v.kind AS kind, v.num AS num, v.text AS text
-FROM looped l
-JOIN comparison c ON c.id = l.comparison_id
-JOIN (SELECT 'ref' AS side UNION ALL SELECT 'cand') side ON 1 = 1
-JOIN tap t ON t.run_id = CASE WHEN side.side = 'ref' THEN c.ref_run_id ELSE c.cand_run_id END
-  AND t.channel = l.channel AND t.key_name = l.key_name AND t.loop_key <> ''
+FROM sides s
+JOIN tap t ON t.run_id = s.run_id AND t.channel = s.channel AND t.key_name = s.key_name
+  AND t.loop_key <> ''
 JOIN value v ON v.run_id = t.run_id AND v.key_id = t.key_id
-ORDER BY l.comparison_id, side.side, t.channel, t.key_name, t.key_occurrence, t.loop_key,
+ORDER BY s.comparison_id, s.side, t.channel, t.key_name, t.key_occurrence, t.loop_key,
          v.idx

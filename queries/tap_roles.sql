@@ -25,7 +25,10 @@ WITH diverged AS MATERIALIZED (
           AND v.idx = 0) AS ref_kind,
          CASE WHEN tr.n_ratio > 0 AND tr.n_ratio = tr.n_diverged
                    AND ABS(tr.max_ratio - tr.min_ratio) <= 1e-6 * ABS(tr.min_ratio)
-              THEN tr.min_ratio END AS ratio
+              THEN tr.min_ratio END AS ratio,
+         -- counted here, not joined on three columns: PostgreSQL took such a join for
+         -- one row and then ran the per-tap sub-queries below once per diverged tap
+         count(*) OVER (PARTITION BY rt.key_id, tr.ref_value, tr.cand_value) AS n_same
   FROM tap_result tr
   JOIN comparison c ON c.id = tr.comparison_id
   JOIN tap rt ON rt.id = tr.ref_tap_id
@@ -39,23 +42,42 @@ edge AS MATERIALIZED (
 named AS (
   SELECT target AS name FROM edge UNION SELECT source FROM edge
 ),
+ref_shapes AS (
+  -- the set's reference runs by shape (run.shape_sig: their keys and lengths), with
+  -- how many comparisons each shape's runs are the reference of: runs of one shape
+  -- trace the same keys, so one run of each answers for all (a run without a
+  -- shape answers for itself; grouped by the column, whose statistics PostgreSQL
+  -- has, it probes a few runs' taps instead of hashing every tap)
+  SELECT MIN(rr.id) AS run_id, count(*) AS n
+  FROM comparison c
+  JOIN run rr ON rr.id = c.ref_run_id
+  WHERE c.set_id = CAST(:set_id AS INTEGER) AND rr.shape_sig IS NOT NULL
+  GROUP BY rr.shape_sig
+  UNION ALL
+  SELECT rr.id, count(*)
+  FROM comparison c
+  JOIN run rr ON rr.id = c.ref_run_id
+  WHERE c.set_id = CAST(:set_id AS INTEGER) AND rr.shape_sig IS NULL
+  GROUP BY rr.id
+),
 traced AS (
-  SELECT k.key_id, count(*) AS n_traced
+  SELECT k.key_id, CAST(sum(s.n) AS BIGINT) AS n_traced
   FROM (SELECT DISTINCT key_id FROM diverged) k
-  JOIN comparison c ON c.set_id = CAST(:set_id AS INTEGER)
-  JOIN tap t ON t.run_id = c.ref_run_id AND t.key_id = k.key_id
+  JOIN ref_shapes s ON 1 = 1
+  JOIN tap t ON t.run_id = s.run_id AND t.key_id = k.key_id
   GROUP BY k.key_id
 ),
-same AS (
-  SELECT key_id, ref_value, cand_value, count(*) AS n_same
-  FROM diverged GROUP BY key_id, ref_value, cand_value
+target_key AS MATERIALIZED (
+  -- each edge with the pairing keys of its target, found once
+  SELECT e.source, e.target, tk.id AS key_id
+  FROM edge e
+  JOIN tap_key tk ON tk.key_name = e.target
 ),
 traced_consequence AS (
   SELECT d.comparison_id, d.key_id, count(DISTINCT e.target) AS n
   FROM diverged d
-  JOIN edge e ON e.source = d.key_name
-  WHERE EXISTS (SELECT 1 FROM tap t JOIN tap_key tk ON tk.id = t.key_id
-                WHERE t.run_id = d.ref_run_id AND tk.key_name = e.target)
+  JOIN target_key e ON e.source = d.key_name
+  WHERE EXISTS (SELECT 1 FROM tap t WHERE t.run_id = d.ref_run_id AND t.key_id = e.key_id)
   GROUP BY d.comparison_id, d.key_id
 ),
 diverged_consequence AS (
@@ -82,11 +104,9 @@ SELECT d.comparison_id AS comparison_id, d.key_name AS tap, d.channel AS channel
        inp.input AS input, inp.input_factor AS input_factor,
        COALESCE(tc.n, 0) AS traced_consequences,
        COALESCE(dc.n, 0) AS diverged_consequences,
-       tr.n_traced AS n_traced, sm.n_same AS n_same
+       tr.n_traced AS n_traced, d.n_same AS n_same
 FROM diverged d
 JOIN traced tr ON tr.key_id = d.key_id
-JOIN same sm ON sm.key_id = d.key_id AND sm.ref_value = d.ref_value
-  AND sm.cand_value = d.cand_value
 LEFT JOIN traced_consequence tc ON tc.comparison_id = d.comparison_id AND tc.key_id = d.key_id
 LEFT JOIN diverged_consequence dc ON dc.comparison_id = d.comparison_id
   AND dc.key_id = d.key_id

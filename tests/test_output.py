@@ -231,3 +231,27 @@ def test_piped_output_is_plain_and_whole(url, campaign):
         assert path in long
     table = cli(url, "taps", "1", "--diff", "2")
     assert "phi_tic=3" in table
+
+
+def test_json_is_strict_with_null_for_non_finite_numbers_and_one_record_a_line():
+    """What every --format json prints for records: a NaN or an infinity (PostgreSQL's
+    float8 has them) is null however deep, an object with slow and fast is a pixel,
+    the rest as given, one record a line, and strict JSON throughout."""
+    from tracedb.present.tables import json_text
+
+    records = [
+        {"tap": "a", "max_abs_delta": float("nan"), "first": {"ratio": float("inf"),
+                                                             "values": [1.5, float("-inf")]}},
+        {"tap": "b", "worst": [{"slow": 3, "fast": 4, "value": 2.0}], "note": "slow"},
+        {"tap": "c", "max_abs_delta": 0.25, "roots": [{"tap": "x", "n": 2}]},
+    ]
+    text = json_text(records)
+    lines = text.splitlines()
+    assert lines[0] == "[" and lines[-1] == "]" and len(lines) == 5
+    got = json.loads(text, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    assert got == [
+        {"tap": "a", "max_abs_delta": None, "first": {"ratio": None, "values": [1.5, None]}},
+        {"tap": "b", "worst": [{"pixel": [3, 4], "value": 2.0}], "note": "slow"},
+        {"tap": "c", "max_abs_delta": 0.25, "roots": [{"tap": "x", "n": 2}]},
+    ]
+    assert [json.loads(ln.rstrip(",")) for ln in lines[1:-1]] == got

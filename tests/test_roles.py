@@ -218,3 +218,40 @@ def test_the_seed_case_names_its_independent_causes(sqlite_url):
         # both sides' recorded configurations agree on every option both record
         assert r["config_diff"]["differ"] == []
         assert set(r["config_diff"]["only_cand"]) == {"dtype", "device"}
+
+
+def test_constant_counts_every_comparison_whose_reference_traced_the_tap(url, tmp_path):
+    """'constant' (the same difference wherever it was traced) counts the comparisons
+    whose reference run traced the tap, whatever else those runs traced: one that
+    traced it with a match is counted, one that never traced it is not."""
+    def trace(p, ref, cand, more=()):
+        for stamp, side, value in (("20250101T000000Z", "c", ref),
+                                   ("20250101T010000Z", "py", cand)):
+            lines = ([f"{{P}}: my_constant {value}"] if value else []) + \
+                [f"{{P}}: {name} 1" for name in more]
+            capture(tmp_path, stamp, side, (p, p), lines)
+
+    trace(1, "2.5", "2.75")
+    trace(2, "2.5", "2.75")
+    trace(3, "2.5", "2.5", more=["extra"])  # traced and matched; another shape
+    trace(4, None, None, more=["other"])    # never traced; another shape
+    trace(5, "2.5", "2.5")                  # traced and matched; the shape of 1 and 2
+    wh = tracedb.connect(url)
+    assert wh.ingest([tmp_path / "reports"]).ok
+    from tracedb.compare.causes import roles
+
+    def verdicts(pixels):
+        found = wh.divergences(pixels=[(p, p) for p in pixels])
+        placed = roles(wh.db, found.set_id, False)
+        return {tuple(r["pixel"]): [(t["tap"], t["verdict"], t["evidence"])
+                                    for t in placed.get(r["comparison_id"], [])]
+                for r in found.rows}
+
+    constant = ("my_constant", "constant",
+                "the same value on each side in all 2 comparisons that traced it")
+    assert verdicts([1, 2, 4]) == {(1, 1): [constant], (2, 2): [constant], (4, 4): []}
+    for third in (3, 5):
+        got = verdicts([1, 2, third])
+        assert [v[:2] for v in got[(1, 1)]] == [("my_constant", "genuine")], third
+        assert [v[:2] for v in got[(2, 2)]] == [("my_constant", "genuine")], third
+        assert got[(third, third)] == [], third

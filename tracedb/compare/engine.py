@@ -169,6 +169,11 @@ def _compare(conn, set_id: int, detail: str, progress=None, pairs: int | None = 
             progress(f"{what}: {step.replace('_', ' ')}", done, len(steps))
         if step == "compare_flagged":
             store.refresh_statistics(conn, "tap_flag")
+        elif step == "unit_hints":
+            # and of the results, which the unit steps and every reading query
+            # (tap_roles: its sub-queries planned for one diverged tap ran once per
+            # tap) join
+            store.refresh_statistics(conn, "tap_result")
         run_step(conn, step, set_id=set_id)
     if progress:
         progress(f"{what}: done", len(steps), len(steps))

@@ -38,13 +38,27 @@ def _dumps(v) -> str:
     return json.dumps(v, allow_nan=False)
 
 
+def _dumps_ready(v, pixels: bool = True) -> str:
+    """``_dumps(_json_ready(v, pixels))``, without walking ``v`` in Python when the C
+    encoder finds no non-finite float in it and (with ``pixels``) its text names no
+    ``slow`` (which an object to rewrite as ``pixel`` would have): a large diverge's
+    records hold over a million values."""
+    try:
+        text = _dumps(v)
+    except ValueError:  # a NaN or an infinity: null
+        text = None
+    return _dumps(_json_ready(v, pixels)) if text is None or (pixels and '"slow"' in text) \
+        else text
+
+
 def json_text(value, pixels: bool = True) -> str:
     """Every ``--format json`` output in one style: an array holds one element per
     line, an object one member per line (the C encoder: fast for 10^5 rows); strict
     JSON (no NaN); ``pixels``: see :func:`_json_ready`."""
+    if isinstance(value, list | tuple):
+        return "[\n" + ",\n".join(_dumps_ready(v, pixels) for v in value) + "\n]" \
+            if value else "[]"
     value = _json_ready(value, pixels)
-    if isinstance(value, list):
-        return "[\n" + ",\n".join(_dumps(v) for v in value) + "\n]" if value else "[]"
     if isinstance(value, dict):
         return "{\n" + ",\n".join(f"{_dumps(k)}: {_dumps(v)}" for k, v in value.items()) \
             + "\n}" if value else "{}"
