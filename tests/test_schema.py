@@ -28,7 +28,7 @@ def test_new_warehouse_is_created_at_head(url):
             "command_log", "comparison_set", "comparison", "tap_result",
             "factor_model", "tap_key", "tap_flag"} <= names
     indexes = {i["name"]: i["column_names"] for i in inspect(wh.engine).get_indexes("tap")}
-    assert indexes["ix_tap_key"] == ["run_id", "key_id", "n_components"]
+    assert indexes["ix_tap_key"] == ["run_id", "key_id", "n_components", "digest"]
     assert "ix_tap_pairing" not in indexes
     # values are stored in pairing order: (run, pairing key, component)
     assert inspect(wh.engine).get_pk_constraint("value")["constrained_columns"] == [

@@ -547,13 +547,19 @@ class Warehouse:
         engine's own: (check_name, problems, detail) records, and notes about
         interrupted commands."""
         from .compare.images import stored_image_problems
+        from .ingest.rows import digest
 
         rows, notes = health.check(self.db)
         with self.engine.connect() as conn:
             bad = stored_image_problems(conn)
+            stale = health.stale_digests(conn, digest)
         rows.append({"check_name": "images whose stored file does not match its hash, "
                                    "size or shape", "problems": len(bad),
                      "detail": "; ".join(bad[:5])})
+        rows.append({"check_name": "taps whose digest is not their values' "
+                                   "(run tracedb db rekey)", "problems": len(stale),
+                     "detail": "; ".join(f"run {d['run_id']} key {d['key_id']}"
+                                         for d in stale[:5])})
         return rows, notes
 
     def check(self):

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from .errors import TracedbError
 from .paths import portable_path, same_file
-from .store.health import stale_shapes
+from .store.health import stale_digests, stale_shapes
 from .store.queries import fetch, records, run_step
 
 REKEY_STEPS = ("rekey_names", "rekey_occurrence", "rekey_register", "rekey_values",
@@ -63,13 +63,21 @@ def _alias(db, row: dict, name: str | None) -> None:
 
 def rekey(conn: Connection, name: str | None) -> None:
     """Recompute the pairing keys of taps named ``name`` (every tap when None) from
-    tap_alias, move their values with them and refresh the run shapes."""
+    tap_alias, move their values with them and refresh the run shapes; for every tap,
+    also the digests that are not their values' (``tracedb db check`` finds them)."""
     for step in REKEY_STEPS:
         params = {"name": name} if step in ("rekey_names", "rekey_occurrence") else {}
         run_step(conn, step, **params)
     changed = stale_shapes(conn)  # new key ids: new run shapes
     if changed:
         conn.execute(text("UPDATE run SET shape_sig = :sig WHERE id = :id"), changed)
+    if name is None:
+        from .ingest.rows import digest
+
+        stale = stale_digests(conn, digest)
+        if stale:
+            conn.execute(text("UPDATE tap SET digest = :digest WHERE run_id = :run_id "
+                              "AND key_id = :key_id"), stale)
 
 
 # --------------------------------------------------------------------------- accepted

@@ -1,24 +1,37 @@
 -- compare_flag, PostgreSQL's plan: the same rows as compare_flag.sql (which
--- SQLite runs), with the value test written per comparison (LATERAL). Over the
--- mismatch_value_key view PostgreSQL hash-joins the whole value table, one
--- campaign's candidate values at once (about 3x slower at 10 M values); per
--- comparison it joins two runs' few hundred values, found through the primary key.
+-- SQLite runs), written per comparison (LATERAL). Over the mismatch_value_key
+-- view PostgreSQL hash-joins the whole value table, one campaign's candidate
+-- values at once; per comparison it joins two runs' few hundred taps from the
+-- index on (run, key, length, digest), and reads only the values of the pairs
+-- whose digests do not settle them (see compare_flag.sql: equal digests plainly
+-- match under an rtol of 2^-43 or more, rtol and atol within 1e-150..1e150),
+-- each pair's through the primary key.
 -- The value test is mismatch_value_key's (tracedb_status_rules.safe_rules, 0009):
 -- beyond 1e-150..1e150 only equal numbers plainly match, so nothing over- or
 -- underflows, which PostgreSQL would refuse.
 -- Parameters:
 --   set_id   comparison_set.id
 INSERT INTO tap_flag (set_id, comparison_id, key_id)
-SELECT c.set_id, c.id, x.key_id
+SELECT c.set_id, c.id, t.key_id
 FROM comparison c
 JOIN comparison_set s ON s.id = c.set_id
 CROSS JOIN LATERAL (
-  -- mismatch_value_key of this one comparison: two runs' values, a small join
-  SELECT rv.key_id
+  -- this comparison's tap pairs whose digests do not settle it
+  SELECT r.key_id
+  FROM tap r
+  LEFT JOIN tap k ON k.run_id = c.cand_run_id AND k.key_id = r.key_id
+  WHERE r.run_id = c.ref_run_id
+    AND (r.digest = k.digest AND s.rtol >= 1.1368683772161603e-13 AND s.rtol <= 1e150
+         AND (s.atol = 0 OR s.atol BETWEEN 1e-150 AND 1e150)) IS NOT TRUE
+) t
+WHERE c.set_id = CAST(:set_id AS INTEGER)
+  AND EXISTS (
+  -- mismatch_value_key of that tap pair: its values, found through the primary key
+  SELECT 1
   FROM value rv
-  LEFT JOIN value cv ON cv.run_id = c.cand_run_id AND cv.key_id = rv.key_id
+  LEFT JOIN value cv ON cv.run_id = c.cand_run_id AND cv.key_id = t.key_id
                     AND cv.idx = rv.idx
-  WHERE rv.run_id = c.ref_run_id
+  WHERE rv.run_id = c.ref_run_id AND rv.key_id = t.key_id
     AND (((CASE WHEN (rv.num = 0 OR ABS(rv.num) BETWEEN 1e-150 AND 1e150)
                     AND (cv.num = 0 OR ABS(cv.num) BETWEEN 1e-150 AND 1e150)
                     AND (s.rtol = 0 OR ABS(s.rtol) BETWEEN 1e-150 AND 1e150)
@@ -28,7 +41,5 @@ CROSS JOIN LATERAL (
           AND (rv.kind = cv.kind AND rv.kind <> 'num'
                AND (rv.kind <> 'text' OR rv.text = cv.text)) IS NOT TRUE)
          -- a label that differs at its position: the full rules pair by label
-         OR (rv.label IS NOT NULL AND (rv.label = cv.label) IS NOT TRUE))
-) x
-WHERE c.set_id = CAST(:set_id AS INTEGER)
+         OR (rv.label IS NOT NULL AND (rv.label = cv.label) IS NOT TRUE)))
 ON CONFLICT DO NOTHING

@@ -12,6 +12,7 @@
  *             for the other TRACE lines, the indented lines that follow a TRACE
  *             line (continuation candidates) and the lines that may name a pixel.
  *   components(raw) -> [(label, num, text, kind, digits, half_ulp)]
+ *   digest(components) -> rows.tap_digest(components): an int or None
  *   Stager() with .taps(rows), .values(run_id, entries), .new_keys(rows) and
  *   .image() -> bytes: rows written straight into a private in-memory SQLite
  *   database through the C API, so no Python object is made per value.
@@ -24,14 +25,15 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
 #include <sqlite3.h>
 #include <string.h>
 
 #define MAX_LINE_CHARS 65536
 
-/* Parameters bound per row: layout.TAP_COLS (Stager_run binds 1..15), layout.VALUE_COLS
+/* Parameters bound per row: layout.TAP_COLS (Stager_run binds 1..16), layout.VALUE_COLS
  * (stage_payload binds 1..9) and the new_key row (lid + layout.PAIRING_KEY_COLS). */
-#define TAP_PARAMS 15
+#define TAP_PARAMS 16
 #define VALUE_PARAMS 9
 #define KEY_PARAMS 5
 
@@ -284,6 +286,102 @@ static PyObject *components(PyObject *self, PyObject *arg) {
         Py_DECREF(c);
     }
     return out;
+}
+
+/* ------------------------------------------------------------------ digests */
+/* rows.tap_digest, in C (see there): a tap's labels, kinds, texts and numbers to 44
+ * bits of mantissa, mixed in order by splitmix64's finaliser; none (NULL) when a
+ * number lies outside the band 1e-150..1e150. */
+
+typedef struct {
+    uint64_t h;
+    long long n;
+    int none;
+} Digest;
+
+static inline uint64_t mix64(uint64_t z) {
+    z += 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t fnv64(unsigned char tag, const char *s, Py_ssize_t n) {
+    uint64_t h = (0xCBF29CE484222325ULL ^ tag) * 0x100000001B3ULL;
+    for (Py_ssize_t k = 0; k < n; k++) h = (h ^ (unsigned char)s[k]) * 0x100000001B3ULL;
+    return h;
+}
+
+static inline void dg_token(Digest *d, uint64_t t) {
+    d->h = mix64(d->h ^ t);
+    d->n++;
+}
+
+static inline void dg_num(Digest *d, double v) {
+    if (v == 0.0) { dg_token(d, 0); return; }
+    double a = fabs(v);
+    if (!(a >= 1e-150 && a <= 1e150)) { d->none = 1; d->n++; return; }
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    dg_token(d, bits >> 8);
+}
+
+static inline void dg_word(Digest *d, unsigned char tag, const char *s, Py_ssize_t n) {
+    dg_token(d, fnv64(tag, s, n));
+}
+
+/* The digest of parse.Component tuples (label, num, text, kind, ...). */
+static int dg_components(Digest *d, PyObject *comps) {
+    PyObject *seq = PySequence_Fast(comps, "components must be a sequence");
+    if (seq == NULL) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *c = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *label, *num, *text, *kind;
+        if (!PyTuple_Check(c) || PyTuple_GET_SIZE(c) < 4) {
+            PyErr_SetString(PyExc_TypeError, "a component is not a tuple of 4 or more");
+            Py_DECREF(seq);
+            return -1;
+        }
+        label = PyTuple_GET_ITEM(c, 0); num = PyTuple_GET_ITEM(c, 1);
+        text = PyTuple_GET_ITEM(c, 2); kind = PyTuple_GET_ITEM(c, 3);
+        Py_ssize_t len;
+        const char *s;
+        if (label != Py_None) {
+            if ((s = PyUnicode_AsUTF8AndSize(label, &len)) == NULL) { Py_DECREF(seq); return -1; }
+            d->h = mix64(d->h ^ fnv64('L', s, len));
+        }
+        if ((s = PyUnicode_AsUTF8AndSize(kind, &len)) == NULL) { Py_DECREF(seq); return -1; }
+        if (len == 3 && memcmp(s, "num", 3) == 0) {
+            double v = PyFloat_AsDouble(num);
+            if (v == -1.0 && PyErr_Occurred()) { Py_DECREF(seq); return -1; }
+            dg_num(d, v);
+        } else if (len == 4 && memcmp(s, "text", 4) == 0) {
+            const char *ts = PyUnicode_AsUTF8AndSize(text, &len);
+            if (ts == NULL) { Py_DECREF(seq); return -1; }
+            dg_word(d, 'T', ts, len);
+        } else {
+            dg_word(d, 'K', s, len);
+        }
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+/* The digest's value: a signed 64-bit integer, or None. */
+static int dg_final(Digest *d, long long *out) {
+    if (d->none) return 0;
+    uint64_t h = mix64(d->h ^ (uint64_t)d->n);
+    memcpy(out, &h, sizeof h);
+    return 1;
+}
+
+static PyObject *py_digest(PyObject *self, PyObject *comps) {
+    Digest d = {0, 0, 0};
+    if (dg_components(&d, comps) < 0) return NULL;
+    long long out;
+    if (!dg_final(&d, &out)) Py_RETURN_NONE;
+    return PyLong_FromLongLong(out);
 }
 
 /* ------------------------------------------------------------------ Stager */
@@ -584,10 +682,13 @@ static int put_half(Stager *st, int i, double half) {
 }
 
 /* One tap's value rows: ``payload`` is the value text of a common-shape line
- * (numbers, parsed here) or a list of parse.Component tuples. */
-static int stage_payload(Stager *st, long long run_id, long long key_id, PyObject *payload) {
+ * (numbers, parsed here) or a list of parse.Component tuples; ``d`` (when given)
+ * takes the tap's digest. */
+static int stage_payload(Stager *st, long long run_id, long long key_id, PyObject *payload,
+                         Digest *d) {
     if (!PyUnicode_Check(payload)) {
         long long prefix[3] = {run_id, key_id, 0};
+        if (d != NULL && dg_components(d, payload) < 0) return -1;
         return insert_rows(st, T_VALUE, payload, prefix, 3);
     }
     Py_ssize_t size;
@@ -609,6 +710,10 @@ static int stage_payload(Stager *st, long long run_id, long long key_id, PyObjec
         int err = put_int(st, T_VALUE, 1, run_id) || put_int(st, T_VALUE, 2, key_id)
             || put_int(st, T_VALUE, 3, idx++) || put_null(st, T_VALUE, 4);
         if (err) return -1;
+        if (d != NULL) {
+            if (isinf(v)) dg_word(d, 'K', v > 0 ? "inf" : "-inf", v > 0 ? 3 : 4);
+            else dg_num(d, v);
+        }
         if (isinf(v)) {
             err = put_null(st, T_VALUE, 5) || put_text_x(st, T_VALUE, 6, t, p - t, 1)
                 || put_text_x(st, T_VALUE, 7, v > 0 ? "inf" : "-inf", v > 0 ? 3 : 4, 1)
@@ -639,7 +744,7 @@ static PyObject *Stager_values(Stager *st, PyObject *args) {
         long long key_id;
         PyObject *payload;
         int err = PyArg_ParseTuple(entry, "LO", &key_id, &payload) ? 0 : -1;
-        if (!err) err = stage_payload(st, run_id, key_id, payload);
+        if (!err) err = stage_payload(st, run_id, key_id, payload, NULL);
         Py_DECREF(entry);
         if (err) { Py_DECREF(it); return NULL; }
     }
@@ -666,14 +771,44 @@ static PyObject *Stager_run(Stager *st, PyObject *args) {
         return NULL;
     }
     PyObject *counts = PyTuple_New(n);
-    if (counts == NULL) return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    /* each tap's digest, found while its values are staged (they come first) */
+    Digest *digests = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Digest));
+    if (counts == NULL || digests == NULL) {
+        Py_XDECREF(counts);
+        PyMem_Free(digests);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t j = 0; j < n; j++) {
+        Py_ssize_t i = PyLong_AsSsize_t(PyList_GET_ITEM(order, j));
+        if (i < 0 || i >= n) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_IndexError, "order out of range");
+            goto fail;
+        }
         PyObject *entry = PyList_GET_ITEM(taps, i), *sta = PyList_GET_ITEM(statics, i);
         if (!PyTuple_Check(entry) || !PyTuple_Check(sta) || PyTuple_GET_SIZE(sta) != 8) {
             PyErr_SetString(PyExc_TypeError, "a tap entry or template is not a tuple");
             goto fail;
         }
+        long long key_id = PyLong_AsLongLong(PyTuple_GET_ITEM(sta, 7));
+        if (key_id == -1 && PyErr_Occurred()) goto fail;
+        int err;
+        if (PyTuple_GET_SIZE(entry) == 5) {
+            err = stage_payload(st, run_id, key_id, PyTuple_GET_ITEM(entry, 3), &digests[i]);
+        } else {
+            PyObject *comps = PyObject_GetAttrString(PyTuple_GET_ITEM(entry, 1), "components");
+            if (comps == NULL) goto fail;
+            err = stage_payload(st, run_id, key_id, comps, &digests[i]);
+            Py_DECREF(comps);
+        }
+        if (err) goto fail;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *entry = PyList_GET_ITEM(taps, i), *sta = PyList_GET_ITEM(statics, i);
         PyObject *shape, *raw, *count;
+        if (!PyTuple_Check(entry) || !PyTuple_Check(sta) || PyTuple_GET_SIZE(sta) != 8) {
+            PyErr_SetString(PyExc_TypeError, "a tap entry or template is not a tuple");
+            goto fail;
+        }
         int fast = PyTuple_GET_SIZE(entry) == 5;
         if (fast) {
             raw = PyTuple_GET_ITEM(entry, 3);
@@ -709,32 +844,17 @@ static PyObject *Stager_run(Stager *st, PyObject *args) {
         if (!err) err = put_object(st, T_TAP, 12, raw);
         for (int k = 5; k < 8 && !err; k++) /* key_name, key_occurrence, key_id */
             err = put_object(st, T_TAP, 8 + k, PyTuple_GET_ITEM(sta, k));
+        long long dg;
+        if (!err) err = dg_final(&digests[i], &dg) ? put_int(st, T_TAP, 16, dg)
+                                                    : put_null(st, T_TAP, 16);
         Py_DECREF(shape);
         Py_DECREF(raw);
         if (err || end_row(st, T_TAP) < 0) goto fail;
     }
-    for (Py_ssize_t j = 0; j < n; j++) {
-        Py_ssize_t i = PyLong_AsSsize_t(PyList_GET_ITEM(order, j));
-        if (i < 0 || i >= n) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_IndexError, "order out of range");
-            goto fail;
-        }
-        PyObject *entry = PyList_GET_ITEM(taps, i);
-        long long key_id = PyLong_AsLongLong(PyTuple_GET_ITEM(PyList_GET_ITEM(statics, i), 7));
-        if (key_id == -1 && PyErr_Occurred()) goto fail;
-        int err;
-        if (PyTuple_GET_SIZE(entry) == 5) {
-            err = stage_payload(st, run_id, key_id, PyTuple_GET_ITEM(entry, 3));
-        } else {
-            PyObject *comps = PyObject_GetAttrString(PyTuple_GET_ITEM(entry, 1), "components");
-            if (comps == NULL) goto fail;
-            err = stage_payload(st, run_id, key_id, comps);
-            Py_DECREF(comps);
-        }
-        if (err) goto fail;
-    }
+    PyMem_Free(digests);
     return counts;
 fail:
+    PyMem_Free(digests);
     Py_DECREF(counts);
     return NULL;
 }
@@ -817,6 +937,7 @@ static PyMethodDef methods[] = {
      "Split a trace text into common-shape lines and the rest: scan(text, first_line=0)."},
     {"components", components, METH_O, "Components of a common-shape value text."},
     {"precision", py_precision, METH_O, "parse._precision, in C."},
+    {"digest", py_digest, METH_O, "rows.tap_digest, in C."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -846,7 +967,7 @@ PyMODINIT_FUNC PyInit__cstage(void) {
         || PyModule_AddIntConstant(m, "VALUE_PARAMS", VALUE_PARAMS) < 0
         || PyModule_AddIntConstant(m, "KEY_PARAMS", KEY_PARAMS) < 0
         /* and this one its CSTAGE_ABI (an old build lacks features) */
-        || PyModule_AddIntConstant(m, "ABI", 6) < 0) {
+        || PyModule_AddIntConstant(m, "ABI", 7) < 0) {
         Py_DECREF(m);
         return NULL;
     }

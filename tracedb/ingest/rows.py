@@ -20,6 +20,7 @@ import importlib
 import math
 import os
 import sqlite3
+import struct
 import sys
 from dataclasses import dataclass
 
@@ -79,7 +80,8 @@ def run_rows(run_id: int, base: int, taps, static, order, first_seq: int = 0
     loop_key, occurrence, unit, key_name, key_occurrence, key_id, see
     ``ingest.runs.run_template``); ``order`` the tap positions in key id order. Tap ids are
     ``base + seq``, seq counting from ``first_seq + 1`` (a run continued from an earlier
-    chunk of its file). ``Stager.run`` writes the same rows without building them.
+    chunk of its file); each tap row ends with its digest (:func:`tap_digest`). ``Stager.run``
+    writes the same rows without building them.
     """
     rows: list[tuple] = []
     payloads: list = []
@@ -89,7 +91,8 @@ def run_rows(run_id: int, base: int, taps, static, order, first_seq: int = 0
         if len(entry) == 5:  # common shape: numbers on the main channel
             line_no, raw, n = entry[0], entry[3], entry[4]
             shape = "scalar" if n == 1 else "vector"
-            payloads.append(raw)
+            comps = components(raw)
+            payloads.append(raw)  # the value rows keep the numbers' text (copy_num)
         else:
             line_no, tap = entry
             shape, raw, comps = tap.shape, tap.raw, tap.components
@@ -97,9 +100,74 @@ def run_rows(run_id: int, base: int, taps, static, order, first_seq: int = 0
             payloads.append(comps)
         counts.append(n)
         rows.append((base + seq, run_id, seq, line_no, channel, name, loop_key, occ, unit,
-                     shape, n, raw, key_name, key_occ, key_id))
+                     shape, n, raw, key_name, key_occ, key_id, digest(comps)))
     entries = [(static[i][7], payloads[i]) for i in order]
     return rows, entries, tuple(counts)
+
+
+# --------------------------------------------------------------------------- digests
+# A tap's digest lets the comparison skip the values of a tap pair that plainly
+# matches (queries/steps/compare_flag.sql). Equal digests mean the same labels,
+# kinds and texts in the same order and numbers equal to 44 bits of mantissa, so
+# within 2**-44 of each other relatively: within any rtol >= DIGEST_RTOL.
+
+_M64 = (1 << 64) - 1
+_DOUBLE = struct.Struct("<d")
+_BITS = struct.Struct("<Q")
+#: Numbers a digest holds: 0, and magnitudes within this band (the band of the
+#: status rules, where their plain-match test is IEEE arithmetic, see
+#: migrations/tracedb_status_rules.py); a tap with any other number has none (NULL).
+DIGEST_BAND = (1e-150, 1e150)
+#: Low bits of a number's IEEE 754 pattern that its digest drops: numbers that agree
+#: in sign, exponent and the top 44 bits of mantissa are one token.
+DIGEST_DROP_BITS = 8
+#: The smallest rtol for which equal digests mean a plain match: two numbers of one
+#: token differ by less than 2**-44 of the smaller; 2**-43 leaves a factor of two
+#: for the rounding of ``atol + rtol*|ref|``.
+DIGEST_RTOL = 2.0 ** -43
+
+
+def _mix(z: int) -> int:
+    """splitmix64's finaliser: a bijection of 64-bit words, so two component lists
+    of one length that differ in one component always get different digests."""
+    z = (z + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def _fnv(tag: int, text: str) -> int:
+    """FNV-1a (64 bits) of a tag byte and the text's UTF-8."""
+    h = ((0xCBF29CE484222325 ^ tag) * 0x100000001B3) & _M64
+    for b in text.encode():
+        h = ((h ^ b) * 0x100000001B3) & _M64
+    return h
+
+
+def tap_digest(comps) -> int | None:
+    """The digest of a tap's components (label, num, text, kind, ...) as a signed
+    64-bit integer, or None when a number lies outside :data:`DIGEST_BAND`.
+    ``_cstage.digest`` computes the same (tests/test_cstage.py)."""
+    h = 0
+    low, high = DIGEST_BAND
+    for c in comps:
+        label, num, text, kind = c[0], c[1], c[2], c[3]
+        if label is not None:
+            h = _mix(h ^ _fnv(76, label))  # "L"
+        if kind == "num":
+            if num == 0:
+                token = 0
+            elif low <= abs(num) <= high:
+                token = _BITS.unpack(_DOUBLE.pack(num))[0] >> DIGEST_DROP_BITS
+            else:
+                return None
+        elif kind == "text":
+            token = _fnv(84, text)  # "T"
+        else:  # nan, inf, -inf
+            token = _fnv(75, kind)  # "K"
+        h = _mix(h ^ token)
+    h = _mix(h ^ len(comps))
+    return h - (1 << 64) if h >> 63 else h
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -206,7 +274,7 @@ class PyStager:
 # Python twin above.
 
 #: The _cstage.ABI this Python expects; a build from older sources is not used.
-CSTAGE_ABI = 6
+CSTAGE_ABI = 7
 #: The values the stager binds per tap, value and new_key row, by position.
 LAYOUT_PARAMS = (len(layout.TAP_COLS), len(layout.VALUE_COLS), 1 + len(layout.PAIRING_KEY_COLS))
 
@@ -240,10 +308,12 @@ if _cstage is not None:
 if _cstage is not None:
     scan = _cstage.scan
     components = _cstage.components
+    digest = _cstage.digest
     Stager = _cstage.Stager
 else:
     scan = scan_lines
     components = parse.fast_components
+    digest = tap_digest
     Stager = PyStager  # type: ignore[assignment,misc]
 
 #: "c" when the C accelerator is in use, "python" otherwise (`tracedb --version` says

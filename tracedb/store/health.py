@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from .layout import shape_signature
@@ -40,6 +41,51 @@ def stale_shapes(conn: Connection) -> list[dict]:
         judge(current, keys)
     for run_id in list(stored):  # runs without taps
         judge(run_id, [])
+    return out
+
+
+#: Runs whose values :func:`value_digests` reads per query.
+RUNS_PER_PASS = 500
+
+
+def run_ranges(conn: Connection, runs_per_pass: int = RUNS_PER_PASS):
+    """[low, high) ranges of run ids that cover every run, ``runs_per_pass`` wide."""
+    top = conn.exec_driver_sql("SELECT MAX(id) FROM run").scalar() or 0
+    return [(low, low + runs_per_pass) for low in range(0, top + 1, runs_per_pass)]
+
+
+def value_digests(conn: Connection, digest, low: int, high: int) -> list[tuple]:
+    """(run_id, key_id, digest) of every tap of the runs low <= id < high that has
+    value rows, as its values give it (``digest``: ``ingest.rows.digest``)."""
+    out: list[tuple] = []
+    comps: list[tuple] = []
+    at = None
+    for run_id, key_id, label, num, txt, kind in conn.execute(text(
+            "SELECT run_id, key_id, label, num, text, kind FROM value "
+            "WHERE run_id >= :a AND run_id < :b ORDER BY run_id, key_id, idx"),
+            {"a": low, "b": high}):
+        if (run_id, key_id) != at:
+            if comps:
+                out.append((*at, digest(comps)))
+            comps, at = [], (run_id, key_id)
+        comps.append((label, num, txt, kind))
+    if comps:
+        out.append((*at, digest(comps)))
+    return out
+
+
+def stale_digests(conn: Connection, digest) -> list[dict]:
+    """Taps whose stored digest is not their values' (a value row changed by hand):
+    [{run_id, key_id, digest}], the digest their values give. A NULL digest is never
+    stale: it only makes the comparison read that tap's values."""
+    out = []
+    for low, high in run_ranges(conn):
+        stored = dict(((r, k), d) for r, k, d in conn.execute(text(
+            "SELECT run_id, key_id, digest FROM tap WHERE run_id >= :a AND run_id < :b "
+            "AND digest IS NOT NULL"), {"a": low, "b": high}))
+        out += [{"run_id": r, "key_id": k, "digest": d}
+                for r, k, d in value_digests(conn, digest, low, high)
+                if (r, k) in stored and stored[(r, k)] != d]
     return out
 
 

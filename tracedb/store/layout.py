@@ -13,7 +13,7 @@ import hashlib
 
 TAP_COLS = ("id", "run_id", "seq", "line_no", "channel", "name", "loop_key", "occurrence",
             "unit", "shape", "n_components", "value_text", "key_name", "key_occurrence",
-            "key_id")
+            "key_id", "digest")
 #: A value row is (run_id, key_id, idx) followed by a component's fields
 #: (``ingest.parse.Component``: label, num, text, kind, digits, half_ulp).
 VALUE_KEY = ("run_id", "key_id", "idx")

@@ -1,0 +1,221 @@
+"""Tap digests (``tap.digest``, migration 0016): the comparison does not read the values
+of a tap pair whose digests are equal. That must never hide a difference the status
+rules see: equal digests mean numbers within 2**-44 of each other and the same labels,
+kinds and texts, and the shortcut is taken only where that is a plain match."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+from alembic import command
+from sqlalchemy import text
+
+import tracedb
+from benchmarks.generate import write_campaign
+from tracedb.ingest import parse, rows
+from tracedb.store import engine as db
+from tracedb.store.queries import connection
+
+from .test_diverge import capture
+from .test_mismatch import _both, _edge_tree, _rows
+
+try:
+    from tracedb.ingest import _cstage
+except ImportError:  # the pure-Python loader: the Python digest alone
+    _cstage = None
+
+IMPLS = [rows.tap_digest] + ([_cstage.digest] if _cstage else [])
+
+
+def num(x: float, label: str | None = None) -> parse.Component:
+    return parse.Component(label, x, repr(x), "num", None, None)
+
+
+def word(t: str, kind: str = "text", label: str | None = None) -> parse.Component:
+    return parse.Component(label, None, t, kind, None, None)
+
+
+def bits(x: float) -> int:
+    return struct.unpack("<Q", struct.pack("<d", x))[0]
+
+
+def from_bits(b: int) -> float:
+    return struct.unpack("<d", struct.pack("<Q", b))[0]
+
+
+def random_component(rng: random.Random) -> parse.Component:
+    label = rng.choice([None, None, "X", "Y", "pixel_mm", "é"])
+    k = rng.random()
+    if k < 0.7:
+        x = rng.choice([0.0, -0.0, 1.0, rng.uniform(-1, 1) * 10 ** rng.randint(-160, 160),
+                        rng.uniform(-1, 1) * 10 ** rng.randint(-12, 8), 5e-324, 1e-150,
+                        1e150, -1e-150, 1.0000000000000002])
+        return num(x, label)
+    if k < 0.85:
+        return word(rng.choice(["MOSFLM", "XDS", "", "inf", "é ü", "a\tb"]), label=label)
+    return word(rng.choice(["nan", "inf", "-inf"]), kind=rng.choice(["nan", "inf", "-inf"]),
+                label=label)
+
+
+@pytest.mark.skipif(_cstage is None, reason="C accelerator not built: one digest only")
+def test_c_and_python_digests_agree():
+    rng = random.Random(17)
+    lists = [[random_component(rng) for _ in range(rng.randint(0, 9))] for _ in range(5000)]
+    got = [(rows.tap_digest(c), _cstage.digest(c)) for c in lists]
+    assert all(a == b for a, b in got)
+    assert sum(a is None for a, _ in got) > 100 and len({a for a, _ in got}) > 2000
+    # the stager's own path: numbers read from a common-shape value text
+    for raw in ("1 2.5 -0", "1e999 -1e999 0.1", "1e-151 3", "0.000102425 7e149"):
+        assert _cstage.digest(_cstage.components(raw)) == rows.tap_digest(
+            parse.fast_components(raw))
+
+
+@pytest.mark.skipif(_cstage is None, reason="C accelerator not built: one digest only")
+def test_c_and_python_digests_agree_on_every_corpus_tap(corpus):
+    taps = 0
+    for path in sorted(corpus.rglob("*.log")) + sorted(corpus.rglob("*.txt")):
+        for line in parse.parse_text(path.read_bytes().decode("utf-8", errors="replace")).lines:
+            for tap in line.taps:
+                assert rows.tap_digest(tap.components) == _cstage.digest(tap.components), \
+                    f"{path.name}:{line.line_no} {tap.name}"
+                taps += 1
+    assert taps > 10000
+
+
+@pytest.mark.parametrize("digest", IMPLS, ids=lambda f: f.__module__.rsplit(".", 1)[-1])
+def test_equal_digests_mean_numbers_within_two_to_the_minus_44(digest):
+    rng = random.Random(3)
+    for _ in range(3000):
+        x = rng.uniform(-1, 1) * 10 ** rng.randint(-149, 149)
+        low = bits(x) & ~0xFF
+        a, b = from_bits(low | rng.randrange(256)), from_bits(low | rng.randrange(256))
+        assert digest([num(a)]) == digest([num(b)])  # one token
+        assert abs(a - b) < 2.0 ** -44 * min(abs(a), abs(b))
+        assert rows.DIGEST_RTOL >= 2.0 ** -44 * 2
+        # any change above the dropped bits (mantissa, exponent, sign) is another token
+        c = from_bits(bits(a) ^ (1 << rng.randrange(8, 64)))
+        if c == c and (c == 0 or 1e-150 <= abs(c) <= 1e150):
+            assert digest([num(a)]) != digest([num(c)])
+
+
+@pytest.mark.parametrize("digest", IMPLS, ids=lambda f: f.__module__.rsplit(".", 1)[-1])
+def test_one_changed_component_always_changes_the_digest(digest):
+    """The mixing step is a bijection, so two lists of one length that differ in one
+    component never share a digest (a collision needs two or more differences)."""
+    rng = random.Random(5)
+    for _ in range(3000):
+        comps = [random_component(rng) for _ in range(rng.randint(1, 9))]
+        other = list(comps)
+        i = rng.randrange(len(comps))
+        other[i] = random_component(rng)
+        d1, d2 = digest(comps), digest(other)
+        same = rows.tap_digest([comps[i]]) == rows.tap_digest([other[i]])
+        if d1 is not None and d2 is not None and not same:
+            assert d1 != d2
+
+
+@pytest.mark.parametrize("digest", IMPLS, ids=lambda f: f.__module__.rsplit(".", 1)[-1])
+def test_what_a_digest_tells_apart(digest):
+    assert digest([num(0.0)]) == digest([num(-0.0)])  # -0 == 0
+    assert digest([num(1.0), num(2.0)]) != digest([num(2.0), num(1.0)])  # order
+    assert digest([num(1.0)]) != digest([num(1.0), num(1.0)])  # length
+    assert digest([]) != digest([num(0.0)])
+    assert digest([num(1.0, "X")]) != digest([num(1.0)])  # labels
+    assert digest([num(1.0, "X")]) != digest([num(1.0, "Y")])
+    assert digest([word("MOSFLM")]) != digest([word("XDS")])  # texts
+    assert digest([word("inf")]) != digest([word("inf", kind="inf")])  # a word, a kind
+    assert digest([word("nan", "nan")]) == digest([word("NaN", "nan")])  # nan == nan
+    assert digest([word("inf", "inf")]) != digest([word("-inf", "-inf")])
+    assert digest([num(1.0)]) != digest([num(-1.0)])
+    # numbers outside the band of the status rules: no digest, the values decide
+    for x in (1e-151, -1e151, 5e-324, 1.7976931348623157e308):
+        assert digest([num(1.0), num(x)]) is None
+    for x in (1e-150, -1e150):
+        assert digest([num(x)]) is not None
+
+
+# C prints 1, PyTorch 1 ulp more: one digest; and taps whose digests differ
+ULP = [("{P}: ulp 1", "{P}: ulp 1.0000000000000002"),
+       ("{P}: small 2.5e-7", "{P}: small 2.500000000000001e-07"),
+       ("{P}: tiny 1e-200", "{P}: tiny 1.000000000000003e-200"),  # beyond the band
+       ("{P}: far 1 2.5", "{P}: far 1 2.7"),
+       ("{P}: word MOSFLM", "{P}: word MOSFLM")]
+
+
+def _flags_and_view(wh, set_id):
+    with connection(wh.db.reads(set_id)) as conn:
+        stored = set(conn.execute(text(
+            "SELECT comparison_id, key_id FROM tap_flag WHERE set_id = :s"), {"s": set_id}))
+        view = set(conn.execute(text(
+            "SELECT DISTINCT comparison_id, key_id FROM mismatch_key WHERE set_id = :s"),
+            {"s": set_id}))
+    return stored, view
+
+
+def test_tolerances_below_the_digests_reach_compare_the_values(url, tmp_path):
+    capture(tmp_path, "20250101T000000Z", "c", (7, 7), [c for c, _ in ULP])
+    capture(tmp_path, "20250101T010000Z", "py", (7, 7), [p for _, p in ULP])
+    _edge_tree(tmp_path, pixels=2)
+    write_campaign(tmp_path / "campaign", pixels=8, stamps=1, seed=9)
+    wh = tracedb.connect(url)
+    assert wh.ingest([tmp_path / "reports", tmp_path / "campaign"]).ok
+    with wh.engine.connect() as conn:
+        d = dict(conn.execute(text(
+            "SELECT t.name || ':' || r.side, t.digest FROM tap t JOIN run r ON r.id = t.run_id "
+            "JOIN pixel p ON p.id = r.pixel_id WHERE p.slow = 7 AND p.fast = 7")).all())
+    assert d["ulp:c"] == d["ulp:py"] and d["small:c"] == d["small:py"]
+    assert d["tiny:c"] is None and d["tiny:py"] is None
+    assert d["far:c"] != d["far:py"] and d["word:c"] == d["word:py"]
+    expected = {  # rtol, atol -> ulp, small (1 and 4 ulps of difference)
+        (1e-12, 0.0): ("match", "match"),
+        (rows.DIGEST_RTOL, 0.0): ("match", "match"),
+        (1e-15, 0.0): ("match", "match"),  # below the digests' reach: the values decide
+        (4e-16, 0.0): ("match", "print_precision"),
+        (1e-16, 0.0): ("print_precision", "print_precision"),
+        (0.0, 0.0): ("print_precision", "print_precision"),
+        (1e-12, 1e200): ("match", "match"),  # atol beyond the band: the values decide
+    }
+    for (rtol, atol), (ulp, small) in expected.items():
+        full, quick = _both(wh, pixels=[(7, 7)], rtol=rtol, atol=atol)
+        for found in (full, quick):
+            diff = wh.diff(found.attrs["set_id"])
+            status = dict(zip(diff.tap, diff.status, strict=True))
+            assert (status["ulp"], status["small"]) == (ulp, small), (rtol, atol)
+            assert status["tiny"] == ("match" if rtol >= 1e-13 or atol else "print_precision")
+            assert status["far"] == ("match" if atol else "diverged")
+            assert status["word"] == "match"
+        stored, view = _flags_and_view(wh, wh.diverge(rtol=rtol, atol=atol).attrs["set_id"])
+        assert stored == view, (rtol, atol)
+        full, quick = _both(wh, rtol=rtol, atol=atol)  # every pixel: the same answers
+        assert _rows(wh, full.attrs["set_id"]).equals(_rows(wh, quick.attrs["set_id"]))
+
+
+def test_upgrade_computes_the_digests_ingest_writes_and_check_finds_a_stale_one(url, tmp_path):
+    _edge_tree(tmp_path, pixels=2)
+    write_campaign(tmp_path / "campaign", pixels=6, stamps=1, seed=2)
+    wh = tracedb.connect(url)
+    assert wh.ingest([tmp_path / "reports", tmp_path / "campaign"]).ok
+    query = "SELECT id, digest FROM tap ORDER BY id"
+    with wh.engine.connect() as conn:
+        written = conn.execute(text(query)).all()
+    assert sum(d is not None for _, d in written) > 500
+    wh.close()
+    engine = db.make_engine(url)
+    with engine.begin() as conn:
+        command.downgrade(db._alembic_config(conn), "0015")
+    db.upgrade(engine, "head")
+    with engine.connect() as conn:
+        assert conn.execute(text(query)).all() == written
+    engine.dispose()
+    wh = tracedb.connect(url)
+    name = "taps whose digest is not their values' (run tracedb db rekey)"
+    assert wh.check().set_index("check_name").problems[name] == 0
+    with wh.engine.begin() as conn:  # a value changed by hand: its tap's digest is stale
+        conn.execute(text("UPDATE value SET num = num * 2 WHERE num > 0.5 AND run_id = "
+                          "(SELECT MIN(run_id) FROM value WHERE num > 0.5) AND idx = 0"))
+    problems = wh.check().set_index("check_name").problems
+    assert problems[name] >= 1
+    wh.rekey()
+    assert wh.check().problems.sum() == 0
