@@ -82,6 +82,42 @@ def test_concurrent_sqlite_writers_equal_a_sequential_ingest(campaign, reference
     assert_healthy(url)
 
 
+def _open_new_warehouse(url, barrier, errors):
+    barrier.wait()  # every process opens the file in the same instant
+    try:
+        tracedb.connect(url).close()
+    except Exception as exc:  # noqa: BLE001 - reported to the parent
+        errors.put(str(exc))
+
+
+def test_processes_that_open_one_new_sqlite_warehouse_together_all_succeed(tmp_path):
+    # switching a new, empty file to WAL answers "database is locked" at once, without
+    # the busy timeout, while another process is making the same file; unhandled, one
+    # start in twenty of three processes failed. 60 rounds of three.
+    import multiprocessing
+    import sqlite3
+
+    from tracedb.store.engine import HEAD
+
+    ctx = multiprocessing.get_context("fork")
+    errors = ctx.Queue()
+    for n in range(60):
+        url = f"sqlite:///{(tmp_path / f'new{n}.sqlite').as_posix()}"
+        barrier = ctx.Barrier(3)
+        procs = [ctx.Process(target=_open_new_warehouse, args=(url, barrier, errors))
+                 for _ in range(3)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(120)
+        assert [p.exitcode for p in procs] == [0, 0, 0]
+        assert errors.empty(), errors.get()
+        con = sqlite3.connect(tmp_path / f"new{n}.sqlite")  # made once, at head, in WAL
+        assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(HEAD,)]
+        assert con.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        con.close()
+
+
 def test_four_postgresql_writers_equal_a_sequential_ingest(campaign, reference, pg_url):
     # an empty schema: the four make the warehouse's tables once, together
     procs = [start_ingest(pg_url, campaign) for _ in range(4)]

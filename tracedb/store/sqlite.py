@@ -21,16 +21,18 @@ from .writer import BulkWriter
 #: UPDATE ... FROM (3.33), DROP COLUMN and AS MATERIALIZED (3.35) are used.
 MIN_SQLITE = (3, 35, 0)
 PAGE_SIZE = 16384
+#: How long a connection waits for another's lock before "database is locked".
+BUSY_SECONDS = 60
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA busy_timeout = 60000")
+    cur.execute(f"PRAGMA busy_timeout = {BUSY_SECONDS * 1000}")
     # a new, empty warehouse gets 16 KiB pages (SQLite's default is 4 KiB): a third
     # fewer pages for a tap and its values, a quarter of the WAL and checkpoint
     # system calls on a bulk load; an existing file keeps the size it was made with
     cur.execute(f"PRAGMA page_size = {PAGE_SIZE}")
-    cur.execute("PRAGMA journal_mode = WAL")
+    _set_wal(cur)
     # once a checkpoint lets the WAL start over, cut the file back (a bulk load can
     # leave it at hundreds of MB)
     cur.execute("PRAGMA journal_size_limit = 67108864")
@@ -46,6 +48,26 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
             "log10", 1, lambda x: math.log10(x) if x is not None and x > 0 else None,
             deterministic=True)
     cur.close()
+
+
+def _set_wal(cur) -> None:
+    """``PRAGMA journal_mode = WAL``, waiting out a concurrent first writer. On a new,
+    empty file the switch writes the header, and SQLite answers "database is locked"
+    at once, without its busy handler (it would deadlock), when another process is
+    making the same file: several ingests started together on no warehouse (the
+    concurrent-writer fault test met this about one start in twenty)."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + BUSY_SECONDS
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _file_of(database: str) -> Path:
@@ -80,7 +102,7 @@ def engine_kwargs(parsed, *, create: bool = True) -> dict:
         if not parent.is_dir():
             raise TracedbError(f"cannot create warehouse {database}: directory "
                                f"{parent} does not exist")
-    return {"connect_args": {"timeout": 60}}
+    return {"connect_args": {"timeout": BUSY_SECONDS}}
 
 
 def read_only_media(parsed):
