@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from functools import lru_cache
 
 from ..store.queries import fetch, records
 
@@ -39,6 +40,7 @@ META_OBJECTS = ("configuration", "config", "params", "options")
 PROGRAM = re.compile(r"(nanoBragg\b|\$\{?NB_C_BIN\}?|nanobrag_torch)")
 
 
+@lru_cache(maxsize=65536)
 def option_name(name: str) -> str:
     """An option's name as nanoBragg spells it, lower case: ``-Xbeam`` -> ``xbeam``,
     ``wavelength_A`` -> ``lambda``."""
@@ -49,7 +51,14 @@ def option_name(name: str) -> str:
 def _value(v) -> str:
     """An option's value as compared: numbers in one spelling (``500.0`` = ``500``), a
     list of one repeated number as that number (``5 5 5`` = ``5``), words as written."""
-    words = str(v).replace(",", " ").split() if not isinstance(v, list) else [str(x) for x in v]
+    return _spelled(tuple(map(str, v)), True) if isinstance(v, list) else _spelled(v)
+
+
+@lru_cache(maxsize=65536, typed=True)  # typed: True is not 1
+def _spelled(v, is_list: bool = False) -> str:
+    """:func:`_value` of a scalar, or (``is_list``) of a list's items as text; the same
+    few values recur in every run of a campaign."""
+    words = list(v) if is_list else str(v).replace(",", " ").split()
     out = []
     for w in words:
         try:
@@ -81,24 +90,35 @@ def parse_command(line: str) -> dict[str, str]:
     return {k: _value(v) if v else "on" for k, v in opts.items() if k not in NOT_PHYSICS}
 
 
-def commands_of(text: str | None) -> list[str]:
-    """The simulator command lines of a commands.txt (continuations joined)."""
+@lru_cache(maxsize=256)
+def commands_of(text: str | None) -> tuple[str, ...]:
+    """The simulator command lines of a commands.txt (continuations joined); every run
+    of a bundle shares its commands.txt."""
     if not text:
-        return []
+        return ()
     joined = re.sub(r"\\\n", " ", text)
-    return [ln.strip() for ln in joined.splitlines()
-            if PROGRAM.search(ln) and not ln.lstrip().startswith(("#", "cd ", "make", "export"))]
+    return tuple(ln.strip() for ln in joined.splitlines()
+                 if PROGRAM.search(ln)
+                 and not ln.lstrip().startswith(("#", "cd ", "make", "export")))
 
 
-def _command_for(commands: list[str], pixel) -> str | None:
+def _command_for(commands: tuple[str, ...], pixel) -> str | None:
     """The command that traced ``pixel`` (slow, fast): its ``-trace_pixel`` (or
-    ``--pixel``) names it; the only command when there is one."""
-    if pixel is not None:
-        for c in commands:
-            m = re.search(r"-(?:trace_pixel|-pixel)\s+(\d+)\s+(\d+)", c)
-            if m and (int(m[1]), int(m[2])) == tuple(pixel):
-                return c
-    return commands[0] if len(commands) == 1 else None
+    ``--pixel``) names it (the first that does); the only command when there is one."""
+    found = _traced_pixels(commands).get(pixel) if pixel is not None else None
+    return found if found is not None else commands[0] if len(commands) == 1 else None
+
+
+@lru_cache(maxsize=256)
+def _traced_pixels(commands: tuple[str, ...]) -> dict[tuple[int, int], str]:
+    """{(slow, fast): the first command that traces that pixel}, made once per
+    commands.txt rather than searched once per run."""
+    out: dict[tuple[int, int], str] = {}
+    for c in commands:
+        m = re.search(r"-(?:trace_pixel|-pixel)\s+(\d+)\s+(\d+)", c)
+        if m:
+            out.setdefault((int(m[1]), int(m[2])), c)
+    return out
 
 
 def run_options(row: dict) -> tuple[dict[str, str], dict[str, str]]:
