@@ -304,3 +304,22 @@ def test_worker_processes_load_the_same_rows(sqlite_url, tmp_path, monkeypatch):
                 "LEFT JOIN pixel p ON p.id = r.pixel_id ORDER BY r.id")]
 
     assert dump(serial) == dump(par)
+
+
+def test_postgresql_ingest_leaves_tap_index_scans_reading_no_table_rows(pg_url):
+    # the comparison reads tap pairs from the index on (run, key, length, digest)
+    # alone; on pages an ingest just wrote, PostgreSQL fetches every row from the
+    # table unless they were vacuumed (autovacuum may be off, or not come round yet)
+    wh = tracedb.connect(pg_url)
+    assert wh.ingest([example_tree()]).ok
+    with wh.engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        conn.exec_driver_sql("SET enable_bitmapscan = off")
+        plan = "\n".join(r[0] for r in conn.exec_driver_sql(
+            "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "
+            "SELECT run_id, key_id, n_components, digest FROM tap WHERE run_id > 0"))
+        stats = conn.exec_driver_sql(
+            "SELECT relpages, relallvisible, reltuples FROM pg_class "
+            "WHERE oid = 'tap'::regclass").one()
+    assert "Index Only Scan" in plan and "Heap Fetches: 0" in plan, plan
+    assert stats.relallvisible == stats.relpages > 0 and stats.reltuples == count(wh, "tap")
