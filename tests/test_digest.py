@@ -16,10 +16,9 @@ import tracedb
 from benchmarks.generate import write_campaign
 from tracedb.ingest import parse, rows
 from tracedb.store import engine as db
-from tracedb.store.queries import connection
 
 from .test_diverge import capture
-from .test_mismatch import _both, _edge_tree, _rows
+from .test_mismatch import _both, _edge_tree, _rows, stored_flags_and_view
 
 try:
     from tracedb.ingest import _cstage
@@ -144,16 +143,6 @@ ULP = [("{P}: ulp 1", "{P}: ulp 1.0000000000000002"),
        ("{P}: word MOSFLM", "{P}: word MOSFLM")]
 
 
-def _flags_and_view(wh, set_id):
-    with connection(wh.db.reads(set_id)) as conn:
-        stored = set(conn.execute(text(
-            "SELECT comparison_id, key_id FROM tap_flag WHERE set_id = :s"), {"s": set_id}))
-        view = set(conn.execute(text(
-            "SELECT DISTINCT comparison_id, key_id FROM mismatch_key WHERE set_id = :s"),
-            {"s": set_id}))
-    return stored, view
-
-
 def test_tolerances_below_the_digests_reach_compare_the_values(url, tmp_path):
     capture(tmp_path, "20250101T000000Z", "c", (7, 7), [c for c, _ in ULP])
     capture(tmp_path, "20250101T010000Z", "py", (7, 7), [p for _, p in ULP])
@@ -186,7 +175,7 @@ def test_tolerances_below_the_digests_reach_compare_the_values(url, tmp_path):
             assert status["tiny"] == ("match" if rtol >= 1e-13 or atol else "print_precision")
             assert status["far"] == ("match" if atol else "diverged")
             assert status["word"] == "match"
-        stored, view = _flags_and_view(wh, wh.diverge(rtol=rtol, atol=atol).attrs["set_id"])
+        stored, view = stored_flags_and_view(wh, wh.diverge(rtol=rtol, atol=atol).attrs["set_id"])
         assert stored == view, (rtol, atol)
         full, quick = _both(wh, rtol=rtol, atol=atol)  # every pixel: the same answers
         assert _rows(wh, full.attrs["set_id"]).equals(_rows(wh, quick.attrs["set_id"]))

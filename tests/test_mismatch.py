@@ -15,6 +15,18 @@ from tracedb.store.queries import connection
 
 from .test_diverge import capture
 
+
+def stored_flags_and_view(wh, set_id):
+    """The keys a mismatch-only set flagged (tap_flag), and those the plain
+    mismatch_key view gives for the same set: equal when the flag steps are right."""
+    with connection(wh.db.reads(set_id)) as conn:
+        stored = set(conn.execute(text(
+            "SELECT comparison_id, key_id FROM tap_flag WHERE set_id = :s"), {"s": set_id}))
+        view = set(conn.execute(text(
+            "SELECT DISTINCT comparison_id, key_id FROM mismatch_key WHERE set_id = :s"),
+            {"s": set_id}))
+    return stored, view
+
 SUMMARY = ["pixel_slow", "pixel_fast",
            "status", "compared", "matched", "diverged", "print_precision",
            "accepted", "missing_ref", "missing_cand", "first_tap", "first_ref_line",
@@ -259,13 +271,8 @@ def test_flags_equal_the_mismatch_key_view_and_shapes_stay_fresh(url, tmp_path):
     assert wh.ingest([tmp_path / "campaign", tmp_path / "edge"]).ok
 
     def flags_and_view():
-        set_id = wh.diverge().attrs["set_id"]
-        with connection(wh.db.reads(set_id)) as conn:
-            stored = set(conn.execute(text(
-                "SELECT comparison_id, key_id FROM tap_flag WHERE set_id = :s"), {"s": set_id}))
-            view = set(conn.execute(text(
-                "SELECT DISTINCT comparison_id, key_id FROM mismatch_key WHERE set_id = :s"),
-                {"s": set_id}))
+        stored, view = stored_flags_and_view(wh, wh.diverge().attrs["set_id"])
+        with wh.engine.connect() as conn:
             shapes = conn.execute(text("SELECT count(DISTINCT shape_sig), count(*) FROM run")
                                   ).one()
         return stored, view, shapes

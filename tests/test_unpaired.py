@@ -14,9 +14,9 @@ from sqlalchemy.exc import IntegrityError
 
 import tracedb
 from tracedb.store import engine as db
-from tracedb.store.queries import connection
 
 from .test_diverge import capture, run_cli
+from .test_mismatch import stored_flags_and_view
 
 C_STAMP, PY_STAMP, PY_LATER = "20250101T000000Z", "20250101T010000Z", "20250101T020000Z"
 A, B, D = (1, 2), (3, 4), (5, 6)  # A on both sides, B C only, D PyTorch only
@@ -111,12 +111,7 @@ def test_api_frames_and_records_hold_unpaired_pixels(url, tmp_path):
     assert (full.missing_cand["missing_cand"], full.missing_ref["missing_ref"]) == (3, 1)
     set_id = df.attrs["set_id"]
     # the flags equal the plain view for unpaired pairs
-    with connection(wh.db.reads(set_id)) as conn:
-        stored = set(conn.execute(text(
-            "SELECT comparison_id, key_id FROM tap_flag WHERE set_id = :s"), {"s": set_id}))
-        view = set(conn.execute(text(
-            "SELECT DISTINCT comparison_id, key_id FROM mismatch_key WHERE set_id = :s"),
-            {"s": set_id}))
+    stored, view = stored_flags_and_view(wh, set_id)
     assert stored == view and len(stored) == 4
     diff = wh.diff(set_id)
     b_cmp = int(df.comparison_id[B])
