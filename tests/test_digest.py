@@ -1,7 +1,8 @@
 """Tap digests (``tap.digest``, migration 0016): the comparison does not read the values
-of a tap pair whose digests are equal. That must never hide a difference the status
-rules see: equal digests mean numbers within 2**-44 of each other and the same labels,
-kinds and texts, and the shortcut is taken only where that is a plain match."""
+of a tap pair of one length whose digests are equal. That must never hide a
+difference the status rules see: only taps of unlabelled numbers and nan/inf have a
+digest, equal digests mean numbers within 2**-44 of each other and the same special
+values, and the shortcut is taken only where that is a plain match."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def from_bits(b: int) -> float:
 
 
 def random_component(rng: random.Random) -> parse.Component:
-    label = rng.choice([None, None, "X", "Y", "pixel_mm", "é"])
+    label = rng.choice([None] * 12 + ["X", "Y", "pixel_mm", "é"])
     k = rng.random()
     if k < 0.7:
         x = rng.choice([0.0, -0.0, 1.0, rng.uniform(-1, 1) * 10 ** rng.randint(-160, 160),
@@ -64,7 +65,7 @@ def test_c_and_python_digests_agree():
     lists = [[random_component(rng) for _ in range(rng.randint(0, 9))] for _ in range(5000)]
     got = [(rows.tap_digest(c), _cstage.digest(c)) for c in lists]
     assert all(a == b for a, b in got)
-    assert sum(a is None for a, _ in got) > 100 and len({a for a, _ in got}) > 2000
+    assert sum(a is None for a, _ in got) > 100 and len({a for a, _ in got}) > 300
     # the stager's own path: numbers read from a common-shape value text
     for raw in ("1 2.5 -0", "1e999 -1e999 0.1", "1e-151 3", "0.000102425 7e149"):
         assert _cstage.digest(_cstage.components(raw)) == rows.tap_digest(
@@ -99,20 +100,32 @@ def test_equal_digests_mean_numbers_within_two_to_the_minus_44(digest):
             assert digest([num(a)]) != digest([num(c)])
 
 
+def one_token(a: parse.Component, b: parse.Component) -> bool:
+    """Whether two digestible components are one token, worked out apart from the
+    digest code: the same special value, or numbers (0 and -0 one number) whose IEEE
+    patterns agree above their lowest 8 bits."""
+    if a.kind == "num" and b.kind == "num":
+        return (a.num == 0 and b.num == 0) or bits(a.num) >> 8 == bits(b.num) >> 8
+    return a.kind == b.kind
+
+
 @pytest.mark.parametrize("digest", IMPLS, ids=lambda f: f.__module__.rsplit(".", 1)[-1])
-def test_one_changed_component_always_changes_the_digest(digest):
+def test_one_changed_component_changes_the_digest_exactly_when_it_is_another_token(digest):
     """The mixing step is a bijection, so two lists of one length that differ in one
-    component never share a digest (a collision needs two or more differences)."""
+    component share a digest exactly when that component is one token on both (a
+    collision needs two or more differences)."""
     rng = random.Random(5)
-    for _ in range(3000):
+    checked = 0
+    for _ in range(6000):
         comps = [random_component(rng) for _ in range(rng.randint(1, 9))]
         other = list(comps)
         i = rng.randrange(len(comps))
         other[i] = random_component(rng)
         d1, d2 = digest(comps), digest(other)
-        same = rows.tap_digest([comps[i]]) == rows.tap_digest([other[i]])
-        if d1 is not None and d2 is not None and not same:
-            assert d1 != d2
+        if d1 is not None and d2 is not None:
+            assert (d1 == d2) == one_token(comps[i], other[i]), (comps[i], other[i])
+            checked += 1
+    assert checked > 300
 
 
 @pytest.mark.parametrize("digest", IMPLS, ids=lambda f: f.__module__.rsplit(".", 1)[-1])
@@ -121,13 +134,15 @@ def test_what_a_digest_tells_apart(digest):
     assert digest([num(1.0), num(2.0)]) != digest([num(2.0), num(1.0)])  # order
     assert digest([num(1.0)]) != digest([num(1.0), num(1.0)])  # length
     assert digest([]) != digest([num(0.0)])
-    assert digest([num(1.0, "X")]) != digest([num(1.0)])  # labels
-    assert digest([num(1.0, "X")]) != digest([num(1.0, "Y")])
-    assert digest([word("MOSFLM")]) != digest([word("XDS")])  # texts
-    assert digest([word("inf")]) != digest([word("inf", kind="inf")])  # a word, a kind
     assert digest([word("nan", "nan")]) == digest([word("NaN", "nan")])  # nan == nan
     assert digest([word("inf", "inf")]) != digest([word("-inf", "-inf")])
+    assert digest([word("nan", "nan")]) != digest([word("inf", "inf")])
     assert digest([num(1.0)]) != digest([num(-1.0)])
+    # labels and texts get no digest: their values always decide (a text's hash and
+    # a number's token once shared one space: "MOSFLM2900" and -2.3095767078350033e+80)
+    assert digest([num(1.0, "X")]) is None and digest([num(1.0), num(2.0, "Y")]) is None
+    assert digest([word("MOSFLM")]) is None and digest([num(1.0), word("inf")]) is None
+    assert digest([word("MOSFLM2900")]) is None
     # numbers outside the band of the status rules: no digest, the values decide
     for x in (1e-151, -1e151, 5e-324, 1.7976931348623157e308):
         assert digest([num(1.0), num(x)]) is None
@@ -140,7 +155,9 @@ ULP = [("{P}: ulp 1", "{P}: ulp 1.0000000000000002"),
        ("{P}: small 2.5e-7", "{P}: small 2.500000000000001e-07"),
        ("{P}: tiny 1e-200", "{P}: tiny 1.000000000000003e-200"),  # beyond the band
        ("{P}: far 1 2.5", "{P}: far 1 2.7"),
-       ("{P}: word MOSFLM", "{P}: word MOSFLM")]
+       ("{P}: word MOSFLM", "{P}: word MOSFLM"),
+       # a word and a number whose digests were equal before texts had none
+       ("{P}: setting MOSFLM2900", "{P}: setting -2.3095767078350033e+80")]
 
 
 def test_tolerances_below_the_digests_reach_compare_the_values(url, tmp_path):
@@ -156,7 +173,8 @@ def test_tolerances_below_the_digests_reach_compare_the_values(url, tmp_path):
             "JOIN pixel p ON p.id = r.pixel_id WHERE p.slow = 7 AND p.fast = 7")).all())
     assert d["ulp:c"] == d["ulp:py"] and d["small:c"] == d["small:py"]
     assert d["tiny:c"] is None and d["tiny:py"] is None
-    assert d["far:c"] != d["far:py"] and d["word:c"] == d["word:py"]
+    assert d["far:c"] != d["far:py"]
+    assert d["word:c"] is d["word:py"] is d["setting:c"] is None  # texts: the values decide
     expected = {  # rtol, atol -> ulp, small (1 and 4 ulps of difference)
         (1e-12, 0.0): ("match", "match"),
         (rows.DIGEST_RTOL, 0.0): ("match", "match"),
@@ -174,7 +192,7 @@ def test_tolerances_below_the_digests_reach_compare_the_values(url, tmp_path):
             assert (status["ulp"], status["small"]) == (ulp, small), (rtol, atol)
             assert status["tiny"] == ("match" if rtol >= 1e-13 or atol else "print_precision")
             assert status["far"] == ("match" if atol else "diverged")
-            assert status["word"] == "match"
+            assert status["word"] == "match" and status["setting"] == "diverged"
         stored, view = stored_flags_and_view(wh, wh.diverge(rtol=rtol, atol=atol).attrs["set_id"])
         assert stored == view, (rtol, atol)
         full, quick = _both(wh, rtol=rtol, atol=atol)  # every pixel: the same answers

@@ -2,12 +2,16 @@
 that plainly matches.
 
 A tap's digest (``tracedb.ingest.rows.tap_digest``, also in the C accelerator) is a
-64-bit integer of its labels, kinds, texts and numbers to 44 bits of mantissa, in
-order; NULL when a number lies outside 1e-150..1e150. Two taps with equal digests
-hold numbers within 2**-44 of each other (relatively) and the same labels, kinds
-and texts, so under any rtol >= 2**-43 with atol within the band their values
-plainly match and ``compare_flag`` does not read them. ``ix_tap_key`` gains the
-digest, so the tap pairs are read from the index alone.
+64-bit integer of its numbers to 44 bits of mantissa and its special values (nan,
+inf, -inf), in order; NULL when a component has a label or is a text, or a number
+lies outside 1e-150..1e150. Two taps of one length with equal digests hold numbers
+within 2**-44 of each other (relatively) and the same special values (a single
+differing component always changes the digest), so under any rtol >= 2**-43 with
+atol within the band their values plainly match and ``compare_flag`` does not read
+them. ``ix_tap_key`` gains the digest, so the tap pairs are read from the index
+alone. The digests are computed by today's ``tap_digest``: should it ever change,
+the change comes with a migration that computes them again (``db check`` reports a
+digest that is not its values').
 
 Cost: ADD COLUMN (no rewrite) and the index rebuilt; then one pass over the value
 rows, run by run, in Python (C's digest when the accelerator is built), and one

@@ -6,9 +6,10 @@
 -- candidate tap without a reference tap of its key and length). A key flagged
 -- twice is stored once.
 -- The tap pairs come first, from the index on (run, key, length, digest): a pair
--- whose digests are equal (tap.digest, migration 0016) plainly matches under an
--- rtol of 2^-43 or more with rtol and atol within 1e-150..1e150, so its values
--- are not read; the view's test decides every other pair.
+-- of one length whose digests are equal (tap.digest, migration 0016: taps of plain
+-- numbers and nan/inf only, numbers to 44 bits) plainly matches under an rtol of
+-- 2^-43 or more with rtol and atol within 1e-150..1e150, so its values are not
+-- read; the view's test decides every other pair.
 -- Parameters:
 --   set_id   comparison_set.id
 WITH todo AS MATERIALIZED (
@@ -18,7 +19,8 @@ WITH todo AS MATERIALIZED (
   JOIN tap r ON r.run_id = c.ref_run_id
   LEFT JOIN tap k ON k.run_id = c.cand_run_id AND k.key_id = r.key_id
   WHERE c.set_id = CAST(:set_id AS INTEGER)
-    AND (r.digest = k.digest AND s.rtol >= 1.1368683772161603e-13 AND s.rtol <= 1e150
+    AND (r.digest = k.digest AND r.n_components = k.n_components
+         AND s.rtol >= 1.1368683772161603e-13 AND s.rtol <= 1e150
          AND (s.atol = 0 OR s.atol BETWEEN 1e-150 AND 1e150)) IS NOT TRUE
 )
 INSERT INTO tap_flag (set_id, comparison_id, key_id)

@@ -289,15 +289,21 @@ static PyObject *components(PyObject *self, PyObject *arg) {
 }
 
 /* ------------------------------------------------------------------ digests */
-/* rows.tap_digest, in C (see there): a tap's labels, kinds, texts and numbers to 44
- * bits of mantissa, mixed in order by splitmix64's finaliser; none (NULL) when a
- * number lies outside the band 1e-150..1e150. */
+/* rows.tap_digest, in C (see there): a tap's numbers to 44 bits of mantissa and its
+ * special values (nan, inf, -inf), one token each, mixed in order by splitmix64's
+ * finaliser; none (NULL) when a component has a label or is a text, or a number
+ * lies outside the band 1e-150..1e150. */
 
 typedef struct {
     uint64_t h;
     long long n;
     int none;
 } Digest;
+
+/* rows.DIGEST_KIND_TOKENS: above every number's token (< 2**56) */
+#define TOKEN_NAN ((1ULL << 56) | 1)
+#define TOKEN_INF ((1ULL << 56) | 2)
+#define TOKEN_NEG_INF ((1ULL << 56) | 3)
 
 static inline uint64_t mix64(uint64_t z) {
     z += 0x9E3779B97F4A7C15ULL;
@@ -306,28 +312,23 @@ static inline uint64_t mix64(uint64_t z) {
     return z ^ (z >> 31);
 }
 
-static uint64_t fnv64(unsigned char tag, const char *s, Py_ssize_t n) {
-    uint64_t h = (0xCBF29CE484222325ULL ^ tag) * 0x100000001B3ULL;
-    for (Py_ssize_t k = 0; k < n; k++) h = (h ^ (unsigned char)s[k]) * 0x100000001B3ULL;
-    return h;
-}
-
 static inline void dg_token(Digest *d, uint64_t t) {
     d->h = mix64(d->h ^ t);
+    d->n++;
+}
+
+static inline void dg_none(Digest *d) {
+    d->none = 1;
     d->n++;
 }
 
 static inline void dg_num(Digest *d, double v) {
     if (v == 0.0) { dg_token(d, 0); return; }
     double a = fabs(v);
-    if (!(a >= 1e-150 && a <= 1e150)) { d->none = 1; d->n++; return; }
+    if (!(a >= 1e-150 && a <= 1e150)) { dg_none(d); return; }
     uint64_t bits;
     memcpy(&bits, &v, sizeof bits);
     dg_token(d, bits >> 8);
-}
-
-static inline void dg_word(Digest *d, unsigned char tag, const char *s, Py_ssize_t n) {
-    dg_token(d, fnv64(tag, s, n));
 }
 
 /* The digest of parse.Component tuples (label, num, text, kind, ...). */
@@ -337,31 +338,30 @@ static int dg_components(Digest *d, PyObject *comps) {
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *c = PySequence_Fast_GET_ITEM(seq, i);
-        PyObject *label, *num, *text, *kind;
+        PyObject *label, *num, *kind;
         if (!PyTuple_Check(c) || PyTuple_GET_SIZE(c) < 4) {
             PyErr_SetString(PyExc_TypeError, "a component is not a tuple of 4 or more");
             Py_DECREF(seq);
             return -1;
         }
         label = PyTuple_GET_ITEM(c, 0); num = PyTuple_GET_ITEM(c, 1);
-        text = PyTuple_GET_ITEM(c, 2); kind = PyTuple_GET_ITEM(c, 3);
+        kind = PyTuple_GET_ITEM(c, 3);
+        if (label != Py_None) { dg_none(d); continue; }
         Py_ssize_t len;
-        const char *s;
-        if (label != Py_None) {
-            if ((s = PyUnicode_AsUTF8AndSize(label, &len)) == NULL) { Py_DECREF(seq); return -1; }
-            d->h = mix64(d->h ^ fnv64('L', s, len));
-        }
-        if ((s = PyUnicode_AsUTF8AndSize(kind, &len)) == NULL) { Py_DECREF(seq); return -1; }
+        const char *s = PyUnicode_AsUTF8AndSize(kind, &len);
+        if (s == NULL) { Py_DECREF(seq); return -1; }
         if (len == 3 && memcmp(s, "num", 3) == 0) {
             double v = PyFloat_AsDouble(num);
             if (v == -1.0 && PyErr_Occurred()) { Py_DECREF(seq); return -1; }
             dg_num(d, v);
-        } else if (len == 4 && memcmp(s, "text", 4) == 0) {
-            const char *ts = PyUnicode_AsUTF8AndSize(text, &len);
-            if (ts == NULL) { Py_DECREF(seq); return -1; }
-            dg_word(d, 'T', ts, len);
-        } else {
-            dg_word(d, 'K', s, len);
+        } else if (len == 3 && memcmp(s, "nan", 3) == 0) {
+            dg_token(d, TOKEN_NAN);
+        } else if (len == 3 && memcmp(s, "inf", 3) == 0) {
+            dg_token(d, TOKEN_INF);
+        } else if (len == 4 && memcmp(s, "-inf", 4) == 0) {
+            dg_token(d, TOKEN_NEG_INF);
+        } else {  /* a text */
+            dg_none(d);
         }
     }
     Py_DECREF(seq);
@@ -711,7 +711,7 @@ static int stage_payload(Stager *st, long long run_id, long long key_id, PyObjec
             || put_int(st, T_VALUE, 3, idx++) || put_null(st, T_VALUE, 4);
         if (err) return -1;
         if (d != NULL) {
-            if (isinf(v)) dg_word(d, 'K', v > 0 ? "inf" : "-inf", v > 0 ? 3 : 4);
+            if (isinf(v)) dg_token(d, v > 0 ? TOKEN_INF : TOKEN_NEG_INF);
             else dg_num(d, v);
         }
         if (isinf(v)) {
@@ -967,7 +967,7 @@ PyMODINIT_FUNC PyInit__cstage(void) {
         || PyModule_AddIntConstant(m, "VALUE_PARAMS", VALUE_PARAMS) < 0
         || PyModule_AddIntConstant(m, "KEY_PARAMS", KEY_PARAMS) < 0
         /* and this one its CSTAGE_ABI (an old build lacks features) */
-        || PyModule_AddIntConstant(m, "ABI", 7) < 0) {
+        || PyModule_AddIntConstant(m, "ABI", 8) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -107,9 +107,15 @@ def run_rows(run_id: int, base: int, taps, static, order, first_seq: int = 0
 
 # --------------------------------------------------------------------------- digests
 # A tap's digest lets the comparison skip the values of a tap pair that plainly
-# matches (queries/steps/compare_flag.sql). Equal digests mean the same labels,
-# kinds and texts in the same order and numbers equal to 44 bits of mantissa, so
-# within 2**-44 of each other relatively: within any rtol >= DIGEST_RTOL.
+# matches (queries/steps/compare_flag.sql). Only taps of plain numbers (and nan,
+# inf, -inf) have one: a label or a text component leaves it NULL, so words and
+# labels are always compared from their values. Each component is one token, and
+# two components have one token exactly when they are the same special value or
+# numbers equal to 44 bits of mantissa (within 2**-44 of each other relatively:
+# within any rtol >= DIGEST_RTOL). Tokens are mixed in order by a bijection, so two
+# taps of one length that differ in one component never share a digest; taps that
+# differ in two or more share one only by a coincidence of 64 bits (the mix is no
+# cryptographic hash: such a pair can be constructed on purpose, not met by chance).
 
 _M64 = (1 << 64) - 1
 _DOUBLE = struct.Struct("<d")
@@ -119,12 +125,14 @@ _BITS = struct.Struct("<Q")
 #: migrations/tracedb_status_rules.py); a tap with any other number has none (NULL).
 DIGEST_BAND = (1e-150, 1e150)
 #: Low bits of a number's IEEE 754 pattern that its digest drops: numbers that agree
-#: in sign, exponent and the top 44 bits of mantissa are one token.
+#: in sign, exponent and the top 44 bits of mantissa are one token (below 2**56).
 DIGEST_DROP_BITS = 8
 #: The smallest rtol for which equal digests mean a plain match: two numbers of one
 #: token differ by less than 2**-44 of the smaller; 2**-43 leaves a factor of two
 #: for the rounding of ``atol + rtol*|ref|``.
 DIGEST_RTOL = 2.0 ** -43
+#: The tokens of the special values: above every number's token (2**56 and up).
+DIGEST_KIND_TOKENS = {"nan": (1 << 56) | 1, "inf": (1 << 56) | 2, "-inf": (1 << 56) | 3}
 
 
 def _mix(z: int) -> int:
@@ -136,24 +144,17 @@ def _mix(z: int) -> int:
     return z ^ (z >> 31)
 
 
-def _fnv(tag: int, text: str) -> int:
-    """FNV-1a (64 bits) of a tag byte and the text's UTF-8."""
-    h = ((0xCBF29CE484222325 ^ tag) * 0x100000001B3) & _M64
-    for b in text.encode():
-        h = ((h ^ b) * 0x100000001B3) & _M64
-    return h
-
-
 def tap_digest(comps) -> int | None:
     """The digest of a tap's components (label, num, text, kind, ...) as a signed
-    64-bit integer, or None when a number lies outside :data:`DIGEST_BAND`.
-    ``_cstage.digest`` computes the same (tests/test_cstage.py)."""
+    64-bit integer; None when a component has a label, is a text, or is a number
+    outside :data:`DIGEST_BAND`. ``_cstage.digest`` computes the same
+    (tests/test_digest.py)."""
     h = 0
     low, high = DIGEST_BAND
     for c in comps:
-        label, num, text, kind = c[0], c[1], c[2], c[3]
+        label, num, kind = c[0], c[1], c[3]
         if label is not None:
-            h = _mix(h ^ _fnv(76, label))  # "L"
+            return None
         if kind == "num":
             if num == 0:
                 token = 0
@@ -161,10 +162,10 @@ def tap_digest(comps) -> int | None:
                 token = _BITS.unpack(_DOUBLE.pack(num))[0] >> DIGEST_DROP_BITS
             else:
                 return None
-        elif kind == "text":
-            token = _fnv(84, text)  # "T"
-        else:  # nan, inf, -inf
-            token = _fnv(75, kind)  # "K"
+        else:
+            token = DIGEST_KIND_TOKENS.get(kind)
+            if token is None:  # a text
+                return None
         h = _mix(h ^ token)
     h = _mix(h ^ len(comps))
     return h - (1 << 64) if h >> 63 else h
@@ -274,7 +275,7 @@ class PyStager:
 # Python twin above.
 
 #: The _cstage.ABI this Python expects; a build from older sources is not used.
-CSTAGE_ABI = 7
+CSTAGE_ABI = 8
 #: The values the stager binds per tap, value and new_key row, by position.
 LAYOUT_PARAMS = (len(layout.TAP_COLS), len(layout.VALUE_COLS), 1 + len(layout.PAIRING_KEY_COLS))
 
