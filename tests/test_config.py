@@ -38,11 +38,15 @@ def test_the_same_commands_text_answers_each_run_alike_when_asked_again():
     assert [run_options(row(s, f)) for s, f in ((10, 20), (30, 40), (10, 20))] == first
 
 
-def test_metadata_values_keep_their_type_apart():
-    # True is not 1 (a flag on is not the number one), though Python hashes them alike
+def test_metadata_values_that_compare_equal_keep_their_spelling_apart():
+    # -0.0 is not 0.0 (a sign a setting may carry), True is not 1 (a flag on is not the
+    # number one), though Python takes each pair for one value
     on = run_options(row(metadata={"config": {"flag": True, "n": 1}}))[1]
     one = run_options(row(metadata={"config": {"flag": 1, "n": True}}))[1]
     assert on == {"flag": "True", "n": "1.0"} and one == {"flag": "1.0", "n": "True"}
+    zero = run_options(row(metadata={"config": {"phi_start": 0.0}}))[1]
+    minus = run_options(row(metadata={"config": {"phi_start": -0.0}}))[1]
+    assert (zero, minus) == ({"phi_start": "0.0"}, {"phi_start": "-0.0"})
     assert run_options(row(metadata={"config": {"n": [5, 5, 5]}, "dtype": "float64"}
                 ))[1] == {
         "n": "5.0", "dtype": "float64"}

@@ -51,14 +51,15 @@ def option_name(name: str) -> str:
 def _value(v) -> str:
     """An option's value as compared: numbers in one spelling (``500.0`` = ``500``), a
     list of one repeated number as that number (``5 5 5`` = ``5``), words as written."""
-    return _spelled(tuple(map(str, v)), True) if isinstance(v, list) else _spelled(v)
+    return _spelled(tuple(map(str, v)) if isinstance(v, list) else str(v))
 
 
-@lru_cache(maxsize=65536, typed=True)  # typed: True is not 1
-def _spelled(v, is_list: bool = False) -> str:
-    """:func:`_value` of a scalar, or (``is_list``) of a list's items as text; the same
-    few values recur in every run of a campaign."""
-    words = list(v) if is_list else str(v).replace(",", " ").split()
+@lru_cache(maxsize=65536)
+def _spelled(v: str | tuple[str, ...]) -> str:
+    """:func:`_value` of a scalar's text, or of a list's items as text; cached by the
+    text (values that compare equal, such as 0.0 and -0.0 or 1 and True, are spelled
+    apart), since the same few values recur in every run of a campaign."""
+    words = list(v) if isinstance(v, tuple) else v.replace(",", " ").split()
     out = []
     for w in words:
         try:
