@@ -134,3 +134,29 @@ def test_demo_writes_tree_and_ingests(tmp_path):
     assert "`fluence_photons_per_m2` (100% of the gap)" in (report / "summary.md").read_text()
     again = tracedb("demo", cwd=tmp_path)
     assert again.returncode == 0 and "nothing new" in again.stdout
+
+
+@pytest.mark.parametrize("driver", ["sqlite3", "psycopg"])
+def test_a_drivers_own_error_is_one_line_too(driver, monkeypatch, capsys):
+    # the bulk writers (comparisons and ingest rows by COPY or executemany) use the
+    # driver's cursor, whose errors SQLAlchemy never wraps
+    import sqlite3
+
+    import tracedb.cli as cli
+
+    if driver == "sqlite3":
+        error = sqlite3.OperationalError("database or disk is full")
+    else:
+        psycopg = pytest.importorskip("psycopg")
+        error = psycopg.errors.DiskFull("could not extend file: No space left on device")
+
+    def fail(**_kwargs):
+        raise error
+
+    monkeypatch.setattr(cli, "app", fail)
+    with pytest.raises(SystemExit) as exited:
+        cli.main()
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert err.startswith("tracedb: error: database: ") and str(error).splitlines()[0] in err

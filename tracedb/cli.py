@@ -932,14 +932,25 @@ def main() -> None:
     except OSError as exc:
         _os_error(exc)
     except Exception as exc:  # a database refusing us is still one line, not a traceback
-        from sqlalchemy.exc import SQLAlchemyError
-
-        if isinstance(exc, SQLAlchemyError):
+        if _database_error(exc):
             orig = getattr(exc, "orig", None) or exc
             first = str(orig).strip().splitlines()
             _err(f"error: database: {first[0] if first else type(exc).__name__}")
             sys.exit(2)
         raise
+
+
+def _database_error(exc: Exception) -> bool:
+    """An error of SQLAlchemy's, or of a driver's own (the bulk writers use the
+    driver's cursor: COPY, executemany)."""
+    import sqlite3
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(exc, SQLAlchemyError | sqlite3.Error):
+        return True
+    psycopg = sys.modules.get("psycopg")  # only a PostgreSQL warehouse loads it
+    return psycopg is not None and isinstance(exc, psycopg.Error)
 
 
 def _os_error(exc: OSError) -> None:
