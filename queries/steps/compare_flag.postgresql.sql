@@ -21,9 +21,7 @@ CROSS JOIN LATERAL (
   FROM tap r
   LEFT JOIN tap k ON k.run_id = c.cand_run_id AND k.key_id = r.key_id
   WHERE r.run_id = c.ref_run_id
-    AND (r.digest = k.digest AND r.n_components = k.n_components
-         AND s.rtol >= 1.1368683772161603e-13 AND s.rtol <= 1e150
-         AND (s.atol = 0 OR s.atol BETWEEN 1e-150 AND 1e150)) IS NOT TRUE
+    AND {digest_settles} IS NOT TRUE
 ) t
 WHERE c.set_id = CAST(:set_id AS INTEGER)
   AND EXISTS (

@@ -19,9 +19,7 @@ WITH todo AS MATERIALIZED (
   JOIN tap r ON r.run_id = c.ref_run_id
   LEFT JOIN tap k ON k.run_id = c.cand_run_id AND k.key_id = r.key_id
   WHERE c.set_id = CAST(:set_id AS INTEGER)
-    AND (r.digest = k.digest AND r.n_components = k.n_components
-         AND s.rtol >= 1.1368683772161603e-13 AND s.rtol <= 1e150
-         AND (s.atol = 0 OR s.atol BETWEEN 1e-150 AND 1e150)) IS NOT TRUE
+    AND {digest_settles} IS NOT TRUE
 )
 INSERT INTO tap_flag (set_id, comparison_id, key_id)
 SELECT m.set_id, m.comparison_id, m.key_id

@@ -123,14 +123,14 @@ _BITS = struct.Struct("<Q")
 #: Numbers a digest holds: 0, and magnitudes within this band (the band of the
 #: status rules, where their plain-match test is IEEE arithmetic, see
 #: migrations/tracedb_status_rules.py); a tap with any other number has none (NULL).
-DIGEST_BAND = (1e-150, 1e150)
+DIGEST_BAND = layout.DIGEST_BAND
 #: Low bits of a number's IEEE 754 pattern that its digest drops: numbers that agree
 #: in sign, exponent and the top 44 bits of mantissa are one token (below 2**56).
 DIGEST_DROP_BITS = 8
 #: The smallest rtol for which equal digests mean a plain match: two numbers of one
 #: token differ by less than 2**-44 of the smaller; 2**-43 leaves a factor of two
 #: for the rounding of ``atol + rtol*|ref|``.
-DIGEST_RTOL = 2.0 ** -43
+DIGEST_RTOL = layout.DIGEST_RTOL
 #: The tokens of the special values: above every number's token (2**56 and up).
 DIGEST_KIND_TOKENS = {"nan": (1 << 56) | 1, "inf": (1 << 56) | 2, "-inf": (1 << 56) | 3}
 

@@ -85,3 +85,21 @@ def shape_signature(keys) -> str:
     """
     text = "\n".join(f"{k}:{n}" for k, n in sorted(keys))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+#: The tap digest's contract between the loader (``ingest.rows.tap_digest``, which
+#: computes it) and the comparison (``queries/steps/compare_flag*.sql``, which skips
+#: the values of a tap pair whose digests settle it): numbers digested are 0 and the
+#: magnitudes within this band (the status rules' band of IEEE arithmetic) ...
+DIGEST_BAND = (1e-150, 1e150)
+#: ... to 44 bits of mantissa, so within 2**-44 of each other; 2**-43, the smallest
+#: rtol for which equal digests mean a plain match, leaves a factor of two for the
+#: rounding of ``atol + rtol*|ref|``.
+DIGEST_RTOL = 2.0 ** -43
+#: When a pair's digests settle it (a plain match, its values not read): the SQL of
+#: compare_flag's steps, for ``r`` and ``k`` (reference and candidate tap) and ``s``
+#: (the comparison set).
+DIGEST_SETTLES = (
+    "(r.digest = k.digest AND r.n_components = k.n_components"
+    f" AND s.rtol >= {DIGEST_RTOL!r} AND s.rtol <= {DIGEST_BAND[1]!r}"
+    f" AND (s.atol = 0 OR s.atol BETWEEN {DIGEST_BAND[0]!r} AND {DIGEST_BAND[1]!r}))")

@@ -5,7 +5,9 @@ A query answers one question with bound ``:parameters`` and returns plain rows (
 tuple per row, with the column names); a step writes (comparison results, rekeys).
 ``NAME.<dialect>.sql`` beside either is the same SQL written for that engine's
 planner; it is not a name of its own. Steps may name a column list of
-``store/layout.py`` as ``{tap_result_columns}``, so it is written once.
+``store/layout.py`` as ``{tap_result_columns}``, and the test that a tap pair's
+digests settle it as ``{digest_settles}`` (``layout.DIGEST_SETTLES``, which holds
+the loader's digest constants), so each is written once.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from sqlalchemy.engine import Connection
 
 from ..errors import TracedbError
 from .engine import backend, resource_dir
-from .layout import INT_MAX, TAP_RESULT_COLS
+from .layout import DIGEST_SETTLES, INT_MAX, TAP_RESULT_COLS
 
 #: What a step may name in braces: column lists kept in store/layout.py.
-STEP_TOKENS = {"{tap_result_columns}": ", ".join(TAP_RESULT_COLS)}
+STEP_TOKENS = {"{tap_result_columns}": ", ".join(TAP_RESULT_COLS),
+               "{digest_settles}": DIGEST_SETTLES}
 
 
 def _folder(step: bool) -> Path:
