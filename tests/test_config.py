@@ -50,3 +50,24 @@ def test_metadata_values_that_compare_equal_keep_their_spelling_apart():
     assert run_options(row(metadata={"config": {"n": [5, 5, 5]}, "dtype": "float64"}
                 ))[1] == {
         "n": "5.0", "dtype": "float64"}
+
+
+def test_a_command_without_quoting_reads_as_the_shell_splitting_would(monkeypatch):
+    # a line without quotes, escapes or comments skips shlex; every such line must
+    # give the options that shlex's reading gives
+    import random
+    import re
+
+    from tracedb.compare import config
+
+    rng = random.Random(7)
+    pieces = ["-lambda", "6.2", "--N", "5", "-cell", "100", "-trace_pixel", "10", "20",
+              "P1.hkl", ">", "out.txt", "|", "2>&1", "-x-y", "é", "\x0b", "\xa0", "a\u2003b"]
+    blanks = [" ", "  ", "\t", "\r", "\n", " \t "]
+    lines = ["", " ", "\t\n", *("".join(rng.choice(blanks) + rng.choice(pieces)
+                                       for _ in range(rng.randint(1, 12)))
+                                + rng.choice(["", *blanks]) for _ in range(400))]
+    fast = [config.parse_command(ln) for ln in lines]
+    monkeypatch.setattr(config, "_SHELL_QUOTING", re.compile(""))  # always through shlex
+    assert [config.parse_command(ln) for ln in lines] == fast
+    assert any(fast) and fast[0] == {}

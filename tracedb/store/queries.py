@@ -37,8 +37,8 @@ def _folder(step: bool) -> Path:
 
 #: Queries that are tracedb's own inner steps (what pairing, causes and reports read),
 #: not questions a user asks: runnable by name, listed apart from the user's.
-INTERNAL = frozenset({"first_components", "image_content", "load_commands", "loop_values",
-                      "pairing_runs", "run_config", "tap_roles"})
+INTERNAL = frozenset({"bundle_commands", "first_components", "image_content", "load_commands",
+                      "loop_values", "pairing_runs", "run_config", "tap_roles"})
 
 
 def all_names() -> list[str]:
