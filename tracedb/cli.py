@@ -10,6 +10,7 @@ imports happen inside commands so that ``tracedb --help`` stays fast.
 
 from __future__ import annotations
 
+import gc
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -917,7 +918,16 @@ def _environment_in_help() -> None:
 _environment_in_help()
 
 
+#: The cyclic garbage collector's thresholds for a command (Python's are 700, 10, 10).
+#: A command builds its records as millions of small objects that live until it
+#: ends; at Python's thresholds the collector walked them again and again: 1.3 s of
+#: a 15 s ``diverge`` of 28,800 pairs, 0.4 s at these. Cycles are still collected.
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
 def main() -> None:
+    gc.freeze()  # what the imports made lives as long as the process: not walked again
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         try:
             app(prog_name="tracedb")  # also under `python -m tracedb`
