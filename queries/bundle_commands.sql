@@ -11,4 +11,3 @@ WHERE b.id IN (SELECT r.bundle_id
                SELECT r.bundle_id
                FROM comparison c JOIN run r ON r.id = c.cand_run_id
                WHERE c.set_id = CAST(:set_id AS INTEGER))
-ORDER BY b.id

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tracedb.compare.config import run_options
+from tracedb.compare.config import parse_command, run_options
 
 COMMANDS = """# two pixels traced, one command each
 ./nanoBragg -hkl P1.hkl -lambda 6.2 -N 5 -trace_pixel 10 20 -floatfile a.bin
@@ -52,22 +52,29 @@ def test_metadata_values_that_compare_equal_keep_their_spelling_apart():
         "n": "5.0", "dtype": "float64"}
 
 
-def test_a_command_without_quoting_reads_as_the_shell_splitting_would(monkeypatch):
-    # a line without quotes, escapes or comments skips shlex; every such line must
-    # give the options that shlex's reading gives
+def test_a_command_line_splits_into_the_words_the_shell_reading_gives():
+    # a line without quotes, escapes or comments skips shlex: it must give shlex's words
     import random
-    import re
+    import shlex
 
-    from tracedb.compare import config
+    from tracedb.compare.config import _words
 
     rng = random.Random(7)
-    pieces = ["-lambda", "6.2", "--N", "5", "-cell", "100", "-trace_pixel", "10", "20",
-              "P1.hkl", ">", "out.txt", "|", "2>&1", "-x-y", "é", "\x0b", "\xa0", "a\u2003b"]
+    pieces = ["-lambda", "6.2", "--N", "5", "P1.hkl", ">", "|", "2>&1", "-x-y", "é", "\x0b",
+              "\x0c", "\xa0", "a\u2003b", "\x85", "\u2028", ";", "&&", "$X", "(", "*"]
     blanks = [" ", "  ", "\t", "\r", "\n", " \t "]
     lines = ["", " ", "\t\n", *("".join(rng.choice(blanks) + rng.choice(pieces)
                                        for _ in range(rng.randint(1, 12)))
-                                + rng.choice(["", *blanks]) for _ in range(400))]
-    fast = [config.parse_command(ln) for ln in lines]
-    monkeypatch.setattr(config, "_SHELL_QUOTING", re.compile(""))  # always through shlex
-    assert [config.parse_command(ln) for ln in lines] == fast
-    assert any(fast) and fast[0] == {}
+                                + rng.choice(["", *blanks]) for _ in range(2000))]
+    assert [_words(ln) for ln in lines] == [shlex.split(ln, comments=True) for ln in lines]
+    assert any(len(_words(ln)) > 3 for ln in lines)
+
+
+def test_a_command_line_with_quoting_or_a_comment_reads_as_the_shell_would():
+    assert parse_command("nanoBragg -N 5 # -lambda 2") == {"n": "5.0"}
+    assert parse_command("nanoBragg -N 5#x -lambda 2") == {"n": "5.0"}
+    assert parse_command("nanoBragg -hkl 'P 1.hkl' -N 5") == {"hkl": "P 1.hkl", "n": "5.0"}
+    assert parse_command('nanoBragg -hkl "P 1.hkl"') == {"hkl": "P 1.hkl"}
+    assert parse_command("nanoBragg -hkl P\\ 1.hkl") == {"hkl": "P 1.hkl"}
+    # an unclosed quote: the words between blanks
+    assert parse_command("nanoBragg -hkl 'P1.hkl -N 5") == {"hkl": "'P1.hkl", "n": "5.0"}

@@ -71,28 +71,32 @@ def _spelled(v: str | tuple[str, ...]) -> str:
     return " ".join(out)
 
 
-#: What shlex reads as quoting, escaping or a comment; a line without any of them
-#: splits at its blanks (shlex's whitespace) alone.
-_SHELL_QUOTING = re.compile(r"""['"\\#]""")
-_BLANK_CHARS = " \t\r\n"
-_BLANKS = re.compile(f"[{_BLANK_CHARS}]+")
+#: shlex's (POSIX) character classes: a line without its quotes, escape and comment
+#: characters is its words between its blanks.
+_SHLEX = shlex.shlex(posix=True)
+_SHELL_QUOTING = re.compile(f"[{re.escape(_SHLEX.quotes + _SHLEX.escape + _SHLEX.commenters)}]")
+_WORD = re.compile(f"[^{re.escape(_SHLEX.whitespace)}]+")
 _OPTION = re.compile(r"--?[A-Za-z]")
+
+
+def _words(line: str) -> list[str]:
+    """``shlex.split(line, comments=True)`` (its blank-separated words where it cannot
+    read the line), without shlex for a line with no quoting, escape or comment (3x
+    faster: a commands.txt may hold a command per traced pixel)."""
+    if not _SHELL_QUOTING.search(line):
+        return _WORD.findall(line)
+    try:
+        return shlex.split(line, comments=True)
+    except ValueError:
+        return line.split()
 
 
 def parse_command(line: str) -> dict[str, str]:
     """The options of one simulator command line: ``-name value ...`` (a flag alone
     as ``on``), up to a redirection or pipe."""
-    if _SHELL_QUOTING.search(line):
-        try:
-            words = shlex.split(line, comments=True)
-        except ValueError:
-            words = line.split()
-    else:  # what shlex.split gives such a line, 3x faster (a command per traced pixel)
-        stripped = line.strip(_BLANK_CHARS)
-        words = _BLANKS.split(stripped) if stripped else []
     opts: dict[str, list[str]] = {}
     current = None
-    for w in words:
+    for w in _words(line):
         if w in ("|", ">", ">>", "2>&1", "&&", ";") or w.startswith((">", "2>")):
             break
         if _OPTION.match(w):
@@ -115,19 +119,22 @@ def commands_of(text: str | None) -> tuple[str, ...]:
                  and not ln.lstrip().startswith(("#", "cd ", "make", "export")))
 
 
-def _command_for(commands: tuple[str, ...], pixel) -> str | None:
-    """The command that traced ``pixel`` (slow, fast): its ``-trace_pixel`` (or
-    ``--pixel``) names it (the first that does); the only command when there is one."""
-    found = _traced_pixels(commands).get(pixel) if pixel is not None else None
+def _command_for(text: str | None, pixel) -> str | None:
+    """The command of a commands.txt (``text``) that traced ``pixel`` (slow, fast): its
+    ``-trace_pixel`` (or ``--pixel``) names it (the first that does); the only command
+    when there is one."""
+    commands = commands_of(text)
+    found = _traced_pixels(text).get(pixel) if pixel is not None else None
     return found if found is not None else commands[0] if len(commands) == 1 else None
 
 
 @lru_cache(maxsize=256)
-def _traced_pixels(commands: tuple[str, ...]) -> dict[tuple[int, int], str]:
+def _traced_pixels(text: str | None) -> dict[tuple[int, int], str]:
     """{(slow, fast): the first command that traces that pixel}, made once per
-    commands.txt rather than searched once per run."""
+    commands.txt rather than searched once per run (cached by the text, whose hash
+    Python keeps: a tuple of 28,800 commands was hashed anew, 245 us, at every run)."""
     out: dict[tuple[int, int], str] = {}
-    for c in commands:
+    for c in commands_of(text):
         m = re.search(r"-(?:trace_pixel|-pixel)\s+(\d+)\s+(\d+)", c)
         if m:
             out.setdefault((int(m[1]), int(m[2])), c)
@@ -137,7 +144,7 @@ def _traced_pixels(commands: tuple[str, ...]) -> dict[tuple[int, int], str]:
 def run_options(row: dict) -> tuple[dict[str, str], dict[str, str]]:
     """A run's options: (from its simulator command, from its metadata)."""
     pixel = None if row["slow"] is None else (int(row["slow"]), int(row["fast"]))
-    command = _command_for(commands_of(row["commands_text"]), pixel)
+    command = _command_for(row["commands_text"], pixel)
     from_command = parse_command(PROGRAM.split(command, maxsplit=1)[-1]) if command else {}
     meta: dict[str, str] = {}
     try:
@@ -166,7 +173,7 @@ def differences(db, set_id: int) -> dict[int, dict]:
     # a bundle's commands.txt, read once (it can hold a command per traced pixel)
     commands = dict(fetch(reads, "bundle_commands", set_id=set_id)[1])
     for r in records(*fetch(reads, "run_config", set_id=set_id)):
-        r["commands_text"] = commands.get(r["bundle_id"])
+        r["commands_text"] = commands[r["bundle_id"]]
         runs.setdefault(r["comparison_id"], {})[r["role"]] = run_options(r)
     out = {}
     for cid, sides in runs.items():
