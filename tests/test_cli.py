@@ -160,3 +160,27 @@ def test_a_drivers_own_error_is_one_line_too(driver, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("\n") == 1
     assert err.startswith("tracedb: error: database: ") and str(error).splitlines()[0] in err
+
+
+def test_a_command_sets_the_collector_back_when_it_ends(monkeypatch, capsys):
+    # main() raises the garbage collector's thresholds and freezes the start-up objects
+    # while a command runs; a process that calls it (tests, a notebook) gets its own
+    # settings back, whether the command ends normally or by an error
+    import gc
+
+    import tracedb.cli as cli
+
+    seen = []
+
+    def command(**_kwargs):
+        seen.append((gc.get_threshold(), gc.get_freeze_count() > 0))
+        raise SystemExit(0) if len(seen) == 1 else cli.TracedbError("no such run")
+
+    monkeypatch.setattr(cli, "app", command)
+    before = gc.get_threshold()
+    for _ in range(2):
+        with pytest.raises(SystemExit):
+            cli.main()
+        assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    assert seen == [(cli.GC_THRESHOLDS, True)] * 2
+    assert "no such run" in capsys.readouterr().err
