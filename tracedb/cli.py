@@ -926,7 +926,7 @@ def _few_collections():
     """A command's records are a few million small objects that all live until it
     ends; at Python's default thresholds (700, 10, 10) the cyclic collector walked
     them again and again: 1.34 s of a 15 s ``diverge`` of 28,800 pairs (Python 3.11,
-    timed by gc.callbacks), 0.38 s with the objects of the start-up imports frozen
+    timed by gc.callbacks), 0.40 s with the objects of the start-up imports frozen
     and these thresholds. Cycles are still collected: a young collection every
     50,000 new objects, a full one (as before) once the objects that survived since
     the last make a quarter of those it kept. Both are undone when the command
