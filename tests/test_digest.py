@@ -6,6 +6,7 @@ values, and the shortcut is taken only where that is a plain match."""
 
 from __future__ import annotations
 
+import math
 import random
 import struct
 
@@ -17,6 +18,7 @@ import tracedb
 from benchmarks.generate import write_campaign
 from tracedb.ingest import parse, rows
 from tracedb.store import engine as db
+from tracedb.store import layout
 
 from .test_diverge import capture
 from .test_mismatch import _both, _edge_tree, _rows, stored_flags_and_view
@@ -158,6 +160,20 @@ ULP = [("{P}: ulp 1", "{P}: ulp 1.0000000000000002"),
        ("{P}: word MOSFLM", "{P}: word MOSFLM"),
        # a word and a number whose digests were equal before texts had none
        ("{P}: setting MOSFLM2900", "{P}: setting -2.3095767078350033e+80")]
+
+
+def test_digests_settle_pairs_only_under_a_tolerance_within_their_reach():
+    """The tolerance test the comparison makes once per set (equal digests settle a
+    pair only where they mean a plain match), at each edge of its range."""
+    low, high = layout.DIGEST_BAND
+    below = math.nextafter(rows.DIGEST_RTOL, 0)
+    assert layout.digests_settle(rows.DIGEST_RTOL, 0.0)
+    assert not layout.digests_settle(below, 0.0)
+    assert layout.digests_settle(high, 0.0) and not layout.digests_settle(1e151, 0.0)
+    assert layout.digests_settle(1e-12, low) and layout.digests_settle(1e-12, high)
+    assert not layout.digests_settle(1e-12, 1e-151)
+    assert not layout.digests_settle(1e-12, 1e151)
+    assert not layout.digests_settle(0.0, 0.0)
 
 
 def test_tolerances_below_the_digests_reach_compare_the_values(url, tmp_path):

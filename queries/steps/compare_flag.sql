@@ -8,14 +8,15 @@
 -- The tap pairs come first, from the index on (run, key, length, digest): a pair
 -- of one length whose digests are equal (tap.digest, migration 0016: taps of plain
 -- numbers and nan/inf only, numbers to 44 bits) plainly matches under an rtol of
--- 2^-43 or more with rtol and atol within 1e-150..1e150, so its values are not
--- read; the view's test decides every other pair.
+-- 2^-43 or more with rtol and atol within 1e-150..1e150 (:digests, decided once for
+-- the set), so its values are not read; the view's test decides every other pair.
 -- Parameters:
 --   set_id   comparison_set.id
+--   digests  1 when the set's tolerance lets equal digests settle a pair
+--            (store.layout.digests_settle), else 0
 WITH todo AS MATERIALIZED (
   SELECT c.id AS comparison_id, r.key_id AS key_id
   FROM comparison c
-  JOIN comparison_set s ON s.id = c.set_id
   JOIN tap r ON r.run_id = c.ref_run_id
   LEFT JOIN tap k ON k.run_id = c.cand_run_id AND k.key_id = r.key_id
   WHERE c.set_id = CAST(:set_id AS INTEGER)

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 
 from ..errors import TracedbError
 from ..store.engine import backend
+from ..store.layout import digests_settle
 from ..store.queries import run_step
 
 #: Results of an identical request are kept this long for readers that still use them.
@@ -102,7 +103,8 @@ def create(db, pairs: list[tuple], rtol: float, atol: float, description: str,
             rows = [(*row, first["id"] - i) for i, row in enumerate(rows)]
         db.store.Writer(conn).insert("comparison", columns, rows)
         db.store.tune_for_comparison(conn)
-        _compare(conn, set_id, detail, progress, len(pairs))
+        _compare(conn, set_id, detail, progress, len(pairs),
+                 digests=digests_settle(rtol, atol))
     return set_id
 
 
@@ -158,9 +160,11 @@ STEPS = {"all": ("compare", "unit_hints", "unit_suspects"),
                       "unit_suspects")}
 
 
-def _compare(conn, set_id: int, detail: str, progress=None, pairs: int | None = None
-             ) -> None:
-    """Fill tap_result for a comparison set, then add the unit hints."""
+def _compare(conn, set_id: int, detail: str, progress=None, pairs: int | None = None,
+             digests: bool = False) -> None:
+    """Fill tap_result for a comparison set, then add the unit hints. ``digests``: the
+    set's tolerance lets equal tap digests settle a pair (``layout.digests_settle``;
+    without it every pair's values are read)."""
     store = backend(conn)
     # PostgreSQL plans each step by table statistics, which know nothing yet of
     # the rows just added (it would take a set's 28,800 comparisons for one)
@@ -177,6 +181,9 @@ def _compare(conn, set_id: int, detail: str, progress=None, pairs: int | None = 
             # (tap_roles: its sub-queries planned for one diverged tap ran once per
             # tap) join
             store.refresh_statistics(conn, "tap_result")
-        run_step(conn, step, set_id=set_id)
+        if step == "compare_flag":
+            run_step(conn, step, set_id=set_id, digests=int(digests))
+        else:
+            run_step(conn, step, set_id=set_id)
     if progress:
         progress(f"{what}: done", len(steps), len(steps))

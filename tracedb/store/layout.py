@@ -96,10 +96,19 @@ DIGEST_BAND = (1e-150, 1e150)
 #: rtol for which equal digests mean a plain match, leaves a factor of two for the
 #: rounding of ``atol + rtol*|ref|``.
 DIGEST_RTOL = 2.0 ** -43
+
+
+def digests_settle(rtol: float, atol: float) -> bool:
+    """Whether equal digests settle a tap pair (a plain match) under this tolerance:
+    an rtol of DIGEST_RTOL up to the band's top, an atol of 0 or within the band.
+    Decided once per comparison set, so the comparison does not test the tolerance
+    at every tap pair."""
+    return DIGEST_RTOL <= rtol <= DIGEST_BAND[1] and (
+        atol == 0 or DIGEST_BAND[0] <= atol <= DIGEST_BAND[1])
+
+
 #: When a pair's digests settle it (a plain match, its values not read): the SQL of
-#: compare_flag's steps, for ``r`` and ``k`` (reference and candidate tap) and ``s``
-#: (the comparison set).
-DIGEST_SETTLES = (
-    "(r.digest = k.digest AND r.n_components = k.n_components"
-    f" AND s.rtol >= {DIGEST_RTOL!r} AND s.rtol <= {DIGEST_BAND[1]!r}"
-    f" AND (s.atol = 0 OR s.atol BETWEEN {DIGEST_BAND[0]!r} AND {DIGEST_BAND[1]!r}))")
+#: compare_flag's steps, for ``r`` and ``k`` (reference and candidate tap), with
+#: ``:digests`` bound to :func:`digests_settle` of the set's tolerance (1 or 0).
+DIGEST_SETTLES = ("(CAST(:digests AS INTEGER) = 1 AND r.digest = k.digest"
+                  " AND r.n_components = k.n_components)")
