@@ -283,8 +283,10 @@ class Loader:
                         tuple(chunk)):
                     if (slow, fast) in wanted:
                         self._new_pixels[(slow, fast)] = pid
-        ids = {**self.pixels, **self._new_pixels}
-        return {p: ids[p] for p in pixels}
+        # looked up in place (merging the two maps first copied every pixel known so
+        # far at each of a bundle's flushes)
+        known, new = self.pixels, self._new_pixels
+        return {p: known[p] if p in known else new[p] for p in pixels}
 
     def _open_stage(self, w: BulkWriter, group: Staged) -> list[int]:
         """Attach the group's staged rows, register its new keys, give its runs ids."""
