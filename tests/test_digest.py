@@ -1,8 +1,8 @@
-"""Tap digests (``tap.digest``, migration 0016): the comparison does not read the values
+"""Tap digests (``tap.digest``, migrations 0016 and 0017): the comparison does not read the values
 of a tap pair of one length whose digests are equal. That must never hide a
-difference the status rules see: only taps of unlabelled numbers and nan/inf have a
-digest, equal digests mean numbers within 2**-44 of each other and the same special
-values, and the shortcut is taken only where that is a plain match."""
+difference the status rules see: equal digests mean the same labels in the same
+order, numbers within 2**-44 of each other, the same special values and the same
+texts, and the shortcut is taken only where that is a plain match."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def from_bits(b: int) -> float:
 
 
 def random_component(rng: random.Random) -> parse.Component:
-    label = rng.choice([None] * 12 + ["X", "Y", "pixel_mm", "é"])
+    label = rng.choice([None] * 12 + ["X", "Y", "pixel_mm", "é", "", "bad\ud800"])
     k = rng.random()
     if k < 0.7:
         x = rng.choice([0.0, -0.0, 1.0, rng.uniform(-1, 1) * 10 ** rng.randint(-160, 160),
@@ -56,7 +56,8 @@ def random_component(rng: random.Random) -> parse.Component:
                         1e150, -1e-150, 1.0000000000000002])
         return num(x, label)
     if k < 0.85:
-        return word(rng.choice(["MOSFLM", "XDS", "", "inf", "é ü", "a\tb"]), label=label)
+        return word(rng.choice(["MOSFLM", "XDS", "", "inf", "é ü", "a\tb", "MOSFLM2900",
+                                "x\udc80"]), label=label)
     return word(rng.choice(["nan", "inf", "-inf"]), kind=rng.choice(["nan", "inf", "-inf"]),
                 label=label)
 
@@ -103,11 +104,16 @@ def test_equal_digests_mean_numbers_within_two_to_the_minus_44(digest):
 
 
 def one_token(a: parse.Component, b: parse.Component) -> bool:
-    """Whether two digestible components are one token, worked out apart from the
-    digest code: the same special value, or numbers (0 and -0 one number) whose IEEE
-    patterns agree above their lowest 8 bits."""
+    """Whether two digestible components are one token (with their labels), worked
+    out apart from the digest code: the same label (or none), and the same special
+    value, the same text, or numbers (0 and -0 one number) whose IEEE patterns agree
+    above their lowest 8 bits."""
+    if a.label != b.label:
+        return False
     if a.kind == "num" and b.kind == "num":
         return (a.num == 0 and b.num == 0) or bits(a.num) >> 8 == bits(b.num) >> 8
+    if a.kind == "text" and b.kind == "text":
+        return a.text == b.text
     return a.kind == b.kind
 
 
@@ -140,11 +146,21 @@ def test_what_a_digest_tells_apart(digest):
     assert digest([word("inf", "inf")]) != digest([word("-inf", "-inf")])
     assert digest([word("nan", "nan")]) != digest([word("inf", "inf")])
     assert digest([num(1.0)]) != digest([num(-1.0)])
-    # labels and texts get no digest: their values always decide (a text's hash and
-    # a number's token once shared one space: "MOSFLM2900" and -2.3095767078350033e+80)
-    assert digest([num(1.0, "X")]) is None and digest([num(1.0), num(2.0, "Y")]) is None
-    assert digest([word("MOSFLM")]) is None and digest([num(1.0), word("inf")]) is None
-    assert digest([word("MOSFLM2900")]) is None
+    # texts and labels: tokens of spaces of their own (a text's hash and a number's
+    # token once shared one space: "MOSFLM2900" and -2.3095767078350033e+80)
+    assert digest([word("MOSFLM2900")]) != digest([num(-2.3095767078350033e+80)])
+    assert digest([word("MOSFLM")]) == digest([word("MOSFLM")])
+    assert digest([word("MOSFLM")]) != digest([word("XDS")])
+    assert digest([word("inf")]) != digest([word("inf", "inf")])  # the word, not inf
+    assert digest([word("")]) != digest([]) and digest([word("")]) != digest([num(0.0)])
+    assert digest([num(1.0, "X")]) != digest([num(1.0, "Y")])  # the label counts
+    assert digest([num(1.0, "X")]) != digest([num(1.0)])
+    assert digest([num(1.0, "X"), num(2.0, "Y")]) != digest([num(1.0, "Y"), num(2.0, "X")])
+    assert digest([num(1.0, "X"), num(2.0, "Y")]) == digest([num(1.0, "X"), num(2.0, "Y")])
+    # a label's token is not its text's: X:"Y" against Y:"X"
+    assert digest([word("Y", label="X")]) != digest([word("X", label="Y")])
+    # text or a label that is no valid UTF-8 (a lone surrogate): no digest
+    assert digest([word("a\ud800")]) is None and digest([num(1.0, "\udc80")]) is None
     # numbers outside the band of the status rules: no digest, the values decide
     for x in (1e-151, -1e151, 5e-324, 1.7976931348623157e308):
         assert digest([num(1.0), num(x)]) is None
@@ -190,7 +206,8 @@ def test_tolerances_below_the_digests_reach_compare_the_values(url, tmp_path):
     assert d["ulp:c"] == d["ulp:py"] and d["small:c"] == d["small:py"]
     assert d["tiny:c"] is None and d["tiny:py"] is None
     assert d["far:c"] != d["far:py"]
-    assert d["word:c"] is d["word:py"] is d["setting:c"] is None  # texts: the values decide
+    assert d["word:c"] == d["word:py"] is not None  # one text: one digest
+    assert d["setting:c"] != d["setting:py"]  # a word and a number never share one
     expected = {  # rtol, atol -> ulp, small (1 and 4 ulps of difference)
         (1e-12, 0.0): ("match", "match"),
         (rows.DIGEST_RTOL, 0.0): ("match", "match"),
@@ -242,3 +259,33 @@ def test_upgrade_computes_the_digests_ingest_writes_and_check_finds_a_stale_one(
     assert problems[name] >= 1
     wh.rekey()
     assert wh.check().problems.sum() == 0
+
+
+def test_upgrade_gives_labelled_and_text_taps_the_digests_ingest_writes(url, tmp_path):
+    """0017: the labelled and text taps a warehouse of 0016 left without a digest
+    get the one ingest writes now; the downgrade takes them away again."""
+    write_campaign(tmp_path / "campaign", pixels=6, stamps=1, seed=4)
+    wh = tracedb.connect(url)
+    assert wh.ingest([tmp_path / "campaign"]).ok
+    query = ("SELECT t.id, t.digest, EXISTS (SELECT 1 FROM value v WHERE v.run_id = t.run_id "
+             "AND v.key_id = t.key_id AND (v.label IS NOT NULL OR v.kind = 'text')) "
+             "FROM tap t ORDER BY t.id")
+    with wh.engine.connect() as conn:
+        written = conn.execute(text(query)).all()
+    worded = [d for _, d, w in written if w]
+    assert len(worded) > 30 and all(d is not None for d in worded)
+    wh.close()
+    engine = db.make_engine(url)
+    with engine.begin() as conn:
+        command.downgrade(db._alembic_config(conn), "0016")
+    with engine.connect() as conn:
+        before = conn.execute(text(query)).all()
+    assert [d for _, d, w in before if w] == [None] * len(worded)
+    assert [(i, d) for i, d, w in before if not w] == [(i, d) for i, d, w in written if not w]
+    db.upgrade(engine, "head")
+    with engine.connect() as conn:
+        assert conn.execute(text(query)).all() == written
+    engine.dispose()
+    wh = tracedb.connect(url)
+    name = "taps whose digest is not their values' (run tracedb db rekey)"
+    assert wh.check().set_index("check_name").problems[name] == 0

@@ -289,10 +289,11 @@ static PyObject *components(PyObject *self, PyObject *arg) {
 }
 
 /* ------------------------------------------------------------------ digests */
-/* rows.tap_digest, in C (see there): a tap's numbers to 44 bits of mantissa and its
- * special values (nan, inf, -inf), one token each, mixed in order by splitmix64's
- * finaliser; none (NULL) when a component has a label or is a text, or a number
- * lies outside the band 1e-150..1e150. */
+/* rows.tap_digest, in C (see there): a tap's numbers to 44 bits of mantissa, its
+ * special values (nan, inf, -inf) and its texts, one token each, a label a token of
+ * its own before its component's, mixed in order by splitmix64's finaliser; none
+ * (NULL) when a number lies outside the band 1e-150..1e150 or a text or label is
+ * no valid UTF-8. */
 
 typedef struct {
     uint64_t h;
@@ -322,6 +323,26 @@ static inline void dg_none(Digest *d) {
     d->n++;
 }
 
+/* rows._text_token: FNV-1a of the UTF-8 bytes, mixed, 62 bits under a tag (the top
+ * two bits: rows.DIGEST_TEXT_TAG, DIGEST_LABEL_TAG) */
+#define TAG_TEXT (2ULL << 62)
+#define TAG_LABEL (3ULL << 62)
+
+static int dg_text(Digest *d, PyObject *text, uint64_t tag) {
+    Py_ssize_t len;
+    const char *s = PyUnicode_AsUTF8AndSize(text, &len);
+    if (s == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return -1;
+        PyErr_Clear();  /* a lone surrogate: no digest, the values decide */
+        dg_none(d);
+        return 0;
+    }
+    uint64_t h = 0xCBF29CE484222325ULL;
+    for (Py_ssize_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001B3ULL;
+    dg_token(d, (mix64(h) >> 2) | tag);
+    return 0;
+}
+
 static inline void dg_num(Digest *d, double v) {
     if (v == 0.0) { dg_token(d, 0); return; }
     double a = fabs(v);
@@ -346,7 +367,10 @@ static int dg_components(Digest *d, PyObject *comps) {
         }
         label = PyTuple_GET_ITEM(c, 0); num = PyTuple_GET_ITEM(c, 1);
         kind = PyTuple_GET_ITEM(c, 3);
-        if (label != Py_None) { dg_none(d); continue; }
+        if (label != Py_None && dg_text(d, label, TAG_LABEL) < 0) {
+            Py_DECREF(seq);
+            return -1;
+        }
         Py_ssize_t len;
         const char *s = PyUnicode_AsUTF8AndSize(kind, &len);
         if (s == NULL) { Py_DECREF(seq); return -1; }
@@ -360,8 +384,9 @@ static int dg_components(Digest *d, PyObject *comps) {
             dg_token(d, TOKEN_INF);
         } else if (len == 4 && memcmp(s, "-inf", 4) == 0) {
             dg_token(d, TOKEN_NEG_INF);
-        } else {  /* a text */
-            dg_none(d);
+        } else if (dg_text(d, PyTuple_GET_ITEM(c, 2), TAG_TEXT) < 0) {  /* a text */
+            Py_DECREF(seq);
+            return -1;
         }
     }
     Py_DECREF(seq);
@@ -967,7 +992,7 @@ PyMODINIT_FUNC PyInit__cstage(void) {
         || PyModule_AddIntConstant(m, "VALUE_PARAMS", VALUE_PARAMS) < 0
         || PyModule_AddIntConstant(m, "KEY_PARAMS", KEY_PARAMS) < 0
         /* and this one its CSTAGE_ABI (an old build lacks features) */
-        || PyModule_AddIntConstant(m, "ABI", 8) < 0) {
+        || PyModule_AddIntConstant(m, "ABI", 9) < 0) {
         Py_DECREF(m);
         return NULL;
     }

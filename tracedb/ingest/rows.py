@@ -107,15 +107,20 @@ def run_rows(run_id: int, base: int, taps, static, order, first_seq: int = 0
 
 # --------------------------------------------------------------------------- digests
 # A tap's digest lets the comparison skip the values of a tap pair that plainly
-# matches (queries/steps/compare_flag.sql). Only taps of plain numbers (and nan,
-# inf, -inf) have one: a label or a text component leaves it NULL, so words and
-# labels are always compared from their values. Each component is one token, and
-# two components have one token exactly when they are the same special value or
-# numbers equal to 44 bits of mantissa (within 2**-44 of each other relatively:
-# within any rtol >= DIGEST_RTOL). Tokens are mixed in order by a bijection, so two
-# taps of one length that differ in one component never share a digest; taps that
-# differ in two or more share one only by a coincidence of 64 bits (the mix is no
-# cryptographic hash: such a pair can be constructed on purpose, not met by chance).
+# matches (queries/steps/compare_flag.sql). Each component is one token, and two
+# components have one token exactly when they are the same special value (nan, inf,
+# -inf), numbers equal to 44 bits of mantissa (within 2**-44 of each other
+# relatively: within any rtol >= DIGEST_RTOL), or the same text; a label is a token
+# of its own, mixed in before its component's. Numbers' tokens lie below 2**57,
+# texts' and labels' in two spaces of their own (top bits 10 and 11: a 62-bit hash of
+# their UTF-8), so a text never shares a token with a number, nor a label with
+# either. Tokens are mixed in order by a bijection, so two taps of one length that
+# differ in one component never share a digest (two texts or labels do only when
+# their 62-bit hashes coincide); taps that differ in two or more share one only by a
+# coincidence of 64 bits (the mix is no cryptographic hash: such a pair can be
+# constructed on purpose, not met by chance). A number outside DIGEST_BAND, or a
+# text or label that is no valid UTF-8 (a lone surrogate from a JSON tap), leaves
+# the tap without a digest (NULL): its values decide.
 
 _M64 = (1 << 64) - 1
 _DOUBLE = struct.Struct("<d")
@@ -144,17 +149,41 @@ def _mix(z: int) -> int:
     return z ^ (z >> 31)
 
 
+#: FNV-1a, 64 bits: a text's or label's UTF-8 bytes, before the mix (_text_token).
+_FNV_OFFSET, _FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
+#: The top two bits of a text's token and of a label's (numbers' tokens are below 2**57).
+DIGEST_TEXT_TAG, DIGEST_LABEL_TAG = 2 << 62, 3 << 62
+
+
+def _text_token(text: str, tag: int) -> int | None:
+    """A text's or label's token: the mix of its UTF-8 bytes' FNV-1a hash, 62 bits of
+    it under ``tag``; None for a text that is no valid UTF-8 (a lone surrogate)."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    h = _FNV_OFFSET
+    for b in data:
+        h = ((h ^ b) * _FNV_PRIME) & _M64
+    return (_mix(h) >> 2) | tag
+
+
 def tap_digest(comps) -> int | None:
     """The digest of a tap's components (label, num, text, kind, ...) as a signed
-    64-bit integer; None when a component has a label, is a text, or is a number
-    outside :data:`DIGEST_BAND`. ``_cstage.digest`` computes the same
+    64-bit integer; None when a number lies outside :data:`DIGEST_BAND` or a text
+    or label is no valid UTF-8. ``_cstage.digest`` computes the same
     (tests/test_digest.py)."""
     h = 0
+    n = 0
     low, high = DIGEST_BAND
     for c in comps:
         label, num, kind = c[0], c[1], c[3]
         if label is not None:
-            return None
+            token = _text_token(label, DIGEST_LABEL_TAG)
+            if token is None:
+                return None
+            h = _mix(h ^ token)
+            n += 1
         if kind == "num":
             if num == 0:
                 token = 0
@@ -165,9 +194,12 @@ def tap_digest(comps) -> int | None:
         else:
             token = DIGEST_KIND_TOKENS.get(kind)
             if token is None:  # a text
-                return None
+                token = _text_token(c[2], DIGEST_TEXT_TAG)
+                if token is None:
+                    return None
         h = _mix(h ^ token)
-    h = _mix(h ^ len(comps))
+        n += 1
+    h = _mix(h ^ n)
     return h - (1 << 64) if h >> 63 else h
 
 
@@ -275,7 +307,7 @@ class PyStager:
 # Python twin above.
 
 #: The _cstage.ABI this Python expects; a build from older sources is not used.
-CSTAGE_ABI = 8
+CSTAGE_ABI = 9
 #: The values the stager binds per tap, value and new_key row, by position.
 LAYOUT_PARAMS = (len(layout.TAP_COLS), len(layout.VALUE_COLS), 1 + len(layout.PAIRING_KEY_COLS))
 
