@@ -148,18 +148,20 @@ def run_options(row: dict) -> tuple[dict[str, str], dict[str, str]]:
     from_command = parse_command(PROGRAM.split(command, maxsplit=1)[-1]) if command else {}
     meta: dict[str, str] = {}
     try:
-        data = json.loads(row["metadata_json"]) if row["metadata_json"] else {}
+        data = json.loads(row["metadata_json"]) if row["metadata_json"] else None
     except ValueError:
-        data = {}
-    if isinstance(data, dict):
+        data = None
+    if data and isinstance(data, dict):
         for k in META_KEYS:
-            if isinstance(data.get(k), (str, int, float)):
-                meta[option_name(k)] = _value(data[k])
+            v = data.get(k)
+            if v is not None and isinstance(v, (str, int, float)):
+                meta[option_name(k)] = _value(v)
         for obj in META_OBJECTS:
-            if isinstance(data.get(obj), dict):
-                for k, v in data[obj].items():
-                    if isinstance(v, (str, int, float, list)) and option_name(k) not in NOT_PHYSICS:
-                        meta[option_name(k)] = _value(v)
+            v = data.get(obj)
+            if v is not None and isinstance(v, dict):
+                for k, x in v.items():
+                    if isinstance(x, (str, int, float, list)) and option_name(k) not in NOT_PHYSICS:
+                        meta[option_name(k)] = _value(x)
         if isinstance(data.get("args"), str):
             meta.update(parse_command(data["args"]))
     return from_command, meta
