@@ -57,7 +57,8 @@ def random_component(rng: random.Random) -> parse.Component:
         return num(x, label)
     if k < 0.85:
         return word(rng.choice(["MOSFLM", "XDS", "", "inf", "é ü", "a\tb", "MOSFLM2900",
-                                "x\udc80"]), label=label)
+                                "x\udc80", "ABCDEFG", "ABCDEFGH", "ABCDEFGI", "a\x00",
+                                "a convention written out in full"]), label=label)
     return word(rng.choice(["nan", "inf", "-inf"]), kind=rng.choice(["nan", "inf", "-inf"]),
                 label=label)
 
@@ -161,6 +162,13 @@ def test_what_a_digest_tells_apart(digest):
     assert digest([word("Y", label="X")]) != digest([word("X", label="Y")])
     # text or a label that is no valid UTF-8 (a lone surrogate): no digest
     assert digest([word("a\ud800")]) is None and digest([num(1.0, "\udc80")]) is None
+    # a kind the status rules do not know (a row edited by hand): no digest
+    assert digest([word("MOSFLM", kind="word")]) is None
+    # up to 7 bytes a text is its token: its length counts, then 8 bytes and more hash
+    assert digest([word("a")]) != digest([word("a\x00")])
+    assert digest([word("ABCDEFG")]) != digest([word("ABCDEFH")])
+    assert digest([word("ABCDEFGH")]) != digest([word("ABCDEFGI")])
+    assert digest([word("ABCDEFGH" * 3 + "x")]) != digest([word("ABCDEFGH" * 3 + "y")])
     # numbers outside the band of the status rules: no digest, the values decide
     for x in (1e-151, -1e151, 5e-324, 1.7976931348623157e308):
         assert digest([num(1.0), num(x)]) is None
@@ -289,3 +297,25 @@ def test_upgrade_gives_labelled_and_text_taps_the_digests_ingest_writes(url, tmp
     wh = tracedb.connect(url)
     name = "taps whose digest is not their values' (run tracedb db rekey)"
     assert wh.check().set_index("check_name").problems[name] == 0
+
+
+def test_a_short_text_or_label_is_its_own_token():
+    """Up to 7 UTF-8 bytes a text's token holds its length and bytes: two texts share
+    one exactly when they are the same text (no hash, so no collision to construct);
+    texts and labels never share a token."""
+    rng = random.Random(11)
+    alphabet = ["a", "b", "X", "\x00", "é", " ", "_", "0"]
+    texts = {"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+             for _ in range(20000)}
+    texts = [t for t in texts if len(t.encode()) <= rows.DIGEST_TEXT_EXACT]
+    tokens = [rows._text_token(t, rows.DIGEST_TEXT_TAG) for t in texts]
+    assert len(texts) > 5000
+
+    def text_of(token: int) -> str:  # the text back from its token alone
+        n = (token >> 56) & 7
+        return (token & ((1 << 56) - 1)).to_bytes(n, "little").decode()
+
+    assert [text_of(t) for t in tokens] == texts  # so no two texts share a token
+    labels = {rows._text_token(t, rows.DIGEST_LABEL_TAG) for t in texts}
+    assert not labels & set(tokens)
+    assert all(t >= 1 << 57 for t in [*tokens, *labels])  # above every number's token

@@ -5,8 +5,9 @@ Up to 0016 a tap with a label or a text component had no digest (NULL), because 
 text's hash and a number's token shared one space (a text and a number could share
 a digest). From this revision a text and a label are tokens of spaces of their own
 (``tracedb.ingest.rows.tap_digest``: the top two bits of a number's token are 00, a
-text's 10, a label's 11), so two taps with equal digests hold the same labels in the
-same order, the same texts and numbers within 2**-44 of each other: under any
+text's 10, a label's 11; a text or label of up to 7 UTF-8 bytes exactly, a longer one
+hashed), so two taps with equal digests hold the same labels in the same order, the
+same texts and numbers within 2**-44 of each other: under any
 rtol >= 2**-43 with atol within the band they plainly match (labels in one order
 pair by position, as the status rules pair them by label). The digest of a tap of
 plain numbers and special values is unchanged.
@@ -37,9 +38,9 @@ def upgrade() -> None:
     bind = op.get_bind()
     update = sa.text("UPDATE tap SET digest = :d WHERE run_id = :r AND key_id = :k")
     for low, high in run_ranges(bind):
-        missing = set(bind.execute(sa.text(
+        missing = {tuple(x) for x in bind.execute(sa.text(
             "SELECT run_id, key_id FROM tap WHERE run_id >= :a AND run_id < :b "
-            "AND digest IS NULL"), {"a": low, "b": high}).tuples())
+            "AND digest IS NULL"), {"a": low, "b": high})}
         if not missing:
             continue
         params = [{"r": r, "k": k, "d": d} for r, k, d in value_digests(bind, digest, low, high)

@@ -104,7 +104,7 @@ def create(db, pairs: list[tuple], rtol: float, atol: float, description: str,
         db.store.Writer(conn).insert("comparison", columns, rows)
         db.store.tune_for_comparison(conn)
         _compare(conn, set_id, detail, progress, len(pairs),
-                 digests=digests_settle(rtol, atol))
+                 digests=digests_settle(row["rtol"], row["atol"]))
     return set_id
 
 

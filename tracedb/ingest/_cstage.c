@@ -292,8 +292,8 @@ static PyObject *components(PyObject *self, PyObject *arg) {
 /* rows.tap_digest, in C (see there): a tap's numbers to 44 bits of mantissa, its
  * special values (nan, inf, -inf) and its texts, one token each, a label a token of
  * its own before its component's, mixed in order by splitmix64's finaliser; none
- * (NULL) when a number lies outside the band 1e-150..1e150 or a text or label is
- * no valid UTF-8. */
+ * (NULL) when a number lies outside the band 1e-150..1e150, a text or label is no
+ * valid UTF-8, or a kind is none the status rules know. */
 
 typedef struct {
     uint64_t h;
@@ -323,8 +323,10 @@ static inline void dg_none(Digest *d) {
     d->n++;
 }
 
-/* rows._text_token: FNV-1a of the UTF-8 bytes, mixed, 62 bits under a tag (the top
- * two bits: rows.DIGEST_TEXT_TAG, DIGEST_LABEL_TAG) */
+/* rows._text_token: a text or label of up to 7 UTF-8 bytes exactly (its length in
+ * bits 56-58, its bytes little-endian), a longer one as its 8-byte chunks mixed in
+ * order from its length, 61 bits of it with bit 61 set; under a tag (the top two
+ * bits: rows.DIGEST_TEXT_TAG, DIGEST_LABEL_TAG) */
 #define TAG_TEXT (2ULL << 62)
 #define TAG_LABEL (3ULL << 62)
 
@@ -337,9 +339,21 @@ static int dg_text(Digest *d, PyObject *text, uint64_t tag) {
         dg_none(d);
         return 0;
     }
-    uint64_t h = 0xCBF29CE484222325ULL;
-    for (Py_ssize_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001B3ULL;
-    dg_token(d, (mix64(h) >> 2) | tag);
+    uint64_t body;
+    if (len <= 7) {
+        body = (uint64_t)len << 56;
+        for (Py_ssize_t i = 0; i < len; i++) body |= (uint64_t)(unsigned char)s[i] << (8 * i);
+    } else {
+        uint64_t h = (uint64_t)len;
+        for (Py_ssize_t i = 0; i < len; i += 8) {
+            uint64_t chunk = 0;
+            for (Py_ssize_t j = 0; j < 8 && i + j < len; j++)
+                chunk |= (uint64_t)(unsigned char)s[i + j] << (8 * j);
+            h = mix64(h ^ chunk);
+        }
+        body = (1ULL << 61) | (h >> 3);
+    }
+    dg_token(d, tag | body);
     return 0;
 }
 
@@ -384,9 +398,13 @@ static int dg_components(Digest *d, PyObject *comps) {
             dg_token(d, TOKEN_INF);
         } else if (len == 4 && memcmp(s, "-inf", 4) == 0) {
             dg_token(d, TOKEN_NEG_INF);
-        } else if (dg_text(d, PyTuple_GET_ITEM(c, 2), TAG_TEXT) < 0) {  /* a text */
-            Py_DECREF(seq);
-            return -1;
+        } else if (len == 4 && memcmp(s, "text", 4) == 0) {
+            if (dg_text(d, PyTuple_GET_ITEM(c, 2), TAG_TEXT) < 0) {
+                Py_DECREF(seq);
+                return -1;
+            }
+        } else {  /* no kind the status rules know: the values decide */
+            dg_none(d);
         }
     }
     Py_DECREF(seq);

@@ -112,15 +112,16 @@ def run_rows(run_id: int, base: int, taps, static, order, first_seq: int = 0
 # -inf), numbers equal to 44 bits of mantissa (within 2**-44 of each other
 # relatively: within any rtol >= DIGEST_RTOL), or the same text; a label is a token
 # of its own, mixed in before its component's. Numbers' tokens lie below 2**57,
-# texts' and labels' in two spaces of their own (top bits 10 and 11: a 62-bit hash of
-# their UTF-8), so a text never shares a token with a number, nor a label with
-# either. Tokens are mixed in order by a bijection, so two taps of one length that
-# differ in one component never share a digest (two texts or labels do only when
-# their 62-bit hashes coincide); taps that differ in two or more share one only by a
-# coincidence of 64 bits (the mix is no cryptographic hash: such a pair can be
-# constructed on purpose, not met by chance). A number outside DIGEST_BAND, or a
-# text or label that is no valid UTF-8 (a lone surrogate from a JSON tap), leaves
-# the tap without a digest (NULL): its values decide.
+# texts' and labels' in two spaces of their own (top bits 10 and 11), so a text never
+# shares a token with a number, nor a label with either; a text or label of up to 7
+# UTF-8 bytes is its token exactly, a longer one a 61-bit hash (_text_token). Tokens
+# are mixed in order by a bijection, so two taps of one length that differ in one
+# component never share a digest (two texts longer than 7 bytes do when their hashes
+# coincide); taps that differ in two or more share one only by a coincidence of 64
+# bits (the mix is no cryptographic hash: such a pair can be constructed on purpose,
+# not met by chance). A number outside DIGEST_BAND, a text or label that is no
+# valid UTF-8 (a lone surrogate from a JSON tap), or a kind the status rules do not
+# know leaves the tap without a digest (NULL): its values decide.
 
 _M64 = (1 << 64) - 1
 _DOUBLE = struct.Struct("<d")
@@ -149,23 +150,29 @@ def _mix(z: int) -> int:
     return z ^ (z >> 31)
 
 
-#: FNV-1a, 64 bits: a text's or label's UTF-8 bytes, before the mix (_text_token).
-_FNV_OFFSET, _FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
 #: The top two bits of a text's token and of a label's (numbers' tokens are below 2**57).
 DIGEST_TEXT_TAG, DIGEST_LABEL_TAG = 2 << 62, 3 << 62
+#: A text of up to this many UTF-8 bytes is its own token (exact: its length and its
+#: bytes); a longer one is a hash of them, with bit 61 set.
+DIGEST_TEXT_EXACT = 7
 
 
 def _text_token(text: str, tag: int) -> int | None:
-    """A text's or label's token: the mix of its UTF-8 bytes' FNV-1a hash, 62 bits of
-    it under ``tag``; None for a text that is no valid UTF-8 (a lone surrogate)."""
+    """A text's or label's token under ``tag``: up to 7 UTF-8 bytes its length (bits
+    56-58) and its bytes (little-endian), exactly; beyond that 61 bits of its 8-byte
+    chunks mixed in order from its length, with bit 61 set. None for a text that is
+    no valid UTF-8 (a lone surrogate)."""
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError:
         return None
-    h = _FNV_OFFSET
-    for b in data:
-        h = ((h ^ b) * _FNV_PRIME) & _M64
-    return (_mix(h) >> 2) | tag
+    n = len(data)
+    if n <= DIGEST_TEXT_EXACT:
+        return tag | (n << 56) | int.from_bytes(data, "little")
+    h = n
+    for i in range(0, n, 8):
+        h = _mix(h ^ int.from_bytes(data[i:i + 8], "little"))
+    return tag | (1 << 61) | (h >> 3)
 
 
 def tap_digest(comps) -> int | None:
@@ -193,7 +200,9 @@ def tap_digest(comps) -> int | None:
                 return None
         else:
             token = DIGEST_KIND_TOKENS.get(kind)
-            if token is None:  # a text
+            if token is None:
+                if kind != "text":  # no kind the status rules know: the values decide
+                    return None
                 token = _text_token(c[2], DIGEST_TEXT_TAG)
                 if token is None:
                     return None
