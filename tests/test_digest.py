@@ -240,6 +240,28 @@ def test_tolerances_below_the_digests_reach_compare_the_values(url, tmp_path):
         assert _rows(wh, full.attrs["set_id"]).equals(_rows(wh, quick.attrs["set_id"]))
 
 
+STALE_DIGESTS = "taps whose digest is not their values' (run tracedb db rekey)"
+
+
+def _down_and_up(url: str, revision: str, query: str, written: list, between=None):
+    """Downgrade the warehouse to ``revision`` (``between`` sees ``query``'s rows
+    there), upgrade it again: ``query`` gives ``written`` and ``db check`` finds no
+    stale digest. Returns the warehouse, open."""
+    engine = db.make_engine(url)
+    with engine.begin() as conn:
+        command.downgrade(db._alembic_config(conn), revision)
+    if between is not None:
+        with engine.connect() as conn:
+            between(conn.execute(text(query)).all())
+    db.upgrade(engine, "head")
+    with engine.connect() as conn:
+        assert conn.execute(text(query)).all() == written
+    engine.dispose()
+    wh = tracedb.connect(url)
+    assert wh.check().set_index("check_name").problems[STALE_DIGESTS] == 0
+    return wh
+
+
 def test_upgrade_computes_the_digests_ingest_writes_and_check_finds_a_stale_one(url, tmp_path):
     _edge_tree(tmp_path, pixels=2)
     write_campaign(tmp_path / "campaign", pixels=6, stamps=1, seed=2)
@@ -250,21 +272,12 @@ def test_upgrade_computes_the_digests_ingest_writes_and_check_finds_a_stale_one(
         written = conn.execute(text(query)).all()
     assert sum(d is not None for _, d in written) > 500
     wh.close()
-    engine = db.make_engine(url)
-    with engine.begin() as conn:
-        command.downgrade(db._alembic_config(conn), "0015")
-    db.upgrade(engine, "head")
-    with engine.connect() as conn:
-        assert conn.execute(text(query)).all() == written
-    engine.dispose()
-    wh = tracedb.connect(url)
-    name = "taps whose digest is not their values' (run tracedb db rekey)"
-    assert wh.check().set_index("check_name").problems[name] == 0
+    wh = _down_and_up(url, "0015", query, written)
     with wh.engine.begin() as conn:  # a value changed by hand: its tap's digest is stale
         conn.execute(text("UPDATE value SET num = num * 2 WHERE num > 0.5 AND run_id = "
                           "(SELECT MIN(run_id) FROM value WHERE num > 0.5) AND idx = 0"))
     problems = wh.check().set_index("check_name").problems
-    assert problems[name] >= 1
+    assert problems[STALE_DIGESTS] >= 1
     wh.rekey()
     assert wh.check().problems.sum() == 0
 
@@ -283,20 +296,13 @@ def test_upgrade_gives_labelled_and_text_taps_the_digests_ingest_writes(url, tmp
     worded = [d for _, d, w in written if w]
     assert len(worded) > 30 and all(d is not None for d in worded)
     wh.close()
-    engine = db.make_engine(url)
-    with engine.begin() as conn:
-        command.downgrade(db._alembic_config(conn), "0016")
-    with engine.connect() as conn:
-        before = conn.execute(text(query)).all()
-    assert [d for _, d, w in before if w] == [None] * len(worded)
-    assert [(i, d) for i, d, w in before if not w] == [(i, d) for i, d, w in written if not w]
-    db.upgrade(engine, "head")
-    with engine.connect() as conn:
-        assert conn.execute(text(query)).all() == written
-    engine.dispose()
-    wh = tracedb.connect(url)
-    name = "taps whose digest is not their values' (run tracedb db rekey)"
-    assert wh.check().set_index("check_name").problems[name] == 0
+
+    def at_0016(before):
+        assert [d for _, d, w in before if w] == [None] * len(worded)
+        assert [(i, d) for i, d, w in before if not w] == [
+            (i, d) for i, d, w in written if not w]
+
+    _down_and_up(url, "0016", query, written, at_0016)
 
 
 def test_a_short_text_or_label_is_its_own_token():
