@@ -13,7 +13,8 @@ pair by position, as the status rules pair them by label). The digest of a tap o
 plain numbers and special values is unchanged.
 
 Upgrade: the taps without a digest get the one their values give (the taps whose
-numbers lie outside 1e-150..1e150, or whose text is no valid UTF-8, keep NULL):
+numbers lie outside 1e-150..1e150, whose text is no valid UTF-8 or whose kind is
+none the status rules know keep NULL):
 one pass over the value rows, run by run, as 0016. Downgrade: the taps with a
 labelled or text component lose their digest again.
 

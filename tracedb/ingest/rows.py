@@ -177,9 +177,9 @@ def _text_token(text: str, tag: int) -> int | None:
 
 def tap_digest(comps) -> int | None:
     """The digest of a tap's components (label, num, text, kind, ...) as a signed
-    64-bit integer; None when a number lies outside :data:`DIGEST_BAND` or a text
-    or label is no valid UTF-8. ``_cstage.digest`` computes the same
-    (tests/test_digest.py)."""
+    64-bit integer; None when a number lies outside :data:`DIGEST_BAND`, a text or
+    label is no valid UTF-8, or a kind is none the status rules know.
+    ``_cstage.digest`` computes the same (tests/test_digest.py)."""
     h = 0
     n = 0
     low, high = DIGEST_BAND
