@@ -154,11 +154,11 @@ def run_options(row: dict) -> tuple[dict[str, str], dict[str, str]]:
     if data and isinstance(data, dict):
         for k in META_KEYS:
             v = data.get(k)
-            if v is not None and isinstance(v, (str, int, float)):
+            if isinstance(v, (str, int, float)):
                 meta[option_name(k)] = _value(v)
         for obj in META_OBJECTS:
             v = data.get(obj)
-            if v is not None and isinstance(v, dict):
+            if isinstance(v, dict):
                 for k, x in v.items():
                     if isinstance(x, (str, int, float, list)) and option_name(k) not in NOT_PHYSICS:
                         meta[option_name(k)] = _value(x)
