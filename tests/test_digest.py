@@ -1,7 +1,7 @@
-"""Tap digests (``tap.digest``, migrations 0016 and 0017): the comparison does not read the values
-of a tap pair of one length whose digests are equal. That must never hide a
+"""Tap digests (``tap.digest``, migrations 0016 to 0018): the comparison does not read the
+values of a tap pair of one length whose digests are equal. That must never hide a
 difference the status rules see: equal digests mean the same labels in the same
-order, numbers within 2**-44 of each other, the same special values and the same
+order, numbers within 2**-41 of each other, the same special values and the same
 texts, and the shortcut is taken only where that is a plain match."""
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ except ImportError:  # the pure-Python loader: the Python digest alone
     _cstage = None
 
 IMPLS = [rows.tap_digest] + ([_cstage.digest] if _cstage else [])
+#: The low bits of a number a digest leaves out: 41 bits of mantissa kept (0018) ...
+DROP = 11
+#: ... and 44 up to revision 0017.
+DROP_BEFORE = 8
 
 
 def num(x: float, label: str | None = None) -> parse.Component:
@@ -70,6 +74,14 @@ def test_c_and_python_digests_agree():
     got = [(rows.tap_digest(c), _cstage.digest(c)) for c in lists]
     assert all(a == b for a, b in got)
     assert sum(a is None for a, _ in got) > 100 and len({a for a, _ in got}) > 300
+    # with another number of bits dropped (a migration's own revision), too
+    before = [(rows.tap_digest(c, DROP_BEFORE), _cstage.digest(c, DROP_BEFORE)) for c in lists]
+    assert all(a == b for a, b in before)
+    assert sum(a != b for (a, _), (b, _) in zip(got, before, strict=True)) > 1000
+    for impl in (rows.tap_digest, _cstage.digest):
+        for bad in (-1, 53):
+            with pytest.raises(ValueError, match="0 to 52 bits"):
+                impl([num(1.0)], bad)
     # the stager's own path: numbers read from a common-shape value text
     for raw in ("1 2.5 -0", "1e999 -1e999 0.1", "1e-151 3", "0.000102425 7e149"):
         assert _cstage.digest(_cstage.components(raw)) == rows.tap_digest(
@@ -89,17 +101,19 @@ def test_c_and_python_digests_agree_on_every_corpus_tap(corpus):
 
 
 @pytest.mark.parametrize("digest", IMPLS, ids=lambda f: f.__module__.rsplit(".", 1)[-1])
-def test_equal_digests_mean_numbers_within_two_to_the_minus_44(digest):
+def test_equal_digests_mean_numbers_within_two_to_the_minus_41(digest):
+    assert rows.DIGEST_DROP_BITS == DROP
+    assert rows.DIGEST_RTOL == layout.DIGEST_RTOL >= 2.0 ** -41 * 2
+    assert layout.digests_settle(1e-12, 0.0)  # the default tolerance keeps the shortcut
     rng = random.Random(3)
     for _ in range(3000):
         x = rng.uniform(-1, 1) * 10 ** rng.randint(-149, 149)
-        low = bits(x) & ~0xFF
-        a, b = from_bits(low | rng.randrange(256)), from_bits(low | rng.randrange(256))
+        low = bits(x) & ~((1 << DROP) - 1)
+        a, b = from_bits(low | rng.randrange(1 << DROP)), from_bits(low | rng.randrange(1 << DROP))
         assert digest([num(a)]) == digest([num(b)])  # one token
-        assert abs(a - b) < 2.0 ** -44 * min(abs(a), abs(b))
-        assert rows.DIGEST_RTOL >= 2.0 ** -44 * 2
+        assert abs(a - b) < 2.0 ** -41 * min(abs(a), abs(b))
         # any change above the dropped bits (mantissa, exponent, sign) is another token
-        c = from_bits(bits(a) ^ (1 << rng.randrange(8, 64)))
+        c = from_bits(bits(a) ^ (1 << rng.randrange(DROP, 64)))
         if c == c and (c == 0 or 1e-150 <= abs(c) <= 1e150):
             assert digest([num(a)]) != digest([num(c)])
 
@@ -108,11 +122,11 @@ def one_token(a: parse.Component, b: parse.Component) -> bool:
     """Whether two digestible components are one token (with their labels), worked
     out apart from the digest code: the same label (or none), and the same special
     value, the same text, or numbers (0 and -0 one number) whose IEEE patterns agree
-    above their lowest 8 bits."""
+    above their lowest 11 bits."""
     if a.label != b.label:
         return False
     if a.kind == "num" and b.kind == "num":
-        return (a.num == 0 and b.num == 0) or bits(a.num) >> 8 == bits(b.num) >> 8
+        return (a.num == 0 and b.num == 0) or bits(a.num) >> DROP == bits(b.num) >> DROP
     if a.kind == "text" and b.kind == "text":
         return a.text == b.text
     return a.kind == b.kind
@@ -183,7 +197,9 @@ ULP = [("{P}: ulp 1", "{P}: ulp 1.0000000000000002"),
        ("{P}: far 1 2.5", "{P}: far 1 2.7"),
        ("{P}: word MOSFLM", "{P}: word MOSFLM"),
        # a word and a number whose digests were equal before texts had none
-       ("{P}: setting MOSFLM2900", "{P}: setting -2.3095767078350033e+80")]
+       ("{P}: setting MOSFLM2900", "{P}: setting -2.3095767078350033e+80"),
+       # 3e-13 apart: one token of 41 bits (two of 44), beyond an rtol of 2.5e-13
+       ("{P}: coarse 1.00000000000000", "{P}: coarse 1.0000000000003")]
 
 
 def test_digests_settle_pairs_only_under_a_tolerance_within_their_reach():
@@ -216,9 +232,11 @@ def test_tolerances_below_the_digests_reach_compare_the_values(url, tmp_path):
     assert d["far:c"] != d["far:py"]
     assert d["word:c"] == d["word:py"] is not None  # one text: one digest
     assert d["setting:c"] != d["setting:py"]  # a word and a number never share one
+    assert d["coarse:c"] == d["coarse:py"]
     expected = {  # rtol, atol -> ulp, small (1 and 4 ulps of difference)
         (1e-12, 0.0): ("match", "match"),
         (rows.DIGEST_RTOL, 0.0): ("match", "match"),
+        (2.5e-13, 0.0): ("match", "match"),  # below the reach of 41 bits, not of 44
         (1e-15, 0.0): ("match", "match"),  # below the digests' reach: the values decide
         (4e-16, 0.0): ("match", "print_precision"),
         (1e-16, 0.0): ("print_precision", "print_precision"),
@@ -234,6 +252,7 @@ def test_tolerances_below_the_digests_reach_compare_the_values(url, tmp_path):
             assert status["tiny"] == ("match" if rtol >= 1e-13 or atol else "print_precision")
             assert status["far"] == ("match" if atol else "diverged")
             assert status["word"] == "match" and status["setting"] == "diverged"
+            assert status["coarse"] == ("match" if rtol >= 3e-13 or atol else "diverged")
         stored, view = stored_flags_and_view(wh, wh.diverge(rtol=rtol, atol=atol).attrs["set_id"])
         assert stored == view, (rtol, atol)
         full, quick = _both(wh, rtol=rtol, atol=atol)  # every pixel: the same answers
@@ -282,6 +301,19 @@ def test_upgrade_computes_the_digests_ingest_writes_and_check_finds_a_stale_one(
     assert wh.check().problems.sum() == 0
 
 
+def digests_of_values(wh, drop: int) -> dict[int, int | None]:
+    """{tap id: the Python digest of its value rows with ``drop`` bits of each number
+    left out}, for every tap with value rows."""
+    with wh.engine.connect() as conn:
+        found = conn.execute(text(
+            "SELECT t.id, v.label, v.num, v.text, v.kind FROM tap t JOIN value v "
+            "ON v.run_id = t.run_id AND v.key_id = t.key_id ORDER BY t.id, v.idx")).all()
+    comps: dict[int, list] = {}
+    for tap_id, *component in found:
+        comps.setdefault(tap_id, []).append(tuple(component))
+    return {i: rows.tap_digest(c, drop) for i, c in comps.items()}
+
+
 def test_upgrade_gives_labelled_and_text_taps_the_digests_ingest_writes(url, tmp_path):
     """0017: the labelled and text taps a warehouse of 0016 left without a digest
     get the one ingest writes now; the downgrade takes them away again."""
@@ -295,14 +327,37 @@ def test_upgrade_gives_labelled_and_text_taps_the_digests_ingest_writes(url, tmp
         written = conn.execute(text(query)).all()
     worded = [d for _, d, w in written if w]
     assert len(worded) > 30 and all(d is not None for d in worded)
+    before_0018 = digests_of_values(wh, DROP_BEFORE)
     wh.close()
 
     def at_0016(before):
         assert [d for _, d, w in before if w] == [None] * len(worded)
+        # the other taps keep the digests of 0016 (numbers to 44 bits)
         assert [(i, d) for i, d, w in before if not w] == [
-            (i, d) for i, d, w in written if not w]
+            (i, before_0018.get(i, d)) for i, d, w in written if not w]
 
     _down_and_up(url, "0016", query, written, at_0016)
+
+
+def test_upgrade_digests_numbers_to_41_bits_and_the_downgrade_to_44(url, tmp_path):
+    """0018: every digest is its values' with 41 bits of each number (as ingest writes
+    it); the downgrade gives each tap 0017's digest (44 bits) again."""
+    _edge_tree(tmp_path, pixels=2)
+    write_campaign(tmp_path / "campaign", pixels=6, stamps=1, seed=6)
+    wh = tracedb.connect(url)
+    assert wh.ingest([tmp_path / "reports", tmp_path / "campaign"]).ok
+    query = "SELECT id, digest FROM tap ORDER BY id"
+    with wh.engine.connect() as conn:
+        written = conn.execute(text(query)).all()
+    now, before = digests_of_values(wh, DROP), digests_of_values(wh, DROP_BEFORE)
+    wh.close()
+    assert all(now[i] == d for i, d in written if i in now)  # ingest writes 41 bits
+    assert sum(now[i] != before[i] for i in now) > 300
+
+    def at_0017(stored):
+        assert stored == [(i, before.get(i, d)) for i, d in written]
+
+    _down_and_up(url, "0017", query, written, at_0017)
 
 
 def test_a_short_text_or_label_is_its_own_token():

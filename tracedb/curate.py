@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from .errors import TracedbError
 from .paths import portable_path, same_file
-from .store.health import stale_digests, stale_shapes
+from .store.health import restamp_digests, stale_shapes
 from .store.queries import fetch, records, run_step
 
 REKEY_STEPS = ("rekey_names", "rekey_occurrence", "rekey_register", "rekey_values",
@@ -74,10 +74,7 @@ def rekey(conn: Connection, name: str | None) -> None:
     if name is None:
         from .ingest.rows import digest
 
-        stale = stale_digests(conn, digest)
-        if stale:
-            conn.execute(text("UPDATE tap SET digest = :digest WHERE run_id = :run_id "
-                              "AND key_id = :key_id"), stale)
+        restamp_digests(conn, digest)
 
 
 # --------------------------------------------------------------------------- accepted

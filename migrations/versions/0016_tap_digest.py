@@ -9,9 +9,9 @@ within 2**-44 of each other (relatively) and the same special values (a single
 differing component always changes the digest), so under any rtol >= 2**-43 with
 atol within the band their values plainly match and ``compare_flag`` does not read
 them. ``ix_tap_key`` gains the digest, so the tap pairs are read from the index
-alone. The digests are computed by today's ``tap_digest``: should it ever change,
-the change comes with a migration that computes them again (``db check`` reports a
-digest that is not its values').
+alone. The digests are ``tap_digest``'s with this revision's 44 bits (8 dropped):
+a change of the digest comes with a migration that computes them again (0018: 41
+bits), and ``db check`` reports a digest that is not its values'.
 
 Cost: ADD COLUMN (no rewrite) and the index rebuilt; then one pass over the value
 rows, run by run, in Python (C's digest when the accelerator is built), and one
@@ -31,15 +31,20 @@ down_revision = "0015"
 branch_labels = None
 depends_on = None
 
+#: The low bits of a number that this revision's digest drops (44 bits kept).
+DROP_BITS = 8
+
+
 def upgrade() -> None:
-    from tracedb.ingest.rows import digest
+    from tracedb.ingest.rows import digest_dropping
     from tracedb.store.health import run_ranges, value_digests
 
     op.add_column("tap", sa.Column("digest", sa.BigInteger))
     bind = op.get_bind()
     update = sa.text("UPDATE tap SET digest = :d WHERE run_id = :r AND key_id = :k")
     for low, high in run_ranges(bind):
-        params = [{"r": r, "k": k, "d": d} for r, k, d in value_digests(bind, digest, low, high)]
+        params = [{"r": r, "k": k, "d": d}
+                  for r, k, d in value_digests(bind, digest_dropping(DROP_BITS), low, high)]
         if params:
             bind.execute(update, params)
     op.drop_index("ix_tap_key", table_name="tap")

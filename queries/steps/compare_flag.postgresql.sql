@@ -4,7 +4,7 @@
 -- values at once; per comparison it joins two runs' few hundred taps from the
 -- index on (run, key, length, digest), and reads only the values of the pairs
 -- whose digests do not settle them (see compare_flag.sql: equal digests plainly
--- match under an rtol of 2^-43 or more, rtol and atol within 1e-150..1e150:
+-- match under an rtol of 2^-40 or more, rtol and atol within 1e-150..1e150:
 -- :digests), each pair's through the primary key.
 -- The value test is mismatch_value_key's (tracedb_status_rules.safe_rules, 0009):
 -- beyond 1e-150..1e150 only equal numbers plainly match, so nothing over- or

@@ -6,9 +6,9 @@
 -- candidate tap without a reference tap of its key and length). A key flagged
 -- twice is stored once.
 -- The tap pairs come first, from the index on (run, key, length, digest): a pair
--- of one length whose digests are equal (tap.digest, migrations 0016 and 0017: its
--- labels, texts, nan/inf and numbers to 44 bits) plainly matches under an rtol of
--- 2^-43 or more with rtol and atol within 1e-150..1e150 (:digests, decided once for
+-- of one length whose digests are equal (tap.digest, migrations 0016 to 0018: its
+-- labels, texts, nan/inf and numbers to 41 bits) plainly matches under an rtol of
+-- 2^-40 or more with rtol and atol within 1e-150..1e150 (:digests, decided once for
 -- the set), so its values are not read; the view's test decides every other pair.
 -- Parameters:
 --   set_id   comparison_set.id

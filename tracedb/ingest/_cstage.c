@@ -289,7 +289,7 @@ static PyObject *components(PyObject *self, PyObject *arg) {
 }
 
 /* ------------------------------------------------------------------ digests */
-/* rows.tap_digest, in C (see there): a tap's numbers to 44 bits of mantissa, its
+/* rows.tap_digest, in C (see there): a tap's numbers to 41 bits of mantissa, its
  * special values (nan, inf, -inf) and its texts, one token each, a label a token of
  * its own before its component's, mixed in order by splitmix64's finaliser; none
  * (NULL) when a number lies outside the band 1e-150..1e150, a text or label is no
@@ -299,7 +299,11 @@ typedef struct {
     uint64_t h;
     long long n;
     int none;
+    int drop;  /* the low bits of a number left out (rows.DIGEST_DROP_BITS) */
 } Digest;
+
+/* rows.DIGEST_DROP_BITS: a number's token is its sign, exponent and top 41 bits */
+#define DIGEST_DROP 11
 
 /* rows.DIGEST_KIND_TOKENS: above every number's token (< 2**56) */
 #define TOKEN_NAN ((1ULL << 56) | 1)
@@ -363,7 +367,7 @@ static inline void dg_num(Digest *d, double v) {
     if (!(a >= 1e-150 && a <= 1e150)) { dg_none(d); return; }
     uint64_t bits;
     memcpy(&bits, &v, sizeof bits);
-    dg_token(d, bits >> 8);
+    dg_token(d, bits >> d->drop);
 }
 
 /* The digest of parse.Component tuples (label, num, text, kind, ...). */
@@ -419,8 +423,16 @@ static int dg_final(Digest *d, long long *out) {
     return 1;
 }
 
-static PyObject *py_digest(PyObject *self, PyObject *comps) {
-    Digest d = {0, 0, 0};
+/* digest(comps, drop=11): rows.tap_digest */
+static PyObject *py_digest(PyObject *self, PyObject *args) {
+    PyObject *comps;
+    int drop = DIGEST_DROP;
+    if (!PyArg_ParseTuple(args, "O|i:digest", &comps, &drop)) return NULL;
+    if (drop < 0 || drop > 52) {
+        PyErr_Format(PyExc_ValueError, "a digest drops 0 to 52 bits of a number, not %d", drop);
+        return NULL;
+    }
+    Digest d = {0, 0, 0, drop};
     if (dg_components(&d, comps) < 0) return NULL;
     long long out;
     if (!dg_final(&d, &out)) Py_RETURN_NONE;
@@ -821,6 +833,7 @@ static PyObject *Stager_run(Stager *st, PyObject *args) {
         PyMem_Free(digests);
         return PyErr_NoMemory();
     }
+    for (Py_ssize_t i = 0; i < n; i++) digests[i].drop = DIGEST_DROP;
     for (Py_ssize_t j = 0; j < n; j++) {
         Py_ssize_t i = PyLong_AsSsize_t(PyList_GET_ITEM(order, j));
         if (i < 0 || i >= n) {
@@ -980,7 +993,7 @@ static PyMethodDef methods[] = {
      "Split a trace text into common-shape lines and the rest: scan(text, first_line=0)."},
     {"components", components, METH_O, "Components of a common-shape value text."},
     {"precision", py_precision, METH_O, "parse._precision, in C."},
-    {"digest", py_digest, METH_O, "rows.tap_digest, in C."},
+    {"digest", py_digest, METH_VARARGS, "rows.tap_digest, in C: digest(comps, drop=11)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1010,7 +1023,7 @@ PyMODINIT_FUNC PyInit__cstage(void) {
         || PyModule_AddIntConstant(m, "VALUE_PARAMS", VALUE_PARAMS) < 0
         || PyModule_AddIntConstant(m, "KEY_PARAMS", KEY_PARAMS) < 0
         /* and this one its CSTAGE_ABI (an old build lacks features) */
-        || PyModule_AddIntConstant(m, "ABI", 9) < 0) {
+        || PyModule_AddIntConstant(m, "ABI", 10) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -74,19 +74,36 @@ def value_digests(conn: Connection, digest, low: int, high: int) -> list[tuple]:
     return out
 
 
+def _stale_in(conn: Connection, digest, low: int, high: int) -> list[tuple]:
+    """(run_id, key_id, digest its values give) of the taps of the runs low <= id <
+    high whose stored digest is another; a NULL digest is never stale."""
+    stored = dict(((r, k), d) for r, k, d in conn.execute(text(
+        "SELECT run_id, key_id, digest FROM tap WHERE run_id >= :a AND run_id < :b "
+        "AND digest IS NOT NULL"), {"a": low, "b": high}))
+    return [(r, k, d) for r, k, d in value_digests(conn, digest, low, high)
+            if (r, k) in stored and stored[(r, k)] != d]
+
+
 def stale_digests(conn: Connection, digest) -> list[dict]:
     """Taps whose stored digest is not their values' (a value row changed by hand):
     [{run_id, key_id, digest}], the digest their values give. A NULL digest is never
     stale: it only makes the comparison read that tap's values."""
-    out = []
+    return [{"run_id": r, "key_id": k, "digest": d}
+            for low, high in run_ranges(conn) for r, k, d in _stale_in(conn, digest, low, high)]
+
+
+def restamp_digests(conn: Connection, digest) -> int:
+    """Give each tap whose stored digest is not the one ``digest`` computes from its
+    values that one, :data:`RUNS_PER_PASS` runs at a time (``tracedb db rekey``, and
+    the migrations that change the digest); how many changed."""
+    update = text("UPDATE tap SET digest = :d WHERE run_id = :r AND key_id = :k")
+    changed = 0
     for low, high in run_ranges(conn):
-        stored = dict(((r, k), d) for r, k, d in conn.execute(text(
-            "SELECT run_id, key_id, digest FROM tap WHERE run_id >= :a AND run_id < :b "
-            "AND digest IS NOT NULL"), {"a": low, "b": high}))
-        out += [{"run_id": r, "key_id": k, "digest": d}
-                for r, k, d in value_digests(conn, digest, low, high)
-                if (r, k) in stored and stored[(r, k)] != d]
-    return out
+        params = [{"r": r, "k": k, "d": d} for r, k, d in _stale_in(conn, digest, low, high)]
+        if params:
+            conn.execute(update, params)
+            changed += len(params)
+    return changed
 
 
 def check(db) -> tuple[list[dict], list[str]]:

@@ -92,10 +92,11 @@ def shape_signature(keys) -> str:
 #: the values of a tap pair whose digests settle it): numbers digested are 0 and the
 #: magnitudes within this band (the status rules' band of IEEE arithmetic) ...
 DIGEST_BAND = (1e-150, 1e150)
-#: ... to 44 bits of mantissa, so within 2**-44 of each other; 2**-43, the smallest
-#: rtol for which equal digests mean a plain match, leaves a factor of two for the
+#: ... to 41 bits of mantissa (from revision 0018; 44 before), so within 2**-41 of
+#: each other; 2**-40 (9.1e-13, below the default rtol of 1e-12), the smallest rtol
+#: for which equal digests mean a plain match, leaves a factor of two for the
 #: rounding of ``atol + rtol*|ref|``.
-DIGEST_RTOL = 2.0 ** -43
+DIGEST_RTOL = 2.0 ** -40
 
 
 def digests_settle(rtol: float, atol: float) -> bool:
