@@ -261,7 +261,7 @@ def test_c_and_python_write_the_same_copy_text(tmp_path):
     expected = dump(staging.stage_files(
         (jobs, staging.StageContext(sqlite_ctx.units, sqlite_ctx.aliases, keys))).image)
     # stage each file again with those keys and local run ids, through both stagers
-    out = {}
+    out, lists = {}, {}
     for impl, stager in (("c", cstage.Stager), ("python", stage.PyStager)):
         st = stager(None)
         templates: dict = {}
@@ -271,10 +271,14 @@ def test_c_and_python_write_the_same_copy_text(tmp_path):
         for tf, known in jobs:
             for draft in ingest_files.prepare_file((tf, known)).drafts:
                 tmpl = runs.run_template(draft, unit_of, key_of, keys.__getitem__, templates)
-                st.run(run_id, run_id << layout.TAP_BITS, draft.taps, tmpl.static, tmpl.order)
+                _counts, digests = st.run(run_id, run_id << layout.TAP_BITS, draft.taps,
+                                          tmpl.static, tmpl.order)
+                lists.setdefault(impl, []).append(digests)
                 run_id += 1
         out[impl] = st.copy_text()
     assert out["c"] == out["python"]
+    # each run's digest list (run.tap_digests): the same from both, its taps' digests
+    assert lists["c"] == lists["python"] and len(set(lists["c"])) > 40
     taps, values = (copy_rows(b) for b in out["c"])
     assert len(values) == len(expected["value"]) > 10000
     n = len(layout.VALUE_COLS)
@@ -294,8 +298,10 @@ def test_copy_text_escapes_and_numbers_postgresql_reads_back(impl):
     comps = [("lbl\t", 1.5, "a\\b\nc", "str", None, None), (None, float("nan"), "nan",
                                                               "num", 3, 5e-324)]
     static = [("", "a", "", 1, None, "a", 1, 7)]
-    counts = stager.run(3, 3 << 20, [(1, "c", "a", "1.50 -0 1e-400 7E+2 .5", 5)], static, [0])
+    counts, digests = stager.run(3, 3 << 20, [(1, "c", "a", "1.50 -0 1e-400 7E+2 .5", 5)],
+                                 static, [0])
     assert counts == (5,)
+    assert len(digests) == 8 and digests != bytes(8)  # its one tap's digest
     stager.values(4, [(9, comps)])
     taps, values = stager.copy_text()
     assert taps.decode().split("\t")[:4] == [str((3 << 20) + 1), "3", "1", "1"]

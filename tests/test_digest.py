@@ -16,6 +16,8 @@ from sqlalchemy import text
 
 import tracedb
 from benchmarks.generate import write_campaign
+from tracedb.compare import engine
+from tracedb.compare.engine import listed_pairs
 from tracedb.ingest import parse, rows
 from tracedb.store import engine as db
 from tracedb.store import layout
@@ -216,13 +218,19 @@ def test_digests_settle_pairs_only_under_a_tolerance_within_their_reach():
     assert not layout.digests_settle(0.0, 0.0)
 
 
+def _edge_and_campaign(url, tmp_path, seed: int, pixels: int = 6):
+    """A warehouse of the edge cases and a campaign of ``pixels`` pixels, ingested."""
+    _edge_tree(tmp_path, pixels=2)
+    write_campaign(tmp_path / "campaign", pixels=pixels, stamps=1, seed=seed)
+    wh = tracedb.connect(url)
+    assert wh.ingest([tmp_path / "reports", tmp_path / "campaign"]).ok
+    return wh
+
+
 def test_tolerances_below_the_digests_reach_compare_the_values(url, tmp_path):
     capture(tmp_path, "20250101T000000Z", "c", (7, 7), [c for c, _ in ULP])
     capture(tmp_path, "20250101T010000Z", "py", (7, 7), [p for _, p in ULP])
-    _edge_tree(tmp_path, pixels=2)
-    write_campaign(tmp_path / "campaign", pixels=8, stamps=1, seed=9)
-    wh = tracedb.connect(url)
-    assert wh.ingest([tmp_path / "reports", tmp_path / "campaign"]).ok
+    wh = _edge_and_campaign(url, tmp_path, seed=9, pixels=8)
     with wh.engine.connect() as conn:
         d = dict(conn.execute(text(
             "SELECT t.name || ':' || r.side, t.digest FROM tap t JOIN run r ON r.id = t.run_id "
@@ -282,10 +290,7 @@ def _down_and_up(url: str, revision: str, query: str, written: list, between=Non
 
 
 def test_upgrade_computes_the_digests_ingest_writes_and_check_finds_a_stale_one(url, tmp_path):
-    _edge_tree(tmp_path, pixels=2)
-    write_campaign(tmp_path / "campaign", pixels=6, stamps=1, seed=2)
-    wh = tracedb.connect(url)
-    assert wh.ingest([tmp_path / "reports", tmp_path / "campaign"]).ok
+    wh = _edge_and_campaign(url, tmp_path, seed=2)
     query = "SELECT id, digest FROM tap ORDER BY id"
     with wh.engine.connect() as conn:
         written = conn.execute(text(query)).all()
@@ -342,10 +347,7 @@ def test_upgrade_gives_labelled_and_text_taps_the_digests_ingest_writes(url, tmp
 def test_upgrade_digests_numbers_to_41_bits_and_the_downgrade_to_44(url, tmp_path):
     """0018: every digest is its values' with 41 bits of each number (as ingest writes
     it); the downgrade gives each tap 0017's digest (44 bits) again."""
-    _edge_tree(tmp_path, pixels=2)
-    write_campaign(tmp_path / "campaign", pixels=6, stamps=1, seed=6)
-    wh = tracedb.connect(url)
-    assert wh.ingest([tmp_path / "reports", tmp_path / "campaign"]).ok
+    wh = _edge_and_campaign(url, tmp_path, seed=6)
     query = "SELECT id, digest FROM tap ORDER BY id"
     with wh.engine.connect() as conn:
         written = conn.execute(text(query)).all()
@@ -358,6 +360,61 @@ def test_upgrade_digests_numbers_to_41_bits_and_the_downgrade_to_44(url, tmp_pat
         assert stored == [(i, before.get(i, d)) for i, d in written]
 
     _down_and_up(url, "0017", query, written, at_0017)
+
+
+def test_runs_of_one_shape_pair_their_taps_by_their_digest_lists(url, tmp_path, monkeypatch):
+    """Runs of one shape are compared by their digest lists (run.tap_digests, 0019):
+    a tap pair is left out only where both digests are there and equal. Two taps
+    without a digest (numbers beyond the band, 0 in the lists) are compared by
+    their values, so 1e-200 against 3e-200 still diverges; so do a drift and a
+    changed word, and whatever matches, matches, as the full comparison says."""
+    c_lines = ["{P}: a 1.5 2.5", "{P}: tiny 1e-200", "{P}: word MOSFLM", "{P}: b 7"]
+    drifts = {(1, 1): ("{P}: tiny 1e-200", "{P}: tiny 3e-200"),
+              (1, 2): ("{P}: a 1.5 2.5", "{P}: a 1.5 2.6"),
+              (1, 3): ("{P}: word MOSFLM", "{P}: word XDS")}
+    for fast in range(1, 7):
+        py_lines = [drifts.get((1, fast), (None, None))[1] if line == drifts.get(
+            (1, fast), (None,))[0] else line for line in c_lines]
+        capture(tmp_path, "20250101T000000Z", "c", (1, fast), c_lines)
+        capture(tmp_path, "20250101T010000Z", "py", (1, fast), py_lines)
+    wh = tracedb.connect(url)
+    assert wh.ingest([tmp_path / "reports"]).ok
+    seen = []
+
+    def spy(conn, set_id, digests):
+        seen.append(listed_pairs(conn, set_id, digests))
+        return seen[-1]
+
+    monkeypatch.setattr(engine, "listed_pairs", spy)
+    full, quick = _both(wh)
+    (pairs, others), = seen  # the mismatch-only set's
+    assert others == [] and len({c for c, _k in pairs}) == 6  # every pair by its lists
+    assert len(pairs) == 6 + 2  # each run's tiny (no digest), the drift, the word
+    for found in (full, quick):
+        pixels = zip(found.pixel_slow, found.pixel_fast, strict=True)
+        status = dict(zip(pixels, found.status, strict=True))
+        assert status == {(1, 1): "diverged", (1, 2): "diverged", (1, 3): "diverged",
+                          (1, 4): "match", (1, 5): "match", (1, 6): "match"}
+        assert set(found.first_tap.dropna()) == {"tiny", "a", "word"}
+    stored, view = stored_flags_and_view(wh, quick.attrs["set_id"])
+    assert stored == view and len(stored) == 3
+    # below the digests' reach nothing is listed: every comparison is looked up
+    seen.clear()
+    wh.diverge(rtol=1e-15)
+    (pairs, others), = seen
+    assert pairs == [] and len(others) == 6
+
+
+def test_upgrade_gives_each_run_the_digest_list_ingest_writes(url, tmp_path):
+    """0019: a warehouse of 0018 gets each run's digest list as ingest writes it."""
+    wh = _edge_and_campaign(url, tmp_path, seed=8)
+    query = "SELECT id, tap_count, tap_digests FROM run ORDER BY id"
+    with wh.engine.connect() as conn:
+        written = [(i, n, bytes(d)) for i, n, d in conn.execute(text(query)).all()]
+    wh.close()
+    assert len(written) > 12 and all(len(d) == 8 * n for _i, n, d in written)
+    wh = _down_and_up(url, "0018", query, written)
+    assert wh.check().problems.sum() == 0
 
 
 def test_a_short_text_or_label_is_its_own_token():

@@ -123,7 +123,7 @@ def test_write_steps_are_not_named_queries(sqlite_url):
     steps = set(step_names())
     assert {"compare", "compare_flag", "compare_flag_shapes", "compare_flagged", "unit_hints",
             "unit_suspects", "rekey_names", "rekey_occurrence", "rekey_register", "rekey_values",
-            "rekey_taps", "rekey_values_finish"} == steps
+            "rekey_taps", "rekey_values_finish", "digest_lists", "run_keys"} == steps
     assert not steps & set(query_names())
     assert {"runs", "divergence", "tap_diff", "check"} <= set(query_names())
     # tracedb's own inner queries are not listed, and still run by name

@@ -285,10 +285,15 @@ def test_flags_equal_the_mismatch_key_view_and_shapes_stay_fresh(url, tmp_path):
     assert stored == view
     checks = wh.check().set_index("check_name").problems
     assert checks.sum() == 0
-    assert "runs whose shape signature is stale (run tracedb db rekey)" in checks
+    assert "runs whose shape signature or digest list is stale (run tracedb db rekey)" in checks
     with wh.engine.begin() as conn:  # a stale shape is reported
         conn.execute(text("UPDATE run SET shape_sig = 'x' WHERE id = (SELECT MIN(id) FROM run)"))
     checks = wh.check().set_index("check_name").problems
-    assert checks["runs whose shape signature is stale (run tracedb db rekey)"] == 1
+    assert checks["runs whose shape signature or digest list is stale (run tracedb db rekey)"] == 1
+    with wh.engine.begin() as conn:  # and so is a stale digest list
+        conn.execute(text("UPDATE run SET tap_digests = :d WHERE id = (SELECT MAX(id) FROM run)"),
+                     {"d": bytes(8)})
+    checks = wh.check().set_index("check_name").problems
+    assert checks["runs whose shape signature or digest list is stale (run tracedb db rekey)"] == 2
     wh.rekey()
     assert wh.check().problems.sum() == 0

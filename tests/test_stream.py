@@ -111,7 +111,7 @@ def dump(url: str) -> dict:
         "pixel": "SELECT slow, fast FROM pixel ORDER BY slow, fast",
         "shapes": "SELECT f.path, r.segment, r.shape_sig FROM run r JOIN source_file f "
                   "ON f.id = r.source_file_id ORDER BY f.path, r.segment",
-        "run_keys": "SELECT t.run_id, t.key_id, t.n_components FROM tap t",
+        "run_keys": "SELECT t.run_id, t.key_id, t.n_components, t.digest FROM tap t",
     }
     wh = tracedb.connect(url)
     with wh.engine.connect() as conn:
@@ -119,13 +119,19 @@ def dump(url: str) -> dict:
     wh.engine.dispose()
     out["blob"] = [r[:3] + (files.decompress_blob(r[2], bytes(r[3])),) for r in out["blob"]]
     # shape signatures hash key ids, which follow the order keys were first met:
-    # compare which runs share a shape, and that each is its own taps' signature
+    # compare which runs share a shape, and that each is its own taps' signature,
+    # and its digest list its taps' digests in key order (8 bytes each, 0 for none)
     by_run: dict = {}
-    for run_id, key_id, n in out.pop("run_keys"):
-        by_run.setdefault(run_id, []).append((key_id, n))
+    for run_id, key_id, n, digest in out.pop("run_keys"):
+        by_run.setdefault(run_id, []).append((key_id, n, digest))
     with wh.engine.connect() as conn:
-        sigs = dict(conn.execute(text("SELECT id, shape_sig FROM run")).all())
-    assert all(sig == shape_signature(by_run.get(rid, [])) for rid, sig in sigs.items())
+        sigs = {i: (sig, bytes(d)) for i, sig, d in conn.execute(text(
+            "SELECT id, shape_sig, tap_digests FROM run")).all()}
+    for rid, (sig, digests) in sigs.items():
+        taps = sorted(by_run.get(rid, []))
+        assert sig == shape_signature((k, n) for k, n, _d in taps)
+        assert digests == b"".join((d or 0).to_bytes(8, "big", signed=True) for *_k, d in taps)
+        assert len(digests) == 8 * len(taps)
     groups: dict = {}
     for path, segment, sig in out.pop("shapes"):
         groups.setdefault(sig, []).append((path, segment))

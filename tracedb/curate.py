@@ -63,18 +63,20 @@ def _alias(db, row: dict, name: str | None) -> None:
 
 def rekey(conn: Connection, name: str | None) -> None:
     """Recompute the pairing keys of taps named ``name`` (every tap when None) from
-    tap_alias, move their values with them and refresh the run shapes; for every tap,
-    also the digests that are not their values' (``tracedb db check`` finds them)."""
+    tap_alias, move their values with them and refresh the run shapes and digest
+    lists; for every tap, also the digests that are not their values' (``tracedb db
+    check`` finds them)."""
     for step in REKEY_STEPS:
         params = {"name": name} if step in ("rekey_names", "rekey_occurrence") else {}
         run_step(conn, step, **params)
-    changed = stale_shapes(conn)  # new key ids: new run shapes
-    if changed:
-        conn.execute(text("UPDATE run SET shape_sig = :sig WHERE id = :id"), changed)
     if name is None:
         from .ingest.rows import digest
 
         restamp_digests(conn, digest)
+    changed = stale_shapes(conn)  # new key ids or digests: new run shapes, digest lists
+    if changed:
+        conn.execute(text("UPDATE run SET shape_sig = :sig, tap_digests = :digests "
+                          "WHERE id = :id"), changed)
 
 
 # --------------------------------------------------------------------------- accepted

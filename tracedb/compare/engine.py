@@ -4,11 +4,12 @@ complete a mismatch-only set.
 A request is a ``comparison_set`` (tolerance, ``detail``) with one ``comparison``
 row per run pair. ``detail='all'`` materialises the ``tap_status`` view of every
 tap into ``tap_result`` (``queries/steps/compare.sql``); ``'mismatch'`` keeps only
-the taps that do not match (``compare_flag`` and ``compare_flag_shapes``: one
-ordered pass over the values and the taps missing per pair of run shapes, then
-``compare_flagged``: the full rules for the flagged taps), which is what a
-divergence summary needs; :func:`complete` adds the rest. The unit hints follow
-(``unit_hints``), then the side each hinted tap puts off (``unit_suspects``).
+the taps that do not match (``compare_flag`` and ``compare_flag_shapes``: the tap
+pairs whose digests do not settle them, those of two runs of one shape found by
+their digest lists (:func:`listed_pairs`), and the taps missing per pair of run
+shapes, then ``compare_flagged``: the full rules for the flagged taps), which is
+what a divergence summary needs; :func:`complete` adds the rest. The unit hints
+follow (``unit_hints``), then the side each hinted tap puts off (``unit_suspects``).
 Every request is compared afresh, so aliases or accepted divergences recorded
 since count. A set is the session's own (``store.scratch``: negative ids, nothing
 written to the warehouse) unless it is saved; saving a request removes saved results
@@ -23,6 +24,7 @@ import math
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+import numpy as np
 from sqlalchemy import func, select
 
 from ..errors import TracedbError
@@ -182,8 +184,52 @@ def _compare(conn, set_id: int, detail: str, progress=None, pairs: int | None = 
             # tap) join
             store.refresh_statistics(conn, "tap_result")
         if step == "compare_flag":
-            run_step(conn, step, set_id=set_id, digests=int(digests))
+            listed, others = listed_pairs(conn, set_id, digests)
+            run_step(conn, step, set_id=set_id, digests=int(digests),
+                     pairs=json.dumps(listed), others=json.dumps(others))
         else:
             run_step(conn, step, set_id=set_id)
     if progress:
         progress(f"{what}: done", len(steps), len(steps))
+
+
+#: Comparisons of runs of one shape, fewer than this many, have their tap pairs
+#: looked up (compare_flag's :others) rather than listed: a shape's key ids cost a query.
+LISTED_MIN = 4
+
+
+def listed_pairs(conn, set_id: int, digests: bool) -> tuple[list[list[int]], list[int]]:
+    """compare_flag's inputs: ([comparison id, key id] of the tap pairs of runs of one
+    shape whose digests do not settle them, the other comparisons' ids).
+
+    Two runs of one shape hold the same keys in the same order, so their digest lists
+    (``run.tap_digests``, ``layout.digest_list``) pair their taps by position: a pair
+    is listed where the two digests differ or are 0 (none); the rest plainly match,
+    since the set's tolerance lets digests settle a pair (``digests``; without it
+    there are no lists). A comparison without lists, of runs of two shapes or of a
+    shape fewer than :data:`LISTED_MIN` comparisons share has its taps looked up by
+    key in compare_flag (the others)."""
+    by_shape: dict[str, list] = {}
+    others = []
+    for cid, ref_run, shape, ref_list, cand_list in run_step(
+            conn, "digest_lists", set_id=set_id, digests=int(digests)):
+        if ref_list is None or cand_list is None or len(ref_list) != len(cand_list):
+            others.append(cid)
+        else:
+            by_shape.setdefault(shape, []).append((cid, ref_run, bytes(ref_list),
+                                                   bytes(cand_list)))
+    pairs: list[np.ndarray] = []
+    for group in by_shape.values():
+        width = len(group[0][2])
+        keys = np.array([k for (k,) in run_step(conn, "run_keys", run_id=group[0][1])],
+                        dtype=np.int64) if len(group) >= LISTED_MIN else None
+        # (a list of another length than its run's keys: db check reports it)
+        if keys is None or any(len(g[2]) != width for g in group) or 8 * len(keys) != width:
+            others.extend(g[0] for g in group)
+            continue
+        ref = np.frombuffer(b"".join(g[2] for g in group), ">i8").reshape(len(group), len(keys))
+        cand = np.frombuffer(b"".join(g[3] for g in group), ">i8").reshape(len(group), len(keys))
+        row, col = np.nonzero((ref != cand) | (ref == 0))
+        cids = np.array([g[0] for g in group], dtype=np.int64)
+        pairs.append(np.column_stack([cids[row], keys[col]]))
+    return (np.concatenate(pairs).tolist() if pairs else []), others

@@ -809,7 +809,8 @@ static PyObject *Stager_values(Stager *st, PyObject *args) {
 }
 
 /* A run's taps and values, as rows.run_rows builds them (see there):
- * run(run_id, base, taps, static, order, first_seq=0) -> component count of every tap;
+ * run(run_id, base, taps, static, order, first_seq=0) -> (component count of every
+ * tap, the taps' digests in key order: layout.digest_list);
  * tap orders (seq) from first_seq + 1, ids base + seq (a run continued from a chunk).
  * ``taps`` holds (line_no, side, name, raw, n) tuples and (line_no, Tap) pairs,
  * ``static`` a template tuple per tap, ``order`` the tap positions in key order. */
@@ -907,8 +908,18 @@ static PyObject *Stager_run(Stager *st, PyObject *args) {
         Py_DECREF(raw);
         if (err || end_row(st, T_TAP) < 0) goto fail;
     }
+    /* layout.digest_list: 8 bytes a tap in key order, big-endian, 0 for none */
+    PyObject *list = PyBytes_FromStringAndSize(NULL, 8 * n);
+    if (list == NULL) goto fail;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(list);
+    for (Py_ssize_t j = 0; j < n; j++) {
+        long long dg;
+        uint64_t u = dg_final(&digests[PyLong_AsSsize_t(PyList_GET_ITEM(order, j))], &dg)
+            ? (uint64_t)dg : 0;
+        for (int b = 0; b < 8; b++) out[8 * j + b] = (unsigned char)(u >> (56 - 8 * b));
+    }
     PyMem_Free(digests);
-    return counts;
+    return Py_BuildValue("(NN)", counts, list);
 fail:
     PyMem_Free(digests);
     Py_DECREF(counts);
@@ -955,7 +966,7 @@ static PyMethodDef Stager_methods[] = {
      "Stage one run's values: values(run_id, [(key_id, raw text or components)])."},
     {"run", (PyCFunction)Stager_run, METH_VARARGS,
      "Stage one run's taps and values: run(run_id, base, taps, static, order, first_seq=0)\n"
-     "-> counts (tap orders from first_seq + 1)."},
+     "-> (counts, digests in key order) (tap orders from first_seq + 1)."},
     {"new_keys", (PyCFunction)Stager_new_keys, METH_O, "Stage provisional pairing keys."},
     {"image", (PyCFunction)Stager_image, METH_NOARGS, "Commit; the database image as bytes."},
     {"copy_text", (PyCFunction)Stager_copy_text, METH_NOARGS,
@@ -1023,7 +1034,7 @@ PyMODINIT_FUNC PyInit__cstage(void) {
         || PyModule_AddIntConstant(m, "VALUE_PARAMS", VALUE_PARAMS) < 0
         || PyModule_AddIntConstant(m, "KEY_PARAMS", KEY_PARAMS) < 0
         /* and this one its CSTAGE_ABI (an old build lacks features) */
-        || PyModule_AddIntConstant(m, "ABI", 10) < 0) {
+        || PyModule_AddIntConstant(m, "ABI", 11) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from .. import workers
 from ..store.engine import backend, utcnow
-from ..store.layout import MAX_LINES, TAP_BITS, WRITE_ORDER, shape_signature
+from ..store.layout import MAX_LINES, TAP_BITS, WRITE_ORDER, digest_list, shape_signature
 from ..store.writer import BulkWriter
 from . import parse, rows, stream
 from .discover import BundlePlan, Note, discover
@@ -303,7 +303,9 @@ class Loader:
             drafts = [d for p in group.preps if not (p.error or p.unchanged) for d in p.drafts]
             for local, draft in enumerate(drafts):
                 if draft.shape_sig is None:
-                    draft.shape_sig = shape_signature(shapes.get(local, []))
+                    taps = shapes.get(local, [])
+                    draft.shape_sig = shape_signature((k, n) for k, n, _d in taps)
+                    draft.tap_digests = digest_list([d for _k, _n, d in taps])
         return w.ids("run", group.runs)
 
     def remember_keys(self, ids: dict[tuple[str, str, str, int], int]) -> None:
@@ -359,19 +361,20 @@ class Loader:
             if staged_ids is None:
                 template = run_template(draft, self.unit_of, self.key_of, self.key_id_of,
                                         self.templates)
-                taps, entries, counts = rows.run_rows(run_id, run_id << TAP_BITS, draft.taps,
-                                                       template.static, template.order)
+                taps, entries, counts, digests = rows.run_rows(
+                    run_id, run_id << TAP_BITS, draft.taps, template.static, template.order)
                 batch.rows["tap"].extend(taps)
                 batch.rows["value"].extend(rows.value_rows(run_id, entries, rows.components))
                 draft.tap_count, draft.value_count = len(counts), sum(counts)
                 draft.shape_sig = run_shape(template, counts)
+                draft.tap_digests = None if template.provisional else digests
                 draft.first_line, draft.last_line = draft.taps[0][0], draft.taps[-1][0]
             batch.rows["run"].append((
                 run_id, sf_id, bundle_id, segment, draft.side,
                 draft.pixel,  # resolved to a pixel id when the batch is flushed
                 draft.pixel_source, prep.path_stamp or prep.meta_stamp, prep.path_stamp,
                 prep.meta_stamp, prep.meta_time, prep.metadata_json, draft.tap_count,
-                draft.first_line, draft.last_line, draft.shape_sig))
+                draft.first_line, draft.last_line, draft.shape_sig, draft.tap_digests))
             if draft.pointers is not None:
                 base = run_id << TAP_BITS
                 batch.rows["tap_pointer"].extend(

@@ -72,8 +72,9 @@ def value_rows(run_id: int, entries, components=parse.fast_components) -> list[t
 
 
 def run_rows(run_id: int, base: int, taps, static, order, first_seq: int = 0
-             ) -> tuple[list[tuple], list[tuple], tuple[int, ...]]:
-    """A run's tap rows, its value entries in key order and each tap's component count.
+             ) -> tuple[list[tuple], list[tuple], tuple[int, ...], bytes]:
+    """A run's tap rows, its value entries in key order, each tap's component count
+    and its taps' digests in key order (``layout.digest_list``: ``run.tap_digests``).
 
     ``taps`` holds common-shape tuples ``(line_no, side, name, raw, n)`` and
     ``(line_no, Tap)`` pairs; ``static`` a template tuple per tap (channel, name,
@@ -102,7 +103,7 @@ def run_rows(run_id: int, base: int, taps, static, order, first_seq: int = 0
         rows.append((base + seq, run_id, seq, line_no, channel, name, loop_key, occ, unit,
                      shape, n, raw, key_name, key_occ, key_id, digest(comps)))
     entries = [(static[i][7], payloads[i]) for i in order]
-    return rows, entries, tuple(counts)
+    return rows, entries, tuple(counts), layout.digest_list([rows[i][-1] for i in order])
 
 
 # --------------------------------------------------------------------------- digests
@@ -292,11 +293,12 @@ class PyStager:
                 out.append("\t".join(fields) + "\n")
 
     def run(self, run_id: int, base: int, taps, static, order, first_seq: int = 0
-            ) -> tuple[int, ...]:
-        rows, entries, counts = run_rows(run_id, base, taps, static, order, first_seq)
+            ) -> tuple[tuple[int, ...], bytes]:
+        rows, entries, counts, digests = run_rows(run_id, base, taps, static, order,
+                                                  first_seq)
         self.taps(rows)
         self.values(run_id, entries)
-        return counts
+        return counts, digests
 
     def new_keys(self, rows) -> None:
         if self.text:
@@ -325,7 +327,7 @@ class PyStager:
 # Python twin above.
 
 #: The _cstage.ABI this Python expects; a build from older sources is not used.
-CSTAGE_ABI = 10
+CSTAGE_ABI = 11
 #: The values the stager binds per tap, value and new_key row, by position.
 LAYOUT_PARAMS = (len(layout.TAP_COLS), len(layout.VALUE_COLS), 1 + len(layout.PAIRING_KEY_COLS))
 

@@ -21,6 +21,7 @@ class RunDraft:
     first_line: int | None = None
     last_line: int | None = None
     shape_sig: str | None = None  # None: staged with provisional keys, the writer sets it
+    tap_digests: bytes | None = None  # layout.digest_list; None as shape_sig
     pointers: list[str] | None = None  # a JSON trace's taps: their JSON pointers (kept)
 
 

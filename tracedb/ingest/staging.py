@@ -149,10 +149,12 @@ def stage_files(job: tuple[list[tuple], StageContext]) -> Staged:
 
 def _stage_run(stager, run_id: int, draft: RunDraft, template: Template) -> None:
     """Stage one run's taps and values; keep its summary and drop its taps."""
-    counts = stager.run(run_id, run_id << TAP_BITS, draft.taps, template.static,
-                        template.order)
+    counts, digests = stager.run(run_id, run_id << TAP_BITS, draft.taps, template.static,
+                                 template.order)
     draft.tap_count, draft.value_count = len(counts), sum(counts)
     draft.shape_sig = run_shape(template, counts)
+    # in key order: not yet while a key id is provisional (the writer sets it then)
+    draft.tap_digests = None if template.provisional else digests
     draft.first_line, draft.last_line = draft.taps[0][0], draft.taps[-1][0]
     draft.taps = []
 

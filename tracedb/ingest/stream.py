@@ -44,6 +44,7 @@ from ..store.layout import (
     TAP_BITS,
     TAP_COLS,
     VALUE_COLS,
+    digest_list,
 )
 from . import files, names, parse, rows
 from .discover import Note, TraceFile, _open_regular
@@ -425,7 +426,7 @@ class FileStream:
         b = self.bundle
         self.w.insert("run", RUN_COLS, [(
             run.id, self.sf_id, b.id, run.segment, run.side, None, None, None, None, None,
-            None, None, 0, None, None, None) for run in new])
+            None, None, 0, None, None, None, None) for run in new])
 
     def _stage(self, unit_of, key_of) -> None:
         """Stage and copy the chunk's taps and values, run by run."""
@@ -461,10 +462,11 @@ class FileStream:
             order = sorted(range(len(static)), key=lambda i: static[i][7])
             base = run.id << TAP_BITS
             if stager is not None:
-                counts = stager.run(run.id, base, taps, static, order, run.taps)
+                # (the chunk's digests: the run's whole list is read back, _shapes)
+                counts, _digests = stager.run(run.id, base, taps, static, order, run.taps)
             else:
-                trow, entries, counts = rows.run_rows(run.id, base, taps, static, order,
-                                                      run.taps)
+                trow, entries, counts, _digests = rows.run_rows(run.id, base, taps, static,
+                                                                order, run.taps)
                 tap_rows.extend(trow)
                 value_rows.extend(rows.value_rows(run.id, entries, rows.components))
             run.taps += len(counts)
@@ -546,7 +548,7 @@ class FileStream:
             updates.append((pixels[pixel] if pixel is not None else None, source, stamp,
                             prep.path_stamp, prep.meta_stamp, prep.meta_time,
                             prep.metadata_json, run.taps, run.first_line, run.last_line,
-                            shapes.get(run.id, _EMPTY_SHAPE), run.id))
+                            *shapes.get(run.id, _EMPTY_SHAPE), run.id))
         sets = ", ".join(f"{c} = {w.MARK}" for c in RUN_COLS[5:])
         w.cur.executemany(f"UPDATE run SET {sets} WHERE id = {w.MARK}", updates)
         m = w.MARK
@@ -556,38 +558,40 @@ class FileStream:
                       (prep.trace_lines, prep.trace_lines - quarantined, quarantined,
                        prep.encoding, prep.continuation_lines, self.sf_id))
 
-    def _shapes(self) -> dict[int, str]:
-        """``layout.shape_signature`` of each of the file's runs, from its taps as
-        written, read back in key order (one pass over the file's taps)."""
-        out: dict[int, str] = {}
+    def _shapes(self) -> dict[int, tuple[str, bytes]]:
+        """``layout.shape_signature`` and ``layout.digest_list`` of each of the file's
+        runs, from its taps as written, read back in key order (one pass over the
+        file's taps)."""
+        out: dict[int, tuple[str, bytes]] = {}
         w = self.w
         # streamed from the database: a server-side cursor on PostgreSQL
         cur = w.raw.cursor(name="tracedb_shapes") if w.MARK == "%s" else w.raw.cursor()
-        run_id, h, sep = None, None, b""
+        run_id, h, sep, digests = None, None, b"", []
         try:
-            cur.execute(f"SELECT run_id, key_id, n_components FROM tap WHERE run_id IN "
+            cur.execute(f"SELECT run_id, key_id, n_components, digest FROM tap WHERE run_id IN "
                         f"(SELECT id FROM run WHERE source_file_id = {w.MARK}) "
                         "ORDER BY run_id, key_id", (self.sf_id,))
             while True:
                 batch = cur.fetchmany(50_000)
                 if not batch:
                     break
-                for rid, k, n in batch:
+                for rid, k, n, d in batch:
                     if rid != run_id:
                         if h is not None:
-                            out[run_id] = h.hexdigest()
-                        run_id, h, sep = rid, hashlib.sha256(), b""
+                            out[run_id] = (h.hexdigest(), digest_list(digests))
+                        run_id, h, sep, digests = rid, hashlib.sha256(), b"", []
                     h.update(sep + f"{k}:{n}".encode())
                     sep = b"\n"
+                    digests.append(d)
         finally:
             cur.close()
         if h is not None:
-            out[run_id] = h.hexdigest()
+            out[run_id] = (h.hexdigest(), digest_list(digests))
         return out
 
 
-#: The shape signature of a run without taps.
-_EMPTY_SHAPE = hashlib.sha256(b"").hexdigest()
+#: The shape signature and digest list of a run without taps.
+_EMPTY_SHAPE = (hashlib.sha256(b"").hexdigest(), b"")
 #: The pixel of taps before the file's first marker while no chunk has named it yet.
 _PENDING = ("pending",)
 

@@ -10,38 +10,39 @@ import os
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from .layout import shape_signature
+from .layout import digest_list, shape_signature
 from .queries import fetch, records
 
 
-def stale_shapes(conn: Connection) -> list[dict]:
-    """Runs whose stored shape signature differs from their taps: [{id, sig}].
+def run_shapes(conn: Connection):
+    """(run id, shape signature, digest list) of every run as its taps give them
+    (``layout.shape_signature``, ``layout.digest_list``), in run id order.
 
-    Streams the taps in id order (run by run, since a tap id starts with its run id),
-    so memory holds one run at a time.
+    Streams the taps in key order from the index on (run, key, length, digest), so
+    memory holds one run at a time; a run without taps comes too.
     """
-    stored = dict(conn.exec_driver_sql("SELECT id, shape_sig FROM run").all())
-    out = []
+    runs = [r for (r,) in conn.exec_driver_sql("SELECT id FROM run ORDER BY id")]
+    taps = conn.exec_driver_sql(
+        "SELECT run_id, key_id, n_components, digest FROM tap ORDER BY run_id, key_id",
+        execution_options={"stream_results": True})
+    tap = next(taps, None)
+    for run_id in runs:
+        keys, digests = [], []
+        while tap is not None and tap[0] <= run_id:
+            if tap[0] == run_id:
+                keys.append((tap[1], tap[2]))
+                digests.append(tap[3])
+            tap = next(taps, None)
+        yield run_id, shape_signature(keys), digest_list(digests)
 
-    def judge(run_id: int, keys: list[tuple[int, int]]) -> None:
-        actual = shape_signature(keys)
-        if stored.pop(run_id, None) != actual:
-            out.append({"id": run_id, "sig": actual})
 
-    current, keys = None, []
-    rows = conn.exec_driver_sql("SELECT run_id, key_id, n_components FROM tap ORDER BY id",
-                                execution_options={"stream_results": True})
-    for run_id, key_id, n in rows:
-        if run_id != current:
-            if current is not None:
-                judge(current, keys)
-            current, keys = run_id, []
-        keys.append((key_id, n))
-    if current is not None:
-        judge(current, keys)
-    for run_id in list(stored):  # runs without taps
-        judge(run_id, [])
-    return out
+def stale_shapes(conn: Connection) -> list[dict]:
+    """Runs whose stored shape signature or digest list (``run.tap_digests``)
+    differs from their taps: [{id, sig, digests}], as their taps give them."""
+    stored = {i: (sig, None if d is None else bytes(d)) for i, sig, d in
+              conn.exec_driver_sql("SELECT id, shape_sig, tap_digests FROM run")}
+    return [{"id": i, "sig": sig, "digests": d} for i, sig, d in run_shapes(conn)
+            if stored.get(i) != (sig, d)]
 
 
 #: Runs whose values :func:`value_digests` reads per query.
@@ -112,7 +113,7 @@ def check(db) -> tuple[list[dict], list[str]]:
     with db.engine.connect() as conn:
         extra = db.store.integrity_checks(conn)
         stale = stale_shapes(conn)
-        extra.append(("runs whose shape signature is stale (run tracedb db rekey)",
+        extra.append(("runs whose shape signature or digest list is stale (run tracedb db rekey)",
                       len(stale), "; ".join(f"run {r['id']}" for r in stale[:5])))
         running = conn.exec_driver_sql(
             "SELECT id, started_at, command FROM command_log WHERE status = 'running'"

@@ -10,6 +10,7 @@ module checks its parameter counts against them at import.
 from __future__ import annotations
 
 import hashlib
+import struct
 
 TAP_COLS = ("id", "run_id", "seq", "line_no", "channel", "name", "loop_key", "occurrence",
             "unit", "shape", "n_components", "value_text", "key_name", "key_occurrence",
@@ -20,7 +21,7 @@ VALUE_KEY = ("run_id", "key_id", "idx")
 VALUE_COLS = (*VALUE_KEY, "label", "num", "text", "kind", "digits", "half_ulp")
 RUN_COLS = ("id", "source_file_id", "bundle_id", "segment", "side", "pixel_id", "pixel_source",
             "stamp", "path_stamp", "meta_stamp", "meta_time", "metadata_json", "tap_count",
-            "first_line", "last_line", "shape_sig")
+            "first_line", "last_line", "shape_sig", "tap_digests")
 FILE_COLS = ("id", "bundle_id", "path", "abs_path", "sha256", "version", "size", "line_count",
              "trace_lines", "parsed_lines", "quarantined_lines", "parser", "encoding",
              "metadata_path", "command_id", "loaded_at", "continuation_lines", "json_values",
@@ -85,6 +86,18 @@ def shape_signature(keys) -> str:
     """
     text = "\n".join(f"{k}:{n}" for k, n in sorted(keys))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def digest_list(digests) -> bytes:
+    """A run's ``tap_digests``: its taps' digests in key id order (``digests``, None
+    for a tap without one), 8 bytes each, big-endian and signed, 0 for none.
+
+    Two runs of one shape (``shape_signature``) hold the same keys in the same order,
+    so the comparison pairs their taps by position in these lists, without a look-up
+    per tap pair (``compare.engine``); a 0 never settles a pair, so a tap whose
+    digest is 0 only has its values read.
+    """
+    return struct.pack(f">{len(digests)}q", *[0 if d is None else d for d in digests])
 
 
 #: The tap digest's contract between the loader (``ingest.rows.tap_digest``, which

@@ -213,9 +213,11 @@ def records(keys: list[str], rows: list[tuple]) -> Rows:
     return Rows((dict(zip(keys, r, strict=True)) for r in rows), keys)
 
 
-def run_step(conn, name: str, /, **params) -> None:
-    """Run one of the engine's write steps inside the caller's transaction."""
-    conn.execute(text(sql_text(name, conn.dialect.name, step=True)), params)
+def run_step(conn, name: str, /, **params) -> list[tuple]:
+    """Run one of the engine's steps inside the caller's transaction; the rows of a
+    step that reads (``digest_lists``), else none."""
+    result = conn.execute(text(sql_text(name, conn.dialect.name, step=True)), params)
+    return [tuple(r) for r in result] if result.returns_rows else []
 
 
 # --------------------------------------------------------------------------- ad-hoc SQL

@@ -540,17 +540,19 @@ class Writer(BulkWriter):
         self.raw.deserialize(image, name=STAGE)
 
     def remap_stage_keys(self, mapping: list[tuple[int, int]]
-                         ) -> dict[int, list[tuple[int, int]]]:
-        """Replace provisional key ids by registered ones; each run's (key id, length)."""
+                         ) -> dict[int, list[tuple[int, int, int | None]]]:
+        """Replace provisional key ids by registered ones; each run's (key id, length,
+        digest) in key order."""
         self.cur.executemany(f"UPDATE {STAGE}.new_key SET gid = ? WHERE lid = ?",
                              [(gid, lid) for lid, gid in mapping])
         for table in ("tap", "value"):
             self.cur.execute(f"UPDATE {STAGE}.{table} SET key_id = (SELECT gid FROM "
                              f"{STAGE}.new_key WHERE lid = key_id) WHERE key_id < 0")
-        shapes: dict[int, list[tuple[int, int]]] = {}
-        for run, key_id, n in self.query(f"SELECT run_id, key_id, n_components "
-                                         f"FROM {STAGE}.tap ORDER BY id"):
-            shapes.setdefault(run, []).append((key_id, n))
+        shapes: dict[int, list[tuple[int, int, int | None]]] = {}
+        for run, key_id, n, digest in self.query(
+                f"SELECT run_id, key_id, n_components, digest FROM {STAGE}.tap "
+                "ORDER BY run_id, key_id"):
+            shapes.setdefault(run, []).append((key_id, n, digest))
         return shapes
 
     def copy_stage(self, first_run: int, in_order: bool) -> None:
