@@ -201,7 +201,12 @@ ULP = [("{P}: ulp 1", "{P}: ulp 1.0000000000000002"),
        # a word and a number whose digests were equal before texts had none
        ("{P}: setting MOSFLM2900", "{P}: setting -2.3095767078350033e+80"),
        # 3e-13 apart: one token of 41 bits (two of 44), beyond an rtol of 2.5e-13
-       ("{P}: coarse 1.00000000000000", "{P}: coarse 1.0000000000003")]
+       ("{P}: coarse 1.00000000000000", "{P}: coarse 1.0000000000003"),
+       # a token's two ends (its lowest 11 bits all 0, all 1): 4.5e-13 apart at 1 and
+       # -1, 2.3e-13 (relatively) just below 2
+       ("{P}: edge 1.00000000000000", f"{{P}}: edge {from_bits(bits(1.0) + 2047)!r}"),
+       ("{P}: negedge -1.00000000000000", f"{{P}}: negedge {-from_bits(bits(1.0) + 2047)!r}"),
+       (f"{{P}}: top {from_bits(bits(2.0) - 2048)!r}", f"{{P}}: top {from_bits(bits(2.0) - 1)!r}")]
 
 
 def test_digests_settle_pairs_only_under_a_tolerance_within_their_reach():
@@ -240,7 +245,8 @@ def test_tolerances_below_the_digests_reach_compare_the_values(url, tmp_path):
     assert d["far:c"] != d["far:py"]
     assert d["word:c"] == d["word:py"] is not None  # one text: one digest
     assert d["setting:c"] != d["setting:py"]  # a word and a number never share one
-    assert d["coarse:c"] == d["coarse:py"]
+    for tap in ("coarse", "edge", "negedge", "top"):  # one token each
+        assert d[f"{tap}:c"] == d[f"{tap}:py"], tap
     expected = {  # rtol, atol -> ulp, small (1 and 4 ulps of difference)
         (1e-12, 0.0): ("match", "match"),
         (rows.DIGEST_RTOL, 0.0): ("match", "match"),
@@ -261,6 +267,8 @@ def test_tolerances_below_the_digests_reach_compare_the_values(url, tmp_path):
             assert status["far"] == ("match" if atol else "diverged")
             assert status["word"] == "match" and status["setting"] == "diverged"
             assert status["coarse"] == ("match" if rtol >= 3e-13 or atol else "diverged")
+            for tap, apart in (("edge", 4.55e-13), ("negedge", 4.55e-13), ("top", 2.28e-13)):
+                assert status[tap] == ("match" if rtol >= apart or atol else "diverged"), tap
         stored, view = stored_flags_and_view(wh, wh.diverge(rtol=rtol, atol=atol).attrs["set_id"])
         assert stored == view, (rtol, atol)
         full, quick = _both(wh, rtol=rtol, atol=atol)  # every pixel: the same answers
@@ -398,6 +406,21 @@ def test_runs_of_one_shape_pair_their_taps_by_their_digest_lists(url, tmp_path, 
         assert set(found.first_tap.dropna()) == {"tiny", "a", "word"}
     stored, view = stored_flags_and_view(wh, quick.attrs["set_id"])
     assert stored == view and len(stored) == 3
+    # a run without a list and one whose list is not its taps' (db check reports
+    # it), or shapes fewer comparisons share than LISTED_MIN: looked up, same answers
+    with wh.engine.begin() as conn:
+        runs = [r for (r,) in conn.execute(text("SELECT id FROM run ORDER BY id"))]
+        conn.execute(text("UPDATE run SET tap_digests = NULL WHERE id = :i"), {"i": runs[0]})
+        conn.execute(text("UPDATE run SET tap_digests = :d WHERE id = :i"),
+                     {"i": runs[-1], "d": bytes(8)})
+    for fewest, looked_up in ((engine.LISTED_MIN, 2), (7, 6)):
+        monkeypatch.setattr(engine, "LISTED_MIN", fewest)
+        seen.clear()
+        again = wh.diverge()
+        (pairs, others), = seen
+        assert len(others) == looked_up and len({c for c, _k in pairs}) == 6 - looked_up
+        assert again[["pixel_fast", "status", "first_tap"]].equals(
+            quick[["pixel_fast", "status", "first_tap"]])
     # below the digests' reach nothing is listed: every comparison is looked up
     seen.clear()
     wh.diverge(rtol=1e-15)

@@ -307,9 +307,10 @@ def test_worker_processes_load_the_same_rows(sqlite_url, tmp_path, monkeypatch):
 
 
 def test_postgresql_ingest_leaves_tap_index_scans_reading_no_table_rows(pg_url):
-    # the comparison reads tap pairs from the index on (run, key, length, digest)
-    # alone; on pages an ingest just wrote, PostgreSQL fetches every row from the
-    # table unless they were vacuumed (autovacuum may be off, or not come round yet)
+    # the comparison reads the tap pairs its digest lists do not cover from the
+    # index on (run, key, length, digest) alone; on pages an ingest just wrote,
+    # PostgreSQL fetches every row from the table unless they were vacuumed
+    # (autovacuum may be off, or not come round yet)
     wh = tracedb.connect(pg_url)
     assert wh.ingest([example_tree()]).ok
     with wh.engine.connect() as conn:

@@ -290,9 +290,13 @@ def test_flags_equal_the_mismatch_key_view_and_shapes_stay_fresh(url, tmp_path):
         conn.execute(text("UPDATE run SET shape_sig = 'x' WHERE id = (SELECT MIN(id) FROM run)"))
     checks = wh.check().set_index("check_name").problems
     assert checks["runs whose shape signature or digest list is stale (run tracedb db rekey)"] == 1
-    with wh.engine.begin() as conn:  # and so is a stale digest list
-        conn.execute(text("UPDATE run SET tap_digests = :d WHERE id = (SELECT MAX(id) FROM run)"),
-                     {"d": bytes(8)})
+    with wh.engine.begin() as conn:  # and so is a stale digest list (its taps rotated)
+        run_id, digests = conn.execute(text(
+            "SELECT id, tap_digests FROM run WHERE tap_count > 2 ORDER BY id DESC")).first()
+        digests = bytes(digests)
+        assert digests[8:] + digests[:8] != digests
+        conn.execute(text("UPDATE run SET tap_digests = :d WHERE id = :i"),
+                     {"i": run_id, "d": digests[8:] + digests[:8]})
     checks = wh.check().set_index("check_name").problems
     assert checks["runs whose shape signature or digest list is stale (run tracedb db rekey)"] == 2
     wh.rekey()

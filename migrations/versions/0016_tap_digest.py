@@ -9,9 +9,10 @@ within 2**-44 of each other (relatively) and the same special values (a single
 differing component always changes the digest), so under any rtol >= 2**-43 with
 atol within the band their values plainly match and ``compare_flag`` does not read
 them. ``ix_tap_key`` gains the digest, so the tap pairs are read from the index
-alone. The digests are ``tap_digest``'s with this revision's 44 bits (8 dropped):
-a change of the digest comes with a migration that computes them again (0018: 41
-bits), and ``db check`` reports a digest that is not its values'.
+alone. The digests are ``tap_digest``'s with this revision's 44 bits of a number
+(8 dropped; labelled and text taps get 0017's digests, which are as sound): a change
+of the digest comes with a migration that computes them again (0018: 41 bits), and
+``db check`` reports a digest that is not its values'.
 
 Cost: ADD COLUMN (no rewrite) and the index rebuilt; then one pass over the value
 rows, run by run, in Python (C's digest when the accelerator is built), and one

@@ -305,7 +305,7 @@ typedef struct {
 /* rows.DIGEST_DROP_BITS: a number's token is its sign, exponent and top 41 bits */
 #define DIGEST_DROP 11
 
-/* rows.DIGEST_KIND_TOKENS: above every number's token (< 2**56) */
+/* rows.DIGEST_KIND_TOKENS: above every number's token (< 2**53) */
 #define TOKEN_NAN ((1ULL << 56) | 1)
 #define TOKEN_INF ((1ULL << 56) | 2)
 #define TOKEN_NEG_INF ((1ULL << 56) | 3)
@@ -423,17 +423,23 @@ static int dg_final(Digest *d, long long *out) {
     return 1;
 }
 
-/* digest(comps, drop=11): rows.tap_digest */
-static PyObject *py_digest(PyObject *self, PyObject *args) {
-    PyObject *comps;
-    int drop = DIGEST_DROP;
-    if (!PyArg_ParseTuple(args, "O|i:digest", &comps, &drop)) return NULL;
-    if (drop < 0 || drop > 52) {
-        PyErr_Format(PyExc_ValueError, "a digest drops 0 to 52 bits of a number, not %d", drop);
+/* digest(comps, drop=11, /): rows.tap_digest */
+static PyObject *py_digest(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "digest takes 1 or 2 arguments, not %zd", nargs);
         return NULL;
     }
-    Digest d = {0, 0, 0, drop};
-    if (dg_components(&d, comps) < 0) return NULL;
+    long drop = DIGEST_DROP;
+    if (nargs == 2) {
+        drop = PyLong_AsLong(args[1]);
+        if (drop == -1 && PyErr_Occurred()) return NULL;
+    }
+    if (drop < 0 || drop > 52) {
+        PyErr_Format(PyExc_ValueError, "a digest drops 0 to 52 bits of a number, not %ld", drop);
+        return NULL;
+    }
+    Digest d = {0, 0, 0, (int)drop};
+    if (dg_components(&d, args[0]) < 0) return NULL;
     long long out;
     if (!dg_final(&d, &out)) Py_RETURN_NONE;
     return PyLong_FromLongLong(out);
@@ -827,20 +833,28 @@ static PyObject *Stager_run(Stager *st, PyObject *args) {
         return NULL;
     }
     PyObject *counts = PyTuple_New(n);
-    /* each tap's digest, found while its values are staged (they come first) */
-    Digest *digests = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Digest));
-    if (counts == NULL || digests == NULL) {
+    size_t m = n ? (size_t)n : 1;
+    /* each tap's digest, found while its values are staged (they come first); the
+     * order, checked once (each tap once); each tap's final digest (0 for none) */
+    Digest *digests = PyMem_Calloc(m, sizeof(Digest));
+    Py_ssize_t *pos = PyMem_Calloc(m, sizeof(Py_ssize_t));
+    uint64_t *fin = PyMem_Calloc(m, sizeof(uint64_t));
+    unsigned char *seen = PyMem_Calloc(m, 1);
+    if (counts == NULL || digests == NULL || pos == NULL || fin == NULL || seen == NULL) {
         Py_XDECREF(counts);
-        PyMem_Free(digests);
+        PyMem_Free(digests); PyMem_Free(pos); PyMem_Free(fin); PyMem_Free(seen);
         return PyErr_NoMemory();
     }
     for (Py_ssize_t i = 0; i < n; i++) digests[i].drop = DIGEST_DROP;
     for (Py_ssize_t j = 0; j < n; j++) {
         Py_ssize_t i = PyLong_AsSsize_t(PyList_GET_ITEM(order, j));
-        if (i < 0 || i >= n) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_IndexError, "order out of range");
+        if (i < 0 || i >= n || seen[i]) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_IndexError, "order out of range or naming a tap twice");
             goto fail;
         }
+        seen[i] = 1;
+        pos[j] = i;
         PyObject *entry = PyList_GET_ITEM(taps, i), *sta = PyList_GET_ITEM(statics, i);
         if (!PyTuple_Check(entry) || !PyTuple_Check(sta) || PyTuple_GET_SIZE(sta) != 8) {
             PyErr_SetString(PyExc_TypeError, "a tap entry or template is not a tuple");
@@ -902,8 +916,9 @@ static PyObject *Stager_run(Stager *st, PyObject *args) {
         for (int k = 5; k < 8 && !err; k++) /* key_name, key_occurrence, key_id */
             err = put_object(st, T_TAP, 8 + k, PyTuple_GET_ITEM(sta, k));
         long long dg;
-        if (!err) err = dg_final(&digests[i], &dg) ? put_int(st, T_TAP, 16, dg)
-                                                    : put_null(st, T_TAP, 16);
+        int has = dg_final(&digests[i], &dg);
+        fin[i] = has ? (uint64_t)dg : 0;
+        if (!err) err = has ? put_int(st, T_TAP, 16, dg) : put_null(st, T_TAP, 16);
         Py_DECREF(shape);
         Py_DECREF(raw);
         if (err || end_row(st, T_TAP) < 0) goto fail;
@@ -913,15 +928,13 @@ static PyObject *Stager_run(Stager *st, PyObject *args) {
     if (list == NULL) goto fail;
     unsigned char *out = (unsigned char *)PyBytes_AS_STRING(list);
     for (Py_ssize_t j = 0; j < n; j++) {
-        long long dg;
-        uint64_t u = dg_final(&digests[PyLong_AsSsize_t(PyList_GET_ITEM(order, j))], &dg)
-            ? (uint64_t)dg : 0;
+        uint64_t u = fin[pos[j]];
         for (int b = 0; b < 8; b++) out[8 * j + b] = (unsigned char)(u >> (56 - 8 * b));
     }
-    PyMem_Free(digests);
+    PyMem_Free(digests); PyMem_Free(pos); PyMem_Free(fin); PyMem_Free(seen);
     return Py_BuildValue("(NN)", counts, list);
 fail:
-    PyMem_Free(digests);
+    PyMem_Free(digests); PyMem_Free(pos); PyMem_Free(fin); PyMem_Free(seen);
     Py_DECREF(counts);
     return NULL;
 }
@@ -1004,7 +1017,8 @@ static PyMethodDef methods[] = {
      "Split a trace text into common-shape lines and the rest: scan(text, first_line=0)."},
     {"components", components, METH_O, "Components of a common-shape value text."},
     {"precision", py_precision, METH_O, "parse._precision, in C."},
-    {"digest", py_digest, METH_VARARGS, "rows.tap_digest, in C: digest(comps, drop=11)."},
+    {"digest", (PyCFunction)(void (*)(void))py_digest, METH_FASTCALL,
+     "rows.tap_digest, in C: digest(comps, drop=11, /)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1031,6 +1045,7 @@ PyMODINIT_FUNC PyInit__cstage(void) {
     if (PyModule_AddStringConstant(m, "sqlite_version", sqlite3_libversion()) < 0
         /* rows.py uses a build only when these match the layout */
         || PyModule_AddIntConstant(m, "TAP_PARAMS", TAP_PARAMS) < 0
+        || PyModule_AddIntConstant(m, "DIGEST_DROP", DIGEST_DROP) < 0
         || PyModule_AddIntConstant(m, "VALUE_PARAMS", VALUE_PARAMS) < 0
         || PyModule_AddIntConstant(m, "KEY_PARAMS", KEY_PARAMS) < 0
         /* and this one its CSTAGE_ABI (an old build lacks features) */

@@ -24,7 +24,7 @@ from . import parse, rows, stream
 from .discover import BundlePlan, Note, discover
 from .files import BLOB_COMPRESSION, Prepared, bundle_metadata, prepare_file
 from .images import load_evidence
-from .runs import UnitRules, alias_lookup, run_shape, run_template, unit_lookup
+from .runs import UnitRules, alias_lookup, run_template, summarise, unit_lookup
 from .staging import STAGE_BYTES, STAGE_FILES, StageContext, Staged, Turns, init_worker, stage_files
 
 ProgressFn = Callable[[str, int, int], None]  # (description, done, total)
@@ -365,10 +365,7 @@ class Loader:
                     run_id, run_id << TAP_BITS, draft.taps, template.static, template.order)
                 batch.rows["tap"].extend(taps)
                 batch.rows["value"].extend(rows.value_rows(run_id, entries, rows.components))
-                draft.tap_count, draft.value_count = len(counts), sum(counts)
-                draft.shape_sig = run_shape(template, counts)
-                draft.tap_digests = None if template.provisional else digests
-                draft.first_line, draft.last_line = draft.taps[0][0], draft.taps[-1][0]
+                summarise(draft, template, counts, digests)
             batch.rows["run"].append((
                 run_id, sf_id, bundle_id, segment, draft.side,
                 draft.pixel,  # resolved to a pixel id when the batch is flushed

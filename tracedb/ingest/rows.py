@@ -112,7 +112,7 @@ def run_rows(run_id: int, base: int, taps, static, order, first_seq: int = 0
 # components have one token exactly when they are the same special value (nan, inf,
 # -inf), numbers equal to 41 bits of mantissa (within 2**-41 of each other
 # relatively: within any rtol >= DIGEST_RTOL), or the same text; a label is a token
-# of its own, mixed in before its component's. Numbers' tokens lie below 2**57,
+# of its own, mixed in before its component's. Numbers' tokens lie below 2**53,
 # texts' and labels' in two spaces of their own (top bits 10 and 11), so a text never
 # shares a token with a number, nor a label with either; a text or label of up to 7
 # UTF-8 bytes is its token exactly, a longer one a 61-bit hash (_text_token). Tokens
@@ -156,7 +156,7 @@ def _mix(z: int) -> int:
     return z ^ (z >> 31)
 
 
-#: The top two bits of a text's token and of a label's (numbers' tokens are below 2**57).
+#: The top two bits of a text's token and of a label's (numbers' tokens are below 2**53).
 DIGEST_TEXT_TAG, DIGEST_LABEL_TAG = 2 << 62, 3 << 62
 #: A text of up to this many UTF-8 bytes is its own token (exact: its length and its
 #: bytes); a longer one is a hash of them, with bit 61 set.
@@ -181,7 +181,7 @@ def _text_token(text: str, tag: int) -> int | None:
     return tag | (1 << 61) | (h >> 3)
 
 
-def tap_digest(comps, drop: int = DIGEST_DROP_BITS) -> int | None:
+def tap_digest(comps, drop: int = DIGEST_DROP_BITS, /) -> int | None:
     """The digest of a tap's components (label, num, text, kind, ...) as a signed
     64-bit integer; None when a number lies outside :data:`DIGEST_BAND`, a text or
     label is no valid UTF-8, or a kind is none the status rules know. ``drop``: the
@@ -357,6 +357,11 @@ if _cstage is not None:
         REASON = (f"C accelerator binds {_params} values per tap, value and new_key row, "
                   f"the layout has {LAYOUT_PARAMS}")
         _cstage = None
+    elif getattr(_cstage, "DIGEST_DROP", None) != DIGEST_DROP_BITS:
+        # its digests would not be the ones DIGEST_RTOL is worked out for
+        REASON = (f"C accelerator's digests drop {getattr(_cstage, 'DIGEST_DROP', None)} "
+                  f"bits of a number, not {DIGEST_DROP_BITS}")
+        _cstage = None
 
 if _cstage is not None:
     scan = _cstage.scan
@@ -370,12 +375,10 @@ else:
     Stager = PyStager  # type: ignore[assignment,misc]
 
 
-
 def digest_dropping(drop: int):
     """:func:`digest` with ``drop`` low bits of each number left out: the digest of
     a migration's own revision (0016 and 0017: 8, 0018: 11)."""
     return lambda comps: digest(comps, drop)
-
 
 #: "c" when the C accelerator is in use, "python" otherwise (`tracedb --version` says
 #: which, and :data:`REASON` why not C)

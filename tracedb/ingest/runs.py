@@ -215,6 +215,17 @@ def run_template(draft: RunDraft, unit_of, key_of, key_id_of,
     return template
 
 
+def summarise(draft: RunDraft, template: Template, counts: tuple[int, ...],
+              digests: bytes) -> None:
+    """Keep what a run's rows give, once they are built or staged: its tap and value
+    counts, its shape and digest list (``layout.digest_list``; both None while a key
+    id is provisional: the writer sets them), its first and last line."""
+    draft.tap_count, draft.value_count = len(counts), sum(counts)
+    draft.shape_sig = run_shape(template, counts)
+    draft.tap_digests = None if template.provisional else digests
+    draft.first_line, draft.last_line = draft.taps[0][0], draft.taps[-1][0]
+
+
 def run_shape(template: Template, counts: tuple[int, ...]) -> str | None:
     """A run's shape signature from its template and component counts (None while a
     key id is provisional)."""

@@ -17,7 +17,15 @@ from ..store.layout import STAGE_DDL, STAGE_SQL, TAP_BITS
 from . import rows
 from .discover import Note
 from .files import Prepared, prepare_file
-from .runs import RunDraft, Template, UnitRules, alias_lookup, run_shape, run_template, unit_lookup
+from .runs import (
+    RunDraft,
+    Template,
+    UnitRules,
+    alias_lookup,
+    run_template,
+    summarise,
+    unit_lookup,
+)
 
 
 class Turns:
@@ -151,11 +159,7 @@ def _stage_run(stager, run_id: int, draft: RunDraft, template: Template) -> None
     """Stage one run's taps and values; keep its summary and drop its taps."""
     counts, digests = stager.run(run_id, run_id << TAP_BITS, draft.taps, template.static,
                                  template.order)
-    draft.tap_count, draft.value_count = len(counts), sum(counts)
-    draft.shape_sig = run_shape(template, counts)
-    # in key order: not yet while a key id is provisional (the writer sets it then)
-    draft.tap_digests = None if template.provisional else digests
-    draft.first_line, draft.last_line = draft.taps[0][0], draft.taps[-1][0]
+    summarise(draft, template, counts, digests)
     draft.taps = []
 
 

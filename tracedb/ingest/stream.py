@@ -548,7 +548,7 @@ class FileStream:
             updates.append((pixels[pixel] if pixel is not None else None, source, stamp,
                             prep.path_stamp, prep.meta_stamp, prep.meta_time,
                             prep.metadata_json, run.taps, run.first_line, run.last_line,
-                            *shapes.get(run.id, _EMPTY_SHAPE), run.id))
+                            *shapes.get(run.id, _NO_TAPS), run.id))
         sets = ", ".join(f"{c} = {w.MARK}" for c in RUN_COLS[5:])
         w.cur.executemany(f"UPDATE run SET {sets} WHERE id = {w.MARK}", updates)
         m = w.MARK
@@ -591,7 +591,7 @@ class FileStream:
 
 
 #: The shape signature and digest list of a run without taps.
-_EMPTY_SHAPE = (hashlib.sha256(b"").hexdigest(), b"")
+_NO_TAPS = (hashlib.sha256(b"").hexdigest(), b"")
 #: The pixel of taps before the file's first marker while no chunk has named it yet.
 _PENDING = ("pending",)
 

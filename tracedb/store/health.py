@@ -19,7 +19,7 @@ def run_shapes(conn: Connection):
     (``layout.shape_signature``, ``layout.digest_list``), in run id order.
 
     Streams the taps in key order from the index on (run, key, length, digest), so
-    memory holds one run at a time; a run without taps comes too.
+    memory holds one run's taps at a time; a run without taps comes too.
     """
     runs = [r for (r,) in conn.exec_driver_sql("SELECT id FROM run ORDER BY id")]
     taps = conn.exec_driver_sql(
@@ -96,7 +96,9 @@ def stale_digests(conn: Connection, digest) -> list[dict]:
 def restamp_digests(conn: Connection, digest) -> int:
     """Give each tap whose stored digest is not the one ``digest`` computes from its
     values that one, :data:`RUNS_PER_PASS` runs at a time (``tracedb db rekey``, and
-    the migrations that change the digest); how many changed."""
+    the migrations that change the digest); how many changed. The runs' digest lists
+    (``run.tap_digests``) are then stale: refresh them from :func:`stale_shapes`, as
+    ``curate.rekey`` does, or the comparison would settle pairs by the old digests."""
     update = text("UPDATE tap SET digest = :d WHERE run_id = :r AND key_id = :k")
     changed = 0
     for low, high in run_ranges(conn):
