@@ -45,6 +45,7 @@ from ..store.layout import (
     TAP_COLS,
     VALUE_COLS,
     digest_list,
+    shape_signature,
 )
 from . import files, names, parse, rows
 from .discover import Note, TraceFile, _open_regular
@@ -566,7 +567,12 @@ class FileStream:
         w = self.w
         # streamed from the database: a server-side cursor on PostgreSQL
         cur = w.raw.cursor(name="tracedb_shapes") if w.MARK == "%s" else w.raw.cursor()
-        run_id, h, sep, digests = None, None, b"", []
+        run_id, keys, digests = None, [], []
+
+        def done() -> None:
+            if run_id is not None:
+                out[run_id] = (shape_signature(keys), digest_list(digests))
+
         try:
             cur.execute(f"SELECT run_id, key_id, n_components, digest FROM tap WHERE run_id IN "
                         f"(SELECT id FROM run WHERE source_file_id = {w.MARK}) "
@@ -577,21 +583,18 @@ class FileStream:
                     break
                 for rid, k, n, d in batch:
                     if rid != run_id:
-                        if h is not None:
-                            out[run_id] = (h.hexdigest(), digest_list(digests))
-                        run_id, h, sep, digests = rid, hashlib.sha256(), b"", []
-                    h.update(sep + f"{k}:{n}".encode())
-                    sep = b"\n"
+                        done()
+                        run_id, keys, digests = rid, [], []
+                    keys.append((k, n))
                     digests.append(d)
         finally:
             cur.close()
-        if h is not None:
-            out[run_id] = (h.hexdigest(), digest_list(digests))
+        done()
         return out
 
 
 #: The shape signature and digest list of a run without taps.
-_NO_TAPS = (hashlib.sha256(b"").hexdigest(), b"")
+_NO_TAPS = (shape_signature([]), b"")
 #: The pixel of taps before the file's first marker while no chunk has named it yet.
 _PENDING = ("pending",)
 
