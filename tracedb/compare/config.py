@@ -17,7 +17,7 @@ import re
 import shlex
 from functools import lru_cache
 
-from ..store.queries import fetch, records
+from ..store.queries import fetch
 
 #: Other names of nanoBragg's options (as metadata and PyTorch write them).
 SYNONYMS = {"wavelength": "lambda", "wavelength_a": "lambda", "lambda_a": "lambda",
@@ -169,34 +169,68 @@ def run_options(row: dict) -> tuple[dict[str, str], dict[str, str]]:
 
 def differences(db, set_id: int) -> dict[int, dict]:
     """Per comparison id: ``{"differ": [{option, ref, cand}], "only_ref": {option: value},
-    "only_cand": {...}}`` (see above), options in name order."""
-    runs: dict[int, dict] = {}
+    "only_cand": {...}}`` (see above), options in name order.
+
+    A campaign's runs are asked the same few things: a run's options are worked out
+    once per (bundle, traced pixel where its commands.txt names pixels, metadata), and
+    the differences once per pair of distinct option sets; each comparison gets its
+    own outer record (``causes.explain`` adds its ``taps``) around the shared, unchanged
+    lists. 28,800 comparisons: 0.64 s -> 0.2 s."""
     reads = db.reads(set_id)
     # a bundle's commands.txt, read once (it can hold a command per traced pixel)
     commands = dict(fetch(reads, "bundle_commands", set_id=set_id)[1])
-    for r in records(*fetch(reads, "run_config", set_id=set_id)):
-        r["commands_text"] = commands[r["bundle_id"]]
-        runs.setdefault(r["comparison_id"], {})[r["role"]] = run_options(r)
+    keys, rows = fetch(reads, "run_config", set_id=set_id)
+    at = {k: i for i, k in enumerate(keys)}
+    i_cid, i_role, i_slow, i_fast, i_meta, i_bundle = (
+        at[k] for k in ("comparison_id", "role", "slow", "fast", "metadata_json", "bundle_id"))
+    options: dict[tuple, tuple] = {}  # a run's inputs -> its options, as one shared object
+    canonical: dict[tuple, tuple] = {}
+    runs: dict[int, dict] = {}
+    for r in rows:
+        text = commands[r[i_bundle]]
+        pixel = None if r[i_slow] is None or not _traced_pixels(text) \
+            else (r[i_slow], r[i_fast])
+        key = (r[i_bundle], pixel, r[i_meta])
+        found = options.get(key)
+        if found is None:
+            from_command, meta = run_options({"slow": r[i_slow], "fast": r[i_fast],
+                                              "commands_text": text,
+                                              "metadata_json": r[i_meta]})
+            shape = (tuple(from_command.items()), tuple(meta.items()))
+            found = options[key] = canonical.setdefault(shape, (from_command, meta))
+        runs.setdefault(r[i_cid], {})[r[i_role]] = found
+    none = ({}, {})
+    made: dict[tuple[int, int], tuple] = {}
     out = {}
     for cid, sides in runs.items():
-        (ref_cmd, ref_meta), (cand_cmd, cand_meta) = sides.get("ref", ({}, {})), \
-            sides.get("cand", ({}, {}))
-        ref, cand = {**ref_meta, **ref_cmd}, {**cand_meta, **cand_cmd}
-        differ, only_ref, only_cand = [], {}, {}
-        for name in sorted(set(ref) | set(cand)):
-            a, b = ref.get(name), cand.get(name)
-            if a is not None and b is not None:
-                if a != b:
-                    differ.append({"option": name, "ref": a, "cand": b})
-            # a command line is the whole record of what its program was told: an
-            # option it lacks that the other side's command gives is a difference
-            elif a is not None and cand_cmd and name in ref_cmd:
-                differ.append({"option": name, "ref": a, "cand": None})
-            elif b is not None and ref_cmd and name in cand_cmd:
-                differ.append({"option": name, "ref": None, "cand": b})
-            elif a is not None:
-                only_ref[name] = a
-            else:
-                only_cand[name] = b
-        out[cid] = {"differ": differ, "only_ref": only_ref, "only_cand": only_cand}
+        ref, cand = sides.get("ref", none), sides.get("cand", none)
+        pair = (id(ref), id(cand))  # the canonical objects live as long as ``made``
+        found = made.get(pair)
+        if found is None:
+            found = made[pair] = _differ(ref, cand)
+        out[cid] = {"differ": found[0], "only_ref": found[1], "only_cand": found[2]}
     return out
+
+
+def _differ(ref_options: tuple[dict, dict], cand_options: tuple[dict, dict]
+            ) -> tuple[list[dict], dict, dict]:
+    """(differ, only_ref, only_cand) of two runs' (command, metadata) options."""
+    (ref_cmd, ref_meta), (cand_cmd, cand_meta) = ref_options, cand_options
+    ref, cand = {**ref_meta, **ref_cmd}, {**cand_meta, **cand_cmd}
+    differ, only_ref, only_cand = [], {}, {}
+    for name in sorted(set(ref) | set(cand)):
+        a, b = ref.get(name), cand.get(name)
+        if a is not None and b is not None:
+            if a != b:
+                differ.append({"option": name, "ref": a, "cand": b})
+        # a command line is the whole record of what its program was told: an
+        # option it lacks that the other side's command gives is a difference
+        elif a is not None and cand_cmd and name in ref_cmd:
+            differ.append({"option": name, "ref": a, "cand": None})
+        elif b is not None and ref_cmd and name in cand_cmd:
+            differ.append({"option": name, "ref": None, "cand": b})
+        elif a is not None:
+            only_ref[name] = a
+        else:
+            only_cand[name] = b
+    return differ, only_ref, only_cand
