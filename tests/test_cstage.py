@@ -245,20 +245,6 @@ def test_a_chunk_scans_and_stages_as_in_its_whole_file():
     assert [r[2] for r in sorted(images[0]["tap"])] == [1, 2]  # seq
 
 
-
-@pytest.mark.parametrize("stager", [cstage.Stager, stage.PyStager], ids=["c", "python"])
-@pytest.mark.parametrize(("order", "error"), [
-    ([0, 0], IndexError), ([1, 2], IndexError), ([-1, 0], IndexError), ([0], ValueError),
-    ([0, 1, 1], ValueError)], ids=["twice", "beyond", "negative", "short", "long"])
-def test_both_stagers_refuse_an_order_that_is_not_each_tap_once(stager, order, error):
-    """A run's key order names each of its taps exactly once: an order that repeats,
-    skips or wraps would write a tap's values twice or not at all."""
-    taps = [(7, "c", "a", "1 2", 2), (9, "c", "b", "3", 1)]
-    static = [("", "a", "", 1, None, "a", 1, 5), ("", "b", "", 1, None, "b", 1, 4)]
-    with pytest.raises(error):
-        stager(layout.STAGE_DDL, *layout.STAGE_SQL).run(3, 3 << layout.TAP_BITS, taps,
-                                                        static, order)
-
 def copy_rows(data: bytes) -> list[list[str]]:
     return [line.split("\t") for line in data.decode().splitlines()]
 

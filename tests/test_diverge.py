@@ -100,6 +100,12 @@ def test_print_precision_is_its_own_status_and_strict_counts_it(url, tmp_path):
     assert (s.print_precision, s.diverged, s.first_tap) == (2, 2, "zero")
     strict = wh.diverge(strict=True).iloc[0]
     assert (strict.print_precision, strict.diverged, strict.first_tap) == (0, 4, "fdet")
+    # the named query with strict left NULL (`tracedb query divergence -p strict=`)
+    # counts as not strict: every print_precision tap counted, none lost from the sums
+    set_id = wh.diverge().attrs["set_id"]
+    (row,) = wh.rows("divergence", set_id=set_id, strict=None)
+    assert (row["print_precision"], row["diverged"], row["matched"], row["first_tap"]) == (
+        2, 2, s.matched, "zero")
 
 
 def test_first_divergence_follows_reference_order_not_alphabet(url, tmp_path):

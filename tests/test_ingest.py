@@ -324,3 +324,33 @@ def test_postgresql_ingest_leaves_tap_index_scans_reading_no_table_rows(pg_url):
             "WHERE oid = 'tap'::regclass").one()
     assert "Index Only Scan" in plan and "Heap Fetches: 0" in plan, plan
     assert stats.relallvisible == stats.relpages > 0 and stats.reltuples == count(wh, "tap")
+
+
+def _stagers():
+    """The Python stager, and the C one where it was built."""
+    from tracedb.ingest import rows
+
+    try:
+        from tracedb.ingest import _cstage
+    except ImportError:
+        c = pytest.param(None, id="c", marks=pytest.mark.skip(
+            reason="C accelerator not built; the Python stager is checked alone"))
+    else:
+        c = pytest.param(_cstage.Stager, id="c")
+    return [pytest.param(rows.PyStager, id="python"), c]
+
+
+@pytest.mark.parametrize("stager", _stagers())
+@pytest.mark.parametrize(("order", "error"), [
+    ([0, 0], IndexError), ([1, 2], IndexError), ([-1, 0], IndexError), ([0], ValueError),
+    ([0, 1, 1], ValueError)], ids=["twice", "beyond", "negative", "short", "long"])
+def test_both_stagers_refuse_an_order_that_is_not_each_tap_once(stager, order, error):
+    """A run's key order names each of its taps exactly once: an order that repeats,
+    skips or wraps would write a tap's values twice or not at all."""
+    from tracedb.store import layout
+
+    taps = [(7, "c", "a", "1 2", 2), (9, "c", "b", "3", 1)]
+    static = [("", "a", "", 1, None, "a", 1, 5), ("", "b", "", 1, None, "b", 1, 4)]
+    with pytest.raises(error, match="order"):
+        stager(layout.STAGE_DDL, *layout.STAGE_SQL).run(3, 3 << layout.TAP_BITS, taps,
+                                                        static, order)

@@ -258,13 +258,20 @@ def test_json_is_strict_with_null_for_non_finite_numbers_and_one_record_a_line()
 
 
 def test_json_carries_numpy_numbers_and_integers_beyond_64_bits():
-    """A NumPy scalar (a pandas frame's cell) is the number it holds, a NaN of them
-    null; an integer wider than 64 bits is written in full, not refused."""
+    """A NumPy scalar (a pandas frame's cell) is the number it holds, a non-finite one
+    null; an integer wider than 64 bits is written in full, not refused; text beyond
+    ASCII is escaped, so the output is ASCII whatever the terminal's encoding; every
+    record in the same compact style."""
     import numpy as np
 
     from tracedb.present.tables import json_text
 
-    text = json_text([{"n": np.int64(3), "x": np.float64(0.5), "bad": np.float64("nan"),
-                       "big": 2 ** 70, "pixel_row": {"slow": np.int32(1), "fast": 2}}])
-    assert json.loads(text) == [{"n": 3, "x": 0.5, "bad": None, "big": 2 ** 70,
-                                 "pixel_row": {"pixel": [1, 2]}}]
+    records = [{"n": np.int64(3), "x": np.float64(0.5), "bad": np.float32("nan"),
+                "pixel_row": {"slow": np.int32(1), "fast": 2}},
+               {"big": 2 ** 70, "also": np.float32("inf")},
+               {"path": "pixel_\u00e9t\u00e9.log"}]
+    text = json_text(records)
+    assert json.loads(text) == [{"n": 3, "x": 0.5, "bad": None, "pixel_row": {"pixel": [1, 2]}},
+                                {"big": 2 ** 70, "also": None},
+                                {"path": "pixel_\u00e9t\u00e9.log"}]
+    assert text.isascii() and ", " not in text and '": ' not in text

@@ -84,6 +84,12 @@ def run_rows(run_id: int, base: int, taps, static, order, first_seq: int = 0
     chunk of its file); each tap row ends with its digest (:func:`tap_digest`). ``Stager.run``
     writes the same rows without building them.
     """
+    # as C's Stager.run: each tap exactly once in the key order (a repeated or missing
+    # tap would double or lose values, and a negative position would wrap round)
+    if not len(taps) == len(static) == len(order):
+        raise ValueError("taps, static and order differ in length")
+    if sorted(order) != list(range(len(order))):
+        raise IndexError("order out of range or naming a tap twice")
     rows: list[tuple] = []
     payloads: list = []
     counts: list[int] = []
@@ -102,12 +108,6 @@ def run_rows(run_id: int, base: int, taps, static, order, first_seq: int = 0
         counts.append(n)
         rows.append((base + seq, run_id, seq, line_no, channel, name, loop_key, occ, unit,
                      shape, n, raw, key_name, key_occ, key_id, digest(comps)))
-    # as C's Stager.run: each tap exactly once (a repeated or missing tap would lose
-    # or double values, and a negative position would wrap round)
-    if len(order) != len(rows):
-        raise ValueError("taps, static and order differ in length")
-    if len(set(order)) != len(rows) or not all(0 <= i < len(rows) for i in order):
-        raise IndexError("order out of range or naming a tap twice")
     entries = [(static[i][7], payloads[i]) for i in order]
     return rows, entries, tuple(counts), layout.digest_list([rows[i][-1] for i in order])
 
