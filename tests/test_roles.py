@@ -133,6 +133,29 @@ def test_every_planted_cause_gets_its_role_and_verdict(url, tmp_path):
         "origin", "root", "genuine")
 
 
+def test_configuration_read_beside_the_comparison_is_the_one_read_after_it(url, tmp_path):
+    """diverge reads the runs' recorded options on a thread and a connection of their
+    own while it compares (compare.requests); what it reports is what the finished
+    set gives when read afterwards, and a run gone in between is one clear error."""
+    from tracedb.compare import config
+    from tracedb.errors import TracedbError
+
+    _campaign(tmp_path)
+    wh = tracedb.connect(url)
+    assert wh.ingest([tmp_path / "reports"]).ok
+    found = wh.divergences()
+    assert len(found.rows) == 2
+    after = config.set_differences(wh.db, found.set_id)
+    for r in found.rows:
+        beside = {k: r["config_diff"][k] for k in ("differ", "only_ref", "only_cand")}
+        assert beside == after[r["comparison_id"]]
+        assert beside["differ"] == [{"option": "n", "ref": "5.0", "cand": "10.0"}]
+    r = found.rows[0]
+    gone = 1 + max(x["cand_run"] for x in found.rows)
+    with pytest.raises(TracedbError, match=f"run {gone} was removed while it was compared"):
+        config.differences(wh.db.engine, {r["comparison_id"]: (r["ref_run"], gone)})
+
+
 def test_graph_export_then_import_reproduces_the_roles(url, sqlite_url, tmp_path):
     _campaign(tmp_path)
     wh = tracedb.connect(url)

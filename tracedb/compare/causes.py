@@ -35,11 +35,12 @@ _STEP = re.compile(r"(?P<var>[^=]+)=(?P<k>-?\d+)\Z")
 
 
 def explain(db, set_id: int, strict: bool, graph: str = DEFAULT_GRAPH,
-            rtol: float = 1e-12, atol: float = 0.0) -> tuple[dict[int, list[dict]],
-                                                            dict[int, dict]]:
+            rtol: float = 1e-12, atol: float = 0.0, differ: dict | None = None
+            ) -> tuple[dict[int, list[dict]], dict[int, dict]]:
     """(roles, configuration differences) per comparison id: :func:`roles`' taps, and
-    ``compare.config.differences``."""
-    differ = config.differences(db, set_id)
+    ``compare.config.differences`` (``differ``: the set's, read when not given)."""
+    if differ is None:
+        differ = config.set_differences(db, set_id)
     placed = roles(db, set_id, strict, graph, rtol, atol, differ)
     for cid, d in differ.items():  # the settings the traces write as words
         d["taps"] = [{"tap": t["tap"], "ref": t["ref_value"], "cand": t["cand_value"]}
@@ -75,7 +76,7 @@ def roles(db, set_id: int, strict: bool, graph: str = DEFAULT_GRAPH,
             tap["inherited_from"].append(r["input"])
     shifted = _loop_shifts(db, set_id, rtol, atol) if out else {}
     if differ is None:
-        differ = config.differences(db, set_id) if out else {}
+        differ = config.set_differences(db, set_id) if out else {}
     options: dict[str, list[str]] = {}
     for e in records(*fetch(db.engine, "graph", graph=graph)):
         if e["source"].startswith("-"):

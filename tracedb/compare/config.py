@@ -17,7 +17,10 @@ import re
 import shlex
 from functools import lru_cache
 
-from ..store.queries import fetch
+from sqlalchemy import select
+
+from ..errors import TracedbError
+from ..store.queries import connection, fetch
 
 #: Other names of nanoBragg's options (as metadata and PyTorch write them).
 SYNONYMS = {"wavelength": "lambda", "wavelength_a": "lambda", "lambda_a": "lambda",
@@ -167,27 +170,27 @@ def run_options(row: dict) -> tuple[dict[str, str], dict[str, str]]:
     return from_command, meta
 
 
-def differences(db, set_id: int) -> dict[int, dict]:
-    """Per comparison id: ``{"differ": [{option, ref, cand}], "only_ref": {option: value},
-    "only_cand": {...}}`` (see above), options in name order.
+def run_options_of(bind, run_ids) -> dict[int, tuple[int, tuple]]:
+    """Per run id (of ``run_ids``): ``(n, (from its command, from its metadata))``,
+    its options (:func:`run_options`) and ``n``, the same number for runs whose
+    options are the same.
 
     A campaign's runs are asked the same few things: a run's options are worked out
-    once per (bundle, traced pixel where its commands.txt names pixels, metadata), and
-    the differences once per pair of distinct option sets; each comparison gets its
-    own outer record (``causes.explain`` adds its ``taps``) around the shared lists
-    and objects, which nothing changes."""
-    reads = db.reads(set_id)
-    # a bundle's commands.txt, read once (it can hold a command per traced pixel)
-    commands = dict(fetch(reads, "bundle_commands", set_id=set_id)[1])
-    keys, rows = fetch(reads, "run_config", set_id=set_id)
+    once per (bundle, traced pixel where its commands.txt names pixels, metadata).
+    By run ids (``run_config``), so that they can be read on a connection of their
+    own while the runs' comparison set is made (``compare.requests``)."""
+    keys, rows = fetch(bind, "run_config", runs=json.dumps(sorted(set(run_ids))))
     at = {k: i for i, k in enumerate(keys)}
-    i_cid, i_role, i_slow, i_fast, i_meta, i_bundle = (
-        at[k] for k in ("comparison_id", "role", "slow", "fast", "metadata_json", "bundle_id"))
-    # a run's inputs -> (number of its distinct options, those options); the pixel
-    # is one of the inputs only where the commands.txt names pixels (_command_for)
+    i_run, i_slow, i_fast, i_meta, i_bundle = (
+        at[k] for k in ("run_id", "slow", "fast", "metadata_json", "bundle_id"))
+    # a bundle's commands.txt, read once (it can hold a command per traced pixel)
+    commands = dict(fetch(bind, "bundle_commands", bundles=json.dumps(
+        sorted({r[i_bundle] for r in rows})))[1])
+    # a run's inputs -> its numbered options; the pixel is one of the inputs only
+    # where the commands.txt names pixels (_command_for)
     options: dict[tuple, tuple[int, tuple]] = {}
     numbered: dict[tuple, tuple[int, tuple]] = {}
-    runs: dict[int, dict] = {}
+    out: dict[int, tuple[int, tuple]] = {}
     for r in rows:
         text = commands[r[i_bundle]]
         pixel = None if r[i_slow] is None or not _traced_pixels(text) \
@@ -201,17 +204,48 @@ def differences(db, set_id: int) -> dict[int, dict]:
             shape = (tuple(from_command.items()), tuple(meta.items()))
             found = options[key] = numbered.setdefault(
                 shape, (len(numbered), (from_command, meta)))
-        runs.setdefault(r[i_cid], {})[r[i_role]] = found
+        out[r[i_run]] = found
+    return out
+
+
+def differences(bind, pairs: dict[int, tuple[int | None, int | None]],
+                options: dict[int, tuple[int, tuple]] | None = None) -> dict[int, dict]:
+    """Per comparison id of ``pairs`` (id -> (reference run id, candidate run id), None
+    for a missing run): ``{"differ": [{option, ref, cand}], "only_ref": {option:
+    value}, "only_cand": {...}}`` (see above), options in name order, from the runs'
+    ``options`` (:func:`run_options_of`, read from ``bind`` when not given).
+
+    The differences are worked out once per pair of distinct option sets; each
+    comparison gets its own outer record (``causes.explain`` adds its ``taps``)
+    around the shared lists and objects, which nothing changes."""
+    if options is None:
+        options = run_options_of(bind, [r for pair in pairs.values() for r in pair
+                                        if r is not None])
     none = (-1, ({}, {}))  # a missing run records nothing
     made: dict[tuple[int, int], tuple] = {}
     out = {}
-    for cid, sides in runs.items():
-        (ref_no, ref), (cand_no, cand) = sides.get("ref", none), sides.get("cand", none)
+    for cid, runs in pairs.items():
+        try:
+            (ref_no, ref), (cand_no, cand) = (none if r is None else options[r] for r in runs)
+        except KeyError as exc:
+            raise TracedbError(f"run {exc.args[0]} was removed while it was compared; "
+                               "run the command again") from None
         found = made.get((ref_no, cand_no))
         if found is None:
             found = made[(ref_no, cand_no)] = _differ(ref, cand)
         out[cid] = {"differ": found[0], "only_ref": found[1], "only_cand": found[2]}
     return out
+
+
+def set_differences(db, set_id: int) -> dict[int, dict]:
+    """:func:`differences` of every comparison of a set."""
+    t_cmp = db.tables["comparison"]
+    reads = db.reads(set_id)
+    with connection(reads) as conn:
+        pairs = {cid: (ref, cand) for cid, ref, cand in conn.execute(
+            select(t_cmp.c.id, t_cmp.c.ref_run_id, t_cmp.c.cand_run_id)
+            .where(t_cmp.c.set_id == set_id))}
+    return differences(reads, pairs)
 
 
 def _differ(ref_options: tuple[dict, dict], cand_options: tuple[dict, dict]

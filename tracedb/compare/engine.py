@@ -67,13 +67,15 @@ def _results(db, saved: bool):
 
 
 def create(db, pairs: list[tuple], rtol: float, atol: float, description: str,
-           now: str, detail: str = "all", save: bool = False, progress=None) -> int:
+           now: str, detail: str = "all", save: bool = False, progress=None,
+           beside=None) -> int:
     """Compare (grp, ordinal, ref, cand, pairing) run pairs; returns the set id.
 
     The results are the session's own (a negative id, nothing written to the
     warehouse) unless ``save``: then they are kept in the warehouse (a positive id)
     until ``tracedb db prune`` removes them. ``progress(description, done, total)``
-    hears of each SQL step (each compares every pair at once)."""
+    hears of each SQL step (each compares every pair at once). ``beside()`` is called
+    as the steps that compare begin (see :func:`_compare`)."""
     check_tolerance(rtol, atol)
     if detail not in ("all", "mismatch"):
         raise ValueError(f"detail must be 'all' or 'mismatch', not {detail!r}")
@@ -106,7 +108,7 @@ def create(db, pairs: list[tuple], rtol: float, atol: float, description: str,
         db.store.Writer(conn).insert("comparison", columns, rows)
         db.store.tune_for_comparison(conn)
         _compare(conn, set_id, detail, progress, len(pairs),
-                 digests=digests_settle(row["rtol"], row["atol"]))
+                 digests=digests_settle(row["rtol"], row["atol"]), beside=beside)
     return set_id
 
 
@@ -163,10 +165,13 @@ STEPS = {"all": ("compare", "unit_hints", "unit_suspects"),
 
 
 def _compare(conn, set_id: int, detail: str, progress=None, pairs: int | None = None,
-             digests: bool = False) -> None:
+             digests: bool = False, beside=None) -> None:
     """Fill tap_result for a comparison set, then add the unit hints. ``digests``: the
     set's tolerance lets equal tap digests settle a pair (``layout.digests_settle``;
-    without it every pair's values are read)."""
+    without it every pair's values are read). ``beside()`` starts a caller's work on
+    a thread of its own as the first step that compares begins: each step is one
+    statement that leaves the interpreter free while it runs, where the Python work
+    and row-by-row reads before it would only contend with that thread."""
     store = backend(conn)
     # PostgreSQL plans each step by table statistics, which know nothing yet of
     # the rows just added (it would take a set's 28,800 comparisons for one)
@@ -185,10 +190,13 @@ def _compare(conn, set_id: int, detail: str, progress=None, pairs: int | None = 
             store.refresh_statistics(conn, "tap_result")
         if step == "compare_flag":
             listed, others = listed_pairs(conn, set_id, digests)
-            run_step(conn, step, set_id=set_id, digests=int(digests),
-                     pairs=json.dumps(listed), others=json.dumps(others))
+            params = dict(digests=int(digests), pairs=json.dumps(listed),
+                          others=json.dumps(others))
         else:
-            run_step(conn, step, set_id=set_id)
+            params = {}
+        if done == 0 and beside is not None:
+            beside()
+        run_step(conn, step, set_id=set_id, **params)
     if progress:
         progress(f"{what}: done", len(steps), len(steps))
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..errors import TracedbError
 from ..store.queries import fetch, records
-from . import causes
+from . import causes, config
 
 SIDE_LABEL = {"c": "C", "py": "PyTorch"}
 #: The tolerance rule, as every output states it.
@@ -104,15 +104,20 @@ def pair_status(r: dict) -> str:
         else "diverged" if r["diverged"] > 0 else "match"
 
 
-def summaries(db, set_id: int, strict: bool) -> list[dict]:
-    """The divergence summary of a set: one record per comparison."""
+def summaries(db, set_id: int, strict: bool, options=None) -> list[dict]:
+    """The divergence summary of a set: one record per comparison. ``options``: a
+    future of the compared runs' ``config.run_options_of`` (read while the set was
+    made), else they are read here."""
     keys, rows = fetch(db.reads(set_id), "divergence", set_id=set_id, strict=int(strict))
     if not rows:
         raise TracedbError(f"comparison set {set_id} has no results (removed while "
                            "reading?); run the command again")
     out = records(keys, rows)
+    pairs = {r["comparison_id"]: (r["ref_run"], r["cand_run"]) for r in out}
+    differ = config.differences(db.reads(set_id), pairs,
+                                options.result() if options is not None else None)
     placed, differ = causes.explain(db, set_id, strict, rtol=out[0]["rtol"],
-                                    atol=out[0]["atol"])
+                                    atol=out[0]["atol"], differ=differ)
     for r in out:
         r["config_diff"] = differ.get(r["comparison_id"])
         taps = placed.get(r["comparison_id"], [])
@@ -144,8 +149,9 @@ def summaries(db, set_id: int, strict: bool) -> list[dict]:
     return out
 
 
-def divergences(db, set_id: int, rtol: float, atol: float, strict: bool) -> Divergences:
-    return Divergences(set_id, rtol, atol, strict, summaries(db, set_id, strict))
+def divergences(db, set_id: int, rtol: float, atol: float, strict: bool, options=None
+                ) -> Divergences:
+    return Divergences(set_id, rtol, atol, strict, summaries(db, set_id, strict, options))
 
 
 def diff(db, set_id: int, strict: bool) -> list[dict]:
