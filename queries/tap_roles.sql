@@ -9,8 +9,9 @@
 -- stays where it was printed. traced_consequences counts the taps the graph
 -- computes from this one that the comparison's reference run traced,
 -- diverged_consequences those of them that diverged. unit_factor: the tap has a
--- unit hint (suspect: the side it puts off, 'ref' or 'cand'); n_traced: the set's comparisons whose reference run traced the tap;
--- n_same: those where it diverged with the same values on each side as here;
+-- unit hint (suspect: the side it puts off, 'ref' or 'cand'); n_traced: the set's
+-- comparisons whose reference run traced the tap (key_id: its pairing key, by which
+-- compare.causes counts those where it diverged with the same values on each side);
 -- ref_kind: the kind of its first reference component ('text' for a setting such as
 -- a convention written as a word).
 -- Parameters:
@@ -25,10 +26,7 @@ WITH diverged AS MATERIALIZED (
           AND v.idx = 0) AS ref_kind,
          CASE WHEN tr.n_ratio > 0 AND tr.n_ratio = tr.n_diverged
                    AND ABS(tr.max_ratio - tr.min_ratio) <= 1e-6 * ABS(tr.min_ratio)
-              THEN tr.min_ratio END AS ratio,
-         -- counted here, not joined on three columns: PostgreSQL took such a join for
-         -- one row and then ran the per-tap sub-queries below once per diverged tap
-         count(*) OVER (PARTITION BY rt.key_id, tr.ref_value, tr.cand_value) AS n_same
+              THEN tr.min_ratio END AS ratio
   FROM tap_result tr
   JOIN comparison c ON c.id = tr.comparison_id
   JOIN tap rt ON rt.id = tr.ref_tap_id
@@ -104,7 +102,7 @@ SELECT d.comparison_id AS comparison_id, d.key_name AS tap, d.channel AS channel
        inp.input AS input, inp.input_factor AS input_factor,
        COALESCE(tc.n, 0) AS traced_consequences,
        COALESCE(dc.n, 0) AS diverged_consequences,
-       tr.n_traced AS n_traced, d.n_same AS n_same
+       tr.n_traced AS n_traced, d.key_id AS key_id
 FROM diverged d
 JOIN traced tr ON tr.key_id = d.key_id
 LEFT JOIN traced_consequence tc ON tc.comparison_id = d.comparison_id AND tc.key_id = d.key_id

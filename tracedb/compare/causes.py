@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 
 from ..store.queries import fetch, records
 from . import config
@@ -60,11 +61,15 @@ def roles(db, set_id: int, strict: bool, graph: str = DEFAULT_GRAPH,
     ``consequences`` (every diverged tap that follows from it, in trace order)."""
     out: dict[int, list[dict]] = {}
     by_key: dict[tuple, dict] = {}
+    # per (pairing key, value on each side): the comparisons whose tap of that key
+    # diverged with those values (n_same; one count per comparison and key)
+    same: Counter = Counter()
     for r in records(*fetch(db.reads(set_id), "tap_roles", set_id=set_id,
                             strict=int(strict), graph=graph)):
         key = (r["comparison_id"], r["channel"], r["tap"], r["loop_key"], r["occurrence"])
         tap = by_key.get(key)
         if tap is None:
+            same[r["key_id"], r["ref_value"], r["cand_value"]] += 1
             tap = by_key[key] = {k: r[k] for k in (
                 "tap", "channel", "loop_key", "occurrence", "ref_line", "cand_line",
                 "suspect", "ref_value", "cand_value")}
@@ -85,6 +90,7 @@ def roles(db, set_id: int, strict: bool, graph: str = DEFAULT_GRAPH,
         changed = {d["option"]: d for d in differ.get(cid, {}).get("differ", [])}
         for tap in taps:
             facts = tap.pop("_facts")
+            facts["n_same"] = same[facts["key_id"], tap["ref_value"], tap["cand_value"]]
             tap["role"] = "unknown" if not facts["in_graph"] else \
                 "inherited" if tap["inherited_from"] else "root"
             fed = [changed[o] for o in dict.fromkeys(options.get(tap["tap"], []))
