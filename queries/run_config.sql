@@ -4,10 +4,8 @@
 -- by comparison set, so it can be read while a set is being compared.
 -- Parameters:
 --   runs     JSON [run id, ...]
-SELECT r.id AS run_id, r.side AS side, p.slow AS slow, p.fast AS fast,
-       r.metadata_json AS metadata_json, r.bundle_id AS bundle_id, sf.path AS path
+SELECT r.id AS run_id, p.slow AS slow, p.fast AS fast,
+       r.metadata_json AS metadata_json, r.bundle_id AS bundle_id
 FROM run r
-JOIN source_file sf ON sf.id = r.source_file_id
 LEFT JOIN pixel p ON p.id = r.pixel_id
 WHERE r.id IN (SELECT CAST(j.value AS INTEGER) FROM json_each(:runs) j)
-ORDER BY r.id

@@ -5,7 +5,7 @@
 -- key), counts for a per-loop tap. in_graph: the tap is in an edge of the graph.
 -- ratio: the tap's ref/cand when every diverged component has that one ratio;
 -- input_factor: the input's ratio when it has a unit hint (a unit factor), which
--- compare.results.roles uses to tell a unit slip that propagates from one that
+-- compare.causes.roles uses to tell a unit slip that propagates from one that
 -- stays where it was printed. traced_consequences counts the taps the graph
 -- computes from this one that the comparison's reference run traced,
 -- diverged_consequences those of them that diverged. unit_factor: the tap has a

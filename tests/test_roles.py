@@ -133,25 +133,50 @@ def test_every_planted_cause_gets_its_role_and_verdict(url, tmp_path):
         "origin", "root", "genuine")
 
 
-def test_configuration_read_beside_the_comparison_is_the_one_read_after_it(url, tmp_path):
-    """diverge reads the runs' recorded options on a thread and a connection of their
-    own while it compares (compare.requests); what it reports is what the finished
-    set gives when read afterwards, and a run gone in between is one clear error."""
+def test_configuration_read_beside_the_comparison_is_the_one_read_after_it(
+        url, tmp_path, monkeypatch):
+    """diverge reads the runs' recorded options once, on a thread and a connection of
+    their own while it compares (compare.requests); what it reports is what the
+    finished set gives when read afterwards. When that thread fails the options are
+    read after the comparison, and a run gone in between is one clear error."""
+    import threading
+
     from tracedb.compare import config
     from tracedb.errors import TracedbError
 
     _campaign(tmp_path)
     wh = tracedb.connect(url)
     assert wh.ingest([tmp_path / "reports"]).ok
+    read_on: list[bool] = []  # per read of the options: on the main thread?
+    real = config.run_options_of
+    fail_beside = [False]
+
+    def spy(bind, run_ids):
+        on_main = threading.current_thread() is threading.main_thread()
+        read_on.append(on_main)
+        if fail_beside[0] and not on_main:
+            raise OSError("the connection beside was refused")
+        return real(bind, run_ids)
+
+    monkeypatch.setattr(config, "run_options_of", spy)
     found = wh.divergences()
+    assert read_on == [False]  # once, beside the comparison
     assert len(found.rows) == 2
     after = config.set_differences(wh.db, found.set_id)
     for r in found.rows:
         beside = {k: r["config_diff"][k] for k in ("differ", "only_ref", "only_cand")}
         assert beside == after[r["comparison_id"]]
         assert beside["differ"] == [{"option": "n", "ref": "5.0", "cand": "10.0"}]
+
+    read_on.clear()
+    fail_beside[0] = True
+    again = wh.divergences()
+    assert read_on == [False, True]  # the thread failed; read again after comparing
+    assert [r["config_diff"]["differ"] for r in again.rows] == \
+        [r["config_diff"]["differ"] for r in found.rows]
+
     r = found.rows[0]
-    gone = 1 + max(x["cand_run"] for x in found.rows)
+    gone = 1 + max(x for row in found.rows for x in (row["ref_run"], row["cand_run"]))
     with pytest.raises(TracedbError, match=f"run {gone} was removed while it was compared"):
         config.differences(wh.db.engine, {r["comparison_id"]: (r["ref_run"], gone)})
 

@@ -179,19 +179,22 @@ def run_options_of(bind, run_ids) -> dict[int, tuple[int, tuple]]:
     once per (bundle, traced pixel where its commands.txt names pixels, metadata).
     By run ids (``run_config``), so that they can be read on a connection of their
     own while the runs' comparison set is made (``compare.requests``)."""
-    keys, rows = fetch(bind, "run_config", runs=json.dumps(sorted(set(run_ids))))
+    keys, rows = fetch(bind, "run_config", runs=json.dumps(list(set(run_ids))))
     at = {k: i for i, k in enumerate(keys)}
     i_run, i_slow, i_fast, i_meta, i_bundle = (
         at[k] for k in ("run_id", "slow", "fast", "metadata_json", "bundle_id"))
     # a bundle's commands.txt, read once (it can hold a command per traced pixel)
     commands = dict(fetch(bind, "bundle_commands", bundles=json.dumps(
-        sorted({r[i_bundle] for r in rows})))[1])
+        list({r[i_bundle] for r in rows})))[1])
     # a run's inputs -> its numbered options; the pixel is one of the inputs only
     # where the commands.txt names pixels (_command_for)
     options: dict[tuple, tuple[int, tuple]] = {}
     numbered: dict[tuple, tuple[int, tuple]] = {}
     out: dict[int, tuple[int, tuple]] = {}
     for r in rows:
+        if r[i_bundle] not in commands:
+            raise TracedbError(f"bundle {r[i_bundle]} was removed while it was compared; "
+                               "run the command again")
         text = commands[r[i_bundle]]
         pixel = None if r[i_slow] is None or not _traced_pixels(text) \
             else (r[i_slow], r[i_fast])

@@ -168,10 +168,8 @@ def _compare(conn, set_id: int, detail: str, progress=None, pairs: int | None = 
              digests: bool = False, beside=None) -> None:
     """Fill tap_result for a comparison set, then add the unit hints. ``digests``: the
     set's tolerance lets equal tap digests settle a pair (``layout.digests_settle``;
-    without it every pair's values are read). ``beside()`` starts a caller's work on
-    a thread of its own as the first step that compares begins: each step is one
-    statement that leaves the interpreter free while it runs, where the Python work
-    and row-by-row reads before it would only contend with that thread."""
+    without it every pair's values are read). ``beside()``: a hook called as the
+    first step that compares begins (``compare.requests`` starts a thread there)."""
     store = backend(conn)
     # PostgreSQL plans each step by table statistics, which know nothing yet of
     # the rows just added (it would take a set's 28,800 comparisons for one)

@@ -4,7 +4,9 @@ these; each returns plain records."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from ..errors import TracedbError
 from ..store.engine import utcnow
@@ -25,21 +27,38 @@ def pairing_runs(db) -> list[dict]:
 
 def _compare(db, pairs, rtol, atol, strict, description, detail="all", save=False,
              progress=None) -> Divergences:
-    """Compare ``pairs`` and read the set's divergences. The runs' recorded options
-    (``config.run_options_of``: a query and their parsing, about half a second for
-    a campaign of 28,800 pairs) are read beside the comparison, on a connection and a
-    thread of their own: the comparison's SQL steps leave the interpreter free."""
+    """Compare ``pairs`` and read the set's divergences.
+
+    The runs' recorded options (``config.run_options_of``: a query and their
+    parsing, 0.3-0.45 s for a campaign of 28,800 pairs) are read beside the
+    comparison, on a connection and a thread of their own, started as the first
+    step that compares begins: each step is one SQL statement, which leaves the
+    interpreter free while it runs. Started earlier, the thread would only take
+    turns with the Python work and the row-by-row reads before the steps. Where
+    that thread cannot be had, or fails, the options are read after the comparison,
+    where a real error recurs."""
     runs = [r for p in pairs for r in p[2:4] if r is not None]
+    started: list[Future] = []
     with ThreadPoolExecutor(max_workers=1) as pool:
-        options = []  # the future, once engine.create starts it
-        set_id = engine.create(
-            db, pairs, rtol, atol, description, utcnow(), detail, save, progress,
-            beside=lambda: options.append(pool.submit(config.run_options_of, db.engine,
-                                                      runs)))
-        if progress:
-            progress(f"reading the results of {len(pairs)} pair(s)", 0, None)
-        return results.divergences(db, set_id, rtol, atol, strict,
-                                   options[0] if options else None)
+        def beside() -> None:
+            # no second connection to the same database: a pool of one per thread
+            # (in memory, each its own database) or of one for every thread
+            if isinstance(db.engine.pool, SingletonThreadPool | StaticPool):
+                return
+            try:
+                started.append(pool.submit(config.run_options_of, db.engine, runs))
+            except RuntimeError:  # no thread to be had: read after the comparison
+                pass
+
+        set_id = engine.create(db, pairs, rtol, atol, description, utcnow(), detail, save,
+                               progress, beside)
+        try:
+            options = started[0].result() if started else None
+        except Exception:  # noqa: BLE001 - read again below, where a real error recurs
+            options = None
+    if progress:
+        progress(f"reading the results of {len(pairs)} pair(s)", 0, None)
+    return results.divergences(db, set_id, rtol, atol, strict, options)
 
 
 def diverge(db, ref=None, cand=None, pixels=None, rtol=1e-12, atol=0.0, strict=False,

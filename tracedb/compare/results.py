@@ -104,18 +104,17 @@ def pair_status(r: dict) -> str:
         else "diverged" if r["diverged"] > 0 else "match"
 
 
-def summaries(db, set_id: int, strict: bool, options=None) -> list[dict]:
-    """The divergence summary of a set: one record per comparison. ``options``: a
-    future of the compared runs' ``config.run_options_of`` (read while the set was
-    made), else they are read here."""
+def summaries(db, set_id: int, strict: bool, options: dict | None = None) -> list[dict]:
+    """The divergence summary of a set: one record per comparison. ``options``: the
+    compared runs' ``config.run_options_of`` where already read (while the set was
+    compared), else they are read here."""
     keys, rows = fetch(db.reads(set_id), "divergence", set_id=set_id, strict=int(strict))
     if not rows:
         raise TracedbError(f"comparison set {set_id} has no results (removed while "
                            "reading?); run the command again")
     out = records(keys, rows)
     pairs = {r["comparison_id"]: (r["ref_run"], r["cand_run"]) for r in out}
-    differ = config.differences(db.reads(set_id), pairs,
-                                options.result() if options is not None else None)
+    differ = config.differences(db.reads(set_id), pairs, options)
     placed, differ = causes.explain(db, set_id, strict, rtol=out[0]["rtol"],
                                     atol=out[0]["atol"], differ=differ)
     for r in out:
@@ -149,8 +148,8 @@ def summaries(db, set_id: int, strict: bool, options=None) -> list[dict]:
     return out
 
 
-def divergences(db, set_id: int, rtol: float, atol: float, strict: bool, options=None
-                ) -> Divergences:
+def divergences(db, set_id: int, rtol: float, atol: float, strict: bool,
+                options: dict | None = None) -> Divergences:
     return Divergences(set_id, rtol, atol, strict, summaries(db, set_id, strict, options))
 
 
