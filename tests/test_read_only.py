@@ -137,6 +137,23 @@ def test_a_session_reads_its_own_results_as_sql(url):
         assert again.sql("SELECT count(*) AS n FROM comparison_set").n[0] == 1
 
 
+def test_closing_a_postgresql_session_drops_its_temporary_objects_first(pg_url):
+    """close() drops the session's temporary tables and views itself: left to the
+    server after the client has gone, their clean-up raced a DROP of the schema right
+    after close() (a deadlock on the views' rules)."""
+    from sqlalchemy import text
+
+    wh = tracedb.connect(pg_url)
+    assert wh.ingest([example_tree()]).ok
+    assert len(wh.diverge()) > 0
+    scratch = wh.db.reads()
+    count = text("SELECT count(*) FROM pg_class WHERE relnamespace = pg_my_temp_schema()")
+    assert scratch.execute(count).scalar() > 0  # the session's result tables and views
+    wh.db.store.release_scratch(scratch)
+    assert scratch.execute(count).scalar() == 0
+    wh.close()
+
+
 def test_prune_removes_saved_comparisons_by_age(url):
     wh = tracedb.connect(url)
     assert wh.ingest([example_tree()]).ok

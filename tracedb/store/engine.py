@@ -363,6 +363,7 @@ class Handle:
 
     def close(self) -> None:
         if self._scratch is not None:
+            self.store.release_scratch(self._scratch)
             # discarded, not pooled: its temporary tables would shadow the
             # warehouse's for the connection's next user
             self._scratch.invalidate()

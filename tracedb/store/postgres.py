@@ -72,6 +72,20 @@ def prepare_scratch(conn) -> None:
     conn.commit()
 
 
+def release_scratch(conn) -> None:
+    """Drop the session's temporary tables and views before its connection closes
+    (best effort). The server otherwise drops them after the client has gone, and a
+    DROP of the warehouse's schema right after ``close`` could deadlock with that
+    clean-up (the views' rules lock the tables they read)."""
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        conn.exec_driver_sql("DISCARD TEMP")
+        conn.commit()
+    except Exception:  # noqa: BLE001 - a broken connection takes them with it anyway
+        pass
+
+
 def view_definitions(conn) -> list[tuple[str, str]]:
     """Every view of the warehouse's schema (the first of the search path) as (name,
     its SELECT)."""

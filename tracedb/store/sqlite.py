@@ -193,6 +193,10 @@ def prepare_scratch(conn) -> None:
     """SQLite keeps a session's temporary tables in its temp database as they are."""
 
 
+def release_scratch(conn) -> None:
+    """A session's temporary objects go with its connection as it closes."""
+
+
 def view_definitions(conn) -> list[tuple[str, str]]:
     """Every view of the warehouse as (name, its SELECT)."""
     import re
