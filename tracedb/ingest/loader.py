@@ -271,7 +271,9 @@ class Loader:
         look-up per 500 slow numbers)."""
         assert self._writer is not None
         w = self._writer
-        wanted = set(pixels) - self.pixels.keys() - self._new_pixels.keys()
+        # tested one by one: a set minus a dict's keys walks every key of the dict
+        known, new = self.pixels, self._new_pixels
+        wanted = {p for p in pixels if p not in known and p not in new}
         if wanted:
             w.insert_ignore("pixel", ("slow", "fast"), sorted(wanted))
             slows = sorted({p[0] for p in wanted})
@@ -285,7 +287,6 @@ class Loader:
                         self._new_pixels[(slow, fast)] = pid
         # looked up in place (merging the two maps first copied every pixel known so
         # far at each of a bundle's flushes)
-        known, new = self.pixels, self._new_pixels
         return {p: known[p] if p in known else new[p] for p in pixels}
 
     def _open_stage(self, w: BulkWriter, group: Staged) -> list[int]:
@@ -523,19 +524,23 @@ def ingest(engine: Engine, tables: dict[str, Table], paths: list[str], log_comma
     flusher = store.wal_flusher(engine) if staged and pool is not None else None
     loader = Loader(tables, command_id, units, aliases, copy_url)
     try:
-        _load_bundles(engine, found, loader, stats, notes, pool or map, progress, staged,
-                      flusher)
+        try:
+            _load_bundles(engine, found, loader, stats, notes, pool or map, progress,
+                          staged, flusher)
+        finally:
+            if pool is not None:
+                pool.close()
+            store.close_stagers()
+        # the flusher's checkpoint of the last bundle (seconds of disk writes) goes on
+        # while the evidence files load and the statistics are refreshed
+        evidence = load_evidence(engine, tables, found.evidence, command_id, notes, units)
+        if stats.values:
+            store.after_bulk_load(engine)
     finally:
         if flusher is not None:
             flusher.close()
-        if pool is not None:
-            pool.close()
-        store.close_stagers()
-    evidence = load_evidence(engine, tables, found.evidence, command_id, notes, units)
     stats.errors += evidence.pop("evidence_errors")
     stats.pixels = len(stats.pixel_set)
-    if stats.values:
-        store.after_bulk_load(engine)
     result = stats.as_dict(time.perf_counter() - started)
     result.update(evidence)  # images and numeric results files (ingest.images)
     result["notes"] = [{"level": n.level, "path": n.path, "line": n.line,

@@ -192,7 +192,7 @@ def number(text: str) -> Component | None:
 
 
 def _labelled(label: str, comp: Component) -> Component:
-    return comp._replace(label=label)
+    return _new(Component, (label, *comp[1:]))
 
 
 class Value(NamedTuple):
@@ -246,9 +246,14 @@ def _value(text: str) -> Value:
     if text.endswith(",") and len(text) > 1:  # a trailing comma (dtype=torch.float64,)
         text = text[:-1].rstrip()
     tokens = text.split()
-    comps = [number(t) for t in tokens]
-    if all(c is not None for c in comps):
-        return Value("scalar" if len(comps) == 1 else "vector", comps)  # type: ignore[arg-type]
+    comps = []
+    for t in tokens:  # numbers, until a token is not one
+        c = number(t)
+        if c is None:
+            break
+        comps.append(c)
+    else:
+        return Value("scalar" if len(comps) == 1 else "vector", comps)
     if "," in text:  # numbers separated by commas, without brackets (1.0, 2.0, 3.0)
         comps = [number(p.strip()) for p in text.split(",")]
         if all(c is not None for c in comps):
