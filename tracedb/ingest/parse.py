@@ -219,9 +219,26 @@ UNIT_WORDS = {
 }
 
 
+#: The text parse_value read last and its reading: the body shapes test a line's
+#: value before the shape that reads it reads it again (``_expression`` lets ``name
+#: v1 v2 ...`` through when its value is not text). Readings are never modified, so
+#: the two may share one.
+_LAST_VALUE: tuple[str, Value | None] = ("", None)
+
+
 def parse_value(text: str) -> Value | None:
     """Read the value part of a tap: numbers (with a unit word after them), labelled
     numbers, a matrix or a string."""
+    global _LAST_VALUE
+    last = _LAST_VALUE
+    if text == last[0]:
+        return last[1]
+    value = _parse_value(text)
+    _LAST_VALUE = (text, value)
+    return value
+
+
+def _parse_value(text: str) -> Value | None:
     text = text.strip()
     if not text:
         return None
@@ -487,7 +504,7 @@ def _read_body(line: Line, side, channel: str, body: str) -> None:
         line.pixel = marker
         return
 
-    placeholders = _PLACEHOLDER.findall(body)
+    placeholders = _PLACEHOLDER.findall(body) if "<" in body else ()
     if placeholders:  # a line copied from notes: TRACE_C_PHI phi_tic=<idx> k=<val>
         line.quarantine = ("template placeholders instead of values ("
                            + ", ".join(dict.fromkeys(placeholders)) + ")")
