@@ -168,17 +168,18 @@ class Loader:
         group: list[tuple] = []
         size = 0
         for job in jobs:
-            if stream.streams(job[0]):  # loaded in chunks by this process, in its turn
+            try:
+                file_size = job[0].path.stat().st_size
+            except OSError:  # not streamed; reading it says why
+                file_size = 0
+            if stream.streams(job[0], file_size):  # in chunks by this process, in its turn
                 if group:
                     yield group, self._context()
                     group, size = [], 0
                 yield [job], self._context(stream=True)
                 continue
             group.append(job)
-            try:
-                size += job[0].path.stat().st_size
-            except OSError:
-                pass
+            size += file_size
             if len(group) >= STAGE_FILES or size >= STAGE_BYTES:
                 yield group, self._context()
                 group, size = [], 0

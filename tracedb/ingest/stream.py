@@ -68,15 +68,18 @@ MEMO_ENTRIES = 1 << 17
 BLOCK_BYTES = 1 << 20
 
 
-def streams(tf: TraceFile) -> bool:
+def streams(tf: TraceFile, size: int | None = None) -> bool:
     """Whether ``tf`` is loaded in chunks (a text trace; JSON is read whole, within
-    ``ingest.jsontaps``' own size limit)."""
+    ``ingest.jsontaps``' own size limit). ``size``: its size in bytes when the caller
+    has it (else it is looked up; a file that cannot be is not streamed)."""
     if tf.json:
         return False
-    try:
-        return tf.path.stat().st_size >= STREAM_BYTES
-    except OSError:
-        return False
+    if size is None:
+        try:
+            size = tf.path.stat().st_size
+        except OSError:
+            return False
+    return size >= STREAM_BYTES
 
 
 class Refused(Exception):
