@@ -19,7 +19,7 @@ import os
 ENV_WORKERS = "TRACEDB_WORKERS"
 #: Default workers: one per CPU, at most this many (one writer keeps up with a few).
 MAX_DEFAULT_WORKERS = 4
-#: Workers yield the CPU to the parent, the pipeline's narrow part.
+#: Workers yield the CPU to the parent (the writer), which then never waits for a core.
 WORKER_NICENESS = 10
 
 
