@@ -883,8 +883,8 @@ ENVIRONMENT = {
                   "other PG* variables; never written anywhere)",
     "TRACEDB_WORKERS": "how many worker processes read trace files and draw plots "
                        "(default one per CPU, at most 4; 0 keeps it all in one process)",
-    "TRACEDB_STREAM_BYTES": "the size of the chunks a large trace file is read in "
-                            "(default 4 MiB)",
+    "TRACEDB_STREAM_BYTES": "the size from which a trace file is loaded in chunks "
+                            "rather than read whole (default 4 MiB)",
     "TRACEDB_PURE_PYTHON": "1 loads with the pure-Python loader instead of the C "
                            "accelerator",
     "COLUMNS": "the width tables are fitted to (else the terminal's)",

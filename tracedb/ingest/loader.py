@@ -169,17 +169,18 @@ class Loader:
         size = 0
         for job in jobs:
             try:
-                file_size = job[0].path.stat().st_size
+                file_size: int | None = job[0].path.stat().st_size
             except OSError:  # not streamed; reading it says why
-                file_size = 0
-            if stream.streams(job[0], file_size):  # in chunks by this process, in its turn
+                file_size = None
+            if file_size is not None and stream.streams(job[0], file_size):
+                # loaded in chunks by this process, in its turn
                 if group:
                     yield group, self._context()
                     group, size = [], 0
                 yield [job], self._context(stream=True)
                 continue
             group.append(job)
-            size += file_size
+            size += file_size or 0
             if len(group) >= STAGE_FILES or size >= STAGE_BYTES:
                 yield group, self._context()
                 group, size = [], 0
@@ -532,8 +533,9 @@ def ingest(engine: Engine, tables: dict[str, Table], paths: list[str], log_comma
             if pool is not None:
                 pool.close()
             store.close_stagers()
-        # the flusher's checkpoint of the last bundle (seconds of disk writes) goes on
-        # while the evidence files load and the statistics are refreshed
+        # the flusher's checkpoint of the last bundle (about a second of disk writes)
+        # runs in the background while the evidence files load and the statistics are
+        # refreshed (the flusher used to be stopped first, often before it began)
         evidence = load_evidence(engine, tables, found.evidence, command_id, notes, units)
         if stats.values:
             store.after_bulk_load(engine)
